@@ -1,0 +1,72 @@
+"""The fast engine: a thin Python shell around the compiled epoch of :mod:`fastnn.kernels`."""
+
+import numpy as np
+from numba import typed
+
+from .kernels._scalar import ACTIVATION_CODES
+from .kernels.dense import _dense_forward, _dense_softmax
+from .kernels.epoch import _train_epoch
+
+_NO_ORDER = np.empty(0, dtype=np.int64)
+
+
+def _typed_list(arrays):
+    out = typed.List()
+    for a in arrays:
+        out.append(a)
+    return out
+
+
+def _flat_biases(biases):
+    # (n_out, 1) arrays seen as (n_out,) views: the kernels update the caller's memory.
+    return _typed_list([B.reshape(-1) for B in biases])
+
+
+class Engine:
+    """Mini-batch SGD whose whole epoch is one compiled call.
+
+    ``X`` is ``(n_samples, n_features)`` C-contiguous, kept as given (no copy).
+    ``weights`` and ``biases`` are the reference's arrays and are updated in place.
+    Work buffers are allocated here, once per fit.
+    """
+
+    def __init__(self, X, y, n_classes, weights, biases, activation, batch_size):
+        self.X, self.y = X, np.ascontiguousarray(y, dtype=np.int64)
+        self.weights, self.biases = weights, biases
+        self.code = ACTIVATION_CODES[activation]
+        self.batch_size = batch_size
+        dtype = X.dtype
+        b = min(batch_size, X.shape[0])
+        self._weights = _typed_list(weights)
+        self._biases = _flat_biases(biases)
+        self._acts = _typed_list([np.empty((b, W.shape[0]), dtype) for W in weights])
+        self._deltas = _typed_list([np.empty((b, W.shape[0]), dtype) for W in weights[:-1]])
+        if not self._deltas:
+            self._deltas.append(np.empty((0, 0), dtype))  # typed lists need one element for their type
+        self._grad_w = _typed_list([np.empty_like(W) for W in weights])
+        self._grad_b = _typed_list([np.empty(W.shape[0], dtype) for W in weights])
+        self._x_batch = np.empty((b, X.shape[1]), dtype)
+        self._y_batch = np.empty(b, np.int64)
+        self._losses = np.empty(b, np.float64)
+
+    def epoch(self, order, learning_rate):
+        """Train one epoch over the samples in ``order`` (None: as stored); return the mean loss."""
+        order = _NO_ORDER if order is None else np.ascontiguousarray(order, dtype=np.int64)
+        step = self.X.dtype.type(learning_rate)
+        loss = _train_epoch(self.X, self.y, order, self.batch_size, self._weights, self._biases,
+                            self._acts, self._deltas, self._grad_w, self._grad_b,
+                            self._x_batch, self._y_batch, self._losses, self.code, step)
+        return loss / self.X.shape[0]
+
+
+def predict_proba(weights, biases, activation, X):
+    """Softmax probabilities for ``X`` of shape ``(n_samples, n_features)``: ``(n_samples, n_classes)``."""
+    code = ACTIVATION_CODES[activation]
+    A = X
+    for W, B in zip(weights[:-1], biases[:-1]):
+        out = np.empty((X.shape[0], W.shape[0]), X.dtype)
+        _dense_forward(A, W, B.reshape(-1), code, out)
+        A = out
+    out = np.empty((X.shape[0], weights[-1].shape[0]), X.dtype)
+    _dense_softmax(A, weights[-1], biases[-1].reshape(-1), out)
+    return out

@@ -1,0 +1,64 @@
+"""Scalar building blocks shared by the kernels: typed constants and activations.
+
+Numba types a Python literal as float64, so ``0.01 * z`` on a float32 ``z``
+would round differently from NumPy (which casts the literal to float32).
+:func:`like` casts a constant to the dtype of ``x`` so that float32 kernels do
+the same arithmetic as :mod:`fastnn.reference`.
+"""
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+from numba.np.numpy_support import as_dtype
+
+from ..reference import LEAKY_SLOPE
+
+SIGMOID, TANH, RELU, LEAKY_RELU = 0, 1, 2, 3
+ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU}
+
+
+def like(x, value):
+    """``value`` as a scalar of the dtype of ``x`` (an array or a scalar)."""
+    return np.asarray(x).dtype.type(value)
+
+
+@overload(like)
+def _like_overload(x, value):
+    cast = as_dtype(x.dtype if isinstance(x, types.Array) else x).type
+
+    def impl(x, value):
+        return cast(value)
+
+    return impl
+
+
+@njit(inline="always")
+def activate(z, code):
+    """``g(z)`` for the activation ``code``, as :data:`fastnn.reference.ACTIVATIONS` defines it."""
+    if code == RELU:
+        # Same as np.maximum(z, 0): NaN propagates, -0.0 becomes 0.
+        return z if z > 0 or z != z else like(z, 0)
+    if code == LEAKY_RELU:
+        return z if z > 0 else like(z, LEAKY_SLOPE) * z
+    if code == TANH:
+        return np.tanh(z)
+    e = np.exp(-abs(z))
+    one = like(z, 1)
+    return one / (one + e) if z >= 0 else e / (one + e)
+
+
+@njit(inline="always")
+def derivative_from_output(a, code):
+    """``g'(z)`` computed from ``a = g(z)``: every supported ``g`` allows it.
+
+    ReLU and Leaky ReLU: ``a > 0`` exactly when ``z > 0`` (ReLU'(0) = 0).
+    Sigmoid: ``a (1 − a)``. Tanh: ``1 − a²``.
+    """
+    one = like(a, 1)
+    if code == RELU:
+        return one if a > 0 else like(a, 0)
+    if code == LEAKY_RELU:
+        return one if a > 0 else like(a, LEAKY_SLOPE)
+    if code == TANH:
+        return one - a * a
+    return a * (one - a)

@@ -1,0 +1,34 @@
+"""Elementwise activation kernels, in the engine's ``(samples, features)`` layout.
+
+.. math:: A_{ij} = g(Z_{ij} + b_j) \\qquad G_{ij} = g'(Z_{ij}) \\text{ from } A_{ij}
+
+Parallel over rows: each element is independent.
+"""
+
+from numba import njit, prange
+
+from ._scalar import activate, derivative_from_output
+
+
+@njit(parallel=True, cache=True)
+def _activate(Z, code, out):
+    """``out = g(Z)``; ``out`` may be ``Z``."""
+    for i in prange(Z.shape[0]):
+        for j in range(Z.shape[1]):
+            out[i, j] = activate(Z[i, j], code)
+
+
+@njit(parallel=True, cache=True)
+def _bias_activate(Z, b, code, out):
+    """``out = g(Z + b)`` with ``b`` of shape ``(n_features,)`` broadcast over rows; ``out`` may be ``Z``."""
+    for i in prange(Z.shape[0]):
+        for j in range(Z.shape[1]):
+            out[i, j] = activate(Z[i, j] + b[j], code)
+
+
+@njit(parallel=True, cache=True)
+def _activation_derivative(A, code, out):
+    """``out = g'(Z)`` computed from ``A = g(Z)`` (the ReLU mask for ReLU)."""
+    for i in prange(A.shape[0]):
+        for j in range(A.shape[1]):
+            out[i, j] = derivative_from_output(A[i, j], code)

@@ -1,0 +1,41 @@
+"""Backward-pass epilogues: the activation mask and the bias-gradient reductions.
+
+.. math:: dZ_{ij} \\mathrel{*}= g'(Z_{ij}) \\qquad dB_j = \\sum_i dZ_{ij}
+
+The mask is parallel over rows. The column sums split the rows into a fixed
+number of chunks (not one per thread, so the sum's rounding does not depend on
+the thread count), sum each chunk into its own row of partial sums in parallel,
+then add those in order: no two threads write the same memory.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._scalar import derivative_from_output
+
+SUM_CHUNKS = 8
+
+
+@njit(parallel=True, cache=True)
+def _inplace_activation_backward(dA, A, code):
+    """``dA ← dA ∗ g'(Z)`` with ``g'`` taken from ``A = g(Z)``: ``dA`` becomes ``dZ``."""
+    for i in prange(dA.shape[0]):
+        for j in range(dA.shape[1]):
+            dA[i, j] *= derivative_from_output(A[i, j], code)
+
+
+@njit(parallel=True, cache=True)
+def _column_sums(D, out):
+    """``out[j] = Σ_i D[i, j]``: the bias gradient (before the 1/m) of a layer."""
+    m, n = D.shape
+    n_chunks = max(1, min(SUM_CHUNKS, m))
+    partial = np.zeros((n_chunks, n), dtype=out.dtype)
+    for c in prange(n_chunks):
+        for i in range(c * m // n_chunks, (c + 1) * m // n_chunks):
+            for j in range(n):
+                partial[c, j] += D[i, j]
+    for j in range(n):
+        out[j] = partial[0, j]
+    for c in range(1, n_chunks):
+        for j in range(n):
+            out[j] += partial[c, j]

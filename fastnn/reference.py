@@ -1,0 +1,177 @@
+"""The reference engine: the math of a dense network, in plain NumPy.
+
+This module is the specification. It is written to read like the classic
+derivation, in the ``(features, samples)`` layout::
+
+    Z[l] = W[l] · A[l-1] + B[l]          A[l] = g(Z[l])        A[L] = softmax(Z[L])
+    dZ[L] = A[L] − Y_onehot
+    dW[l] = (1/m) · dZ[l] · A[l-1]ᵀ      dB[l] = (1/m) · Σ_samples dZ[l]
+    dZ[l-1] = (W[l]ᵀ · dZ[l]) ∗ g'(Z[l-1])
+    θ ← θ − α · dθ
+
+``W[l]`` has shape ``(n_out, n_in)`` and ``B[l]`` shape ``(n_out, 1)``. The fast
+engine (:mod:`fastnn.kernels`) must agree with every function here; see
+``tests/test_equivalence.py`` for the bounds.
+"""
+
+import numpy as np
+
+LEAKY_SLOPE = 0.01
+
+
+def sigmoid(Z):
+    # exp(-|z|) never overflows; both branches are the same function.
+    E = np.exp(-np.abs(Z))
+    return np.where(Z >= 0, 1 / (1 + E), E / (1 + E))
+
+
+def sigmoid_derivative(Z):
+    S = sigmoid(Z)
+    return S * (1 - S)
+
+
+def tanh(Z):
+    return np.tanh(Z)
+
+
+def tanh_derivative(Z):
+    T = np.tanh(Z)
+    return 1 - T * T
+
+
+def relu(Z):
+    return np.maximum(Z, 0)
+
+
+def relu_derivative(Z):
+    # ReLU'(0) = 0 by convention.
+    return (Z > 0).astype(Z.dtype)
+
+
+def leaky_relu(Z):
+    return np.where(Z > 0, Z, LEAKY_SLOPE * Z)
+
+
+def leaky_relu_derivative(Z):
+    return np.where(Z > 0, 1, LEAKY_SLOPE).astype(Z.dtype)
+
+
+ACTIVATIONS = {
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+    "relu": relu,
+    "leaky_relu": leaky_relu,
+}
+
+DERIVATIVES = {
+    "sigmoid": sigmoid_derivative,
+    "tanh": tanh_derivative,
+    "relu": relu_derivative,
+    "leaky_relu": leaky_relu_derivative,
+}
+
+# Kaiming keeps the variance of ReLU-family outputs; Xavier that of the rest.
+INIT_GAINS = {"xavier": 1.0, "kaiming": 2.0}
+
+
+def softmax(Z):
+    """Column-wise softmax, stable for any finite ``Z`` (the column max is subtracted)."""
+    E = np.exp(Z - Z.max(axis=0, keepdims=True))
+    return E / E.sum(axis=0, keepdims=True)
+
+
+def one_hot(y, n_classes, dtype):
+    """``Y[k, i] = 1`` where ``y[i] == k``: shape ``(n_classes, m)``."""
+    Y = np.zeros((n_classes, y.shape[0]), dtype=dtype)
+    Y[y, np.arange(y.shape[0])] = 1
+    return Y
+
+
+def cross_entropy(A_out, Y):
+    """Mean categorical cross-entropy; ``A_out`` is clipped at ``tiny`` so the loss stays finite."""
+    m = Y.shape[1]
+    tiny = np.finfo(A_out.dtype).tiny
+    return float(-(1 / m) * np.sum(Y * np.log(np.maximum(A_out, tiny))))
+
+
+def accuracy(A_out, y):
+    return float(np.mean(np.argmax(A_out, axis=0) == y))
+
+
+def init_params(layer_sizes, init, rng, dtype):
+    """``W[l] = N(0, 1) · sqrt(gain / n_in)`` with gain 1 (Xavier) or 2 (Kaiming); ``B[l] = 0``."""
+    gain = INIT_GAINS[init]
+    weights, biases = [], []
+    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        W = rng.standard_normal((n_out, n_in)) * np.sqrt(gain / n_in)
+        weights.append(W.astype(dtype))
+        biases.append(np.zeros((n_out, 1), dtype=dtype))
+    return weights, biases
+
+
+def forward(weights, biases, activation, X):
+    """Return ``(Zs, As)``: ``As[0] = X``, ``As[-1]`` the softmax probabilities."""
+    g = ACTIVATIONS[activation]
+    Zs, As = [], [X]
+    for l, (W, B) in enumerate(zip(weights, biases)):
+        Z = W @ As[-1] + B
+        is_output = l == len(weights) - 1
+        Zs.append(Z)
+        As.append(softmax(Z) if is_output else g(Z))
+    return Zs, As
+
+
+def backward(weights, activation, Zs, As, Y):
+    """Return ``(dWs, dBs)``, the batch-mean gradients of the cross-entropy."""
+    g_prime = DERIVATIVES[activation]
+    m = Y.shape[1]
+    L = len(weights)
+    dWs, dBs = [None] * L, [None] * L
+    dZ = As[-1] - Y
+    for l in reversed(range(L)):
+        dWs[l] = (1 / m) * (dZ @ As[l].T)
+        dBs[l] = (1 / m) * np.sum(dZ, axis=1, keepdims=True)
+        if l > 0:
+            dZ = (weights[l].T @ dZ) * g_prime(Zs[l - 1])
+    return dWs, dBs
+
+
+def sgd_update(params, grads, learning_rate):
+    """``θ ← θ − α · dθ``, in place on every array of ``params``."""
+    for theta, d_theta in zip(params, grads):
+        theta -= learning_rate * d_theta
+
+
+def predict_proba(weights, biases, activation, X):
+    """Softmax probabilities for ``X`` of shape ``(n_features, m)``: shape ``(n_classes, m)``."""
+    return forward(weights, biases, activation, X)[1][-1]
+
+
+class Engine:
+    """Mini-batch gradient descent on the reference math.
+
+    Holds the data once in the ``(features, samples)`` layout and updates
+    ``weights`` and ``biases`` (lists of arrays) in place.
+    """
+
+    def __init__(self, X, y, n_classes, weights, biases, activation, batch_size):
+        self.X = np.ascontiguousarray(X.T)
+        self.Y = one_hot(y, n_classes, X.dtype)
+        self.weights, self.biases = weights, biases
+        self.activation = activation
+        self.batch_size = batch_size
+
+    def epoch(self, order, learning_rate):
+        """Train one epoch over the samples in ``order`` (None: as stored); return the mean loss."""
+        m = self.X.shape[1]
+        total = 0.0
+        for start in range(0, m, self.batch_size):
+            stop = start + self.batch_size
+            idx = slice(start, stop) if order is None else order[start:stop]
+            X, Y = self.X[:, idx], self.Y[:, idx]
+            Zs, As = forward(self.weights, self.biases, self.activation, X)
+            total += cross_entropy(As[-1], Y) * X.shape[1]
+            dWs, dBs = backward(self.weights, self.activation, Zs, As, Y)
+            sgd_update(self.weights + self.biases, dWs + dBs, learning_rate)
+        return total / m
+
