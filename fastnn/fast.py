@@ -4,6 +4,7 @@ import numpy as np
 from numba import typed
 
 from .kernels._scalar import ACTIVATION_CODES
+from .reference import EpochStats
 from .kernels.dense import _dense_forward, _dense_softmax
 from .kernels.epoch import _train_epoch
 
@@ -22,6 +23,17 @@ def _flat_biases(biases):
     return _typed_list([B.reshape(-1) for B in biases])
 
 
+def _layer_buffers(weights, rows, dtype):
+    """Work arrays for batches of up to ``rows`` samples: activations, deltas, dW and db."""
+    acts = _typed_list([np.empty((rows, W.shape[0]), dtype) for W in weights])
+    # One delta per hidden layer; a typed list needs an element to know its type.
+    deltas = _typed_list([np.empty((rows, W.shape[0]), dtype) for W in weights[:-1]]
+                         or [np.empty((0, 0), dtype)])
+    grad_w = _typed_list([np.empty_like(W) for W in weights])
+    grad_b = _typed_list([np.empty(W.shape[0], dtype) for W in weights])
+    return acts, deltas, grad_w, grad_b
+
+
 class Engine:
     """Mini-batch SGD whose whole epoch is one compiled call.
 
@@ -30,7 +42,8 @@ class Engine:
     Work buffers are allocated here, once per fit.
     """
 
-    def __init__(self, X, y, n_classes, weights, biases, activation, batch_size):
+    def __init__(self, X, y, n_classes, weights, biases, activation, batch_size,
+                 track_gradients=False):
         self.X, self.y = X, np.ascontiguousarray(y, dtype=np.int64)
         self.weights, self.biases = weights, biases
         self.code = ACTIVATION_CODES[activation]
@@ -39,24 +52,29 @@ class Engine:
         b = min(batch_size, X.shape[0])
         self._weights = _typed_list(weights)
         self._biases = _flat_biases(biases)
-        self._acts = _typed_list([np.empty((b, W.shape[0]), dtype) for W in weights])
-        self._deltas = _typed_list([np.empty((b, W.shape[0]), dtype) for W in weights[:-1]])
-        if not self._deltas:
-            self._deltas.append(np.empty((0, 0), dtype))  # typed lists need one element for their type
-        self._grad_w = _typed_list([np.empty_like(W) for W in weights])
-        self._grad_b = _typed_list([np.empty(W.shape[0], dtype) for W in weights])
+        self._acts, self._deltas, self._grad_w, self._grad_b = _layer_buffers(weights, b, dtype)
         self._x_batch = np.empty((b, X.shape[1]), dtype)
         self._y_batch = np.empty(b, np.int64)
         self._losses = np.empty(b, np.float64)
+        self._hits = np.empty(b, np.int64)
+        self._norms = np.zeros(len(weights) if track_gradients else 0, np.float64)
 
     def epoch(self, order, learning_rate):
-        """Train one epoch over the samples in ``order`` (None: as stored); return the mean loss."""
+        """Train one epoch over the samples in ``order`` (None: as stored).
+
+        Return :class:`fastnn.reference.EpochStats`.
+        """
         order = _NO_ORDER if order is None else np.ascontiguousarray(order, dtype=np.int64)
         step = self.X.dtype.type(learning_rate)
-        loss = _train_epoch(self.X, self.y, order, self.batch_size, self._weights, self._biases,
-                            self._acts, self._deltas, self._grad_w, self._grad_b,
-                            self._x_batch, self._y_batch, self._losses, self.code, step)
-        return loss / self.X.shape[0]
+        self._norms[:] = 0
+        loss, hits = _train_epoch(self.X, self.y, order, self.batch_size, self._weights,
+                                  self._biases, self._acts, self._deltas, self._grad_w,
+                                  self._grad_b, self._x_batch, self._y_batch, self._losses,
+                                  self._hits, self._norms, self.code, step)
+        n = self.X.shape[0]
+        n_batches = -(-n // self.batch_size)
+        norms = self._norms / n_batches if self._norms.size else None
+        return EpochStats(loss / n, hits / n, norms)
 
 
 def predict_proba(weights, biases, activation, X):

@@ -14,6 +14,8 @@ engine (:mod:`fastnn.kernels`) must agree with every function here; see
 ``tests/test_equivalence.py`` for the bounds.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 LEAKY_SLOPE = 0.01
@@ -147,6 +149,19 @@ def predict_proba(weights, biases, activation, X):
     return forward(weights, biases, activation, X)[1][-1]
 
 
+class EpochStats(NamedTuple):
+    """What an engine reports after an epoch.
+
+    ``loss`` and ``accuracy`` are averaged over the epoch's samples, each taken
+    from its batch's forward pass before that batch's update. ``grad_norms``
+    (when tracked) holds, per layer, the mean over batches of ``‖dW[l]‖``.
+    """
+
+    loss: float
+    accuracy: float
+    grad_norms: np.ndarray | None
+
+
 class Engine:
     """Mini-batch gradient descent on the reference math.
 
@@ -154,24 +169,33 @@ class Engine:
     ``weights`` and ``biases`` (lists of arrays) in place.
     """
 
-    def __init__(self, X, y, n_classes, weights, biases, activation, batch_size):
+    def __init__(self, X, y, n_classes, weights, biases, activation, batch_size,
+                 track_gradients=False):
         self.X = np.ascontiguousarray(X.T)
+        self.y = y
         self.Y = one_hot(y, n_classes, X.dtype)
+        self.track_gradients = track_gradients
         self.weights, self.biases = weights, biases
         self.activation = activation
         self.batch_size = batch_size
 
     def epoch(self, order, learning_rate):
-        """Train one epoch over the samples in ``order`` (None: as stored); return the mean loss."""
-        m = self.X.shape[1]
-        total = 0.0
-        for start in range(0, m, self.batch_size):
+        """Train one epoch over the samples in ``order`` (None: as stored); return :class:`EpochStats`."""
+        n = self.X.shape[1]
+        loss = hits = 0.0
+        norms = np.zeros(len(self.weights))
+        starts = range(0, n, self.batch_size)
+        for start in starts:
             stop = start + self.batch_size
             idx = slice(start, stop) if order is None else order[start:stop]
             X, Y = self.X[:, idx], self.Y[:, idx]
+            m = X.shape[1]
             Zs, As = forward(self.weights, self.biases, self.activation, X)
-            total += cross_entropy(As[-1], Y) * X.shape[1]
+            loss += cross_entropy(As[-1], Y) * m
+            hits += accuracy(As[-1], self.y[idx]) * m
             dWs, dBs = backward(self.weights, self.activation, Zs, As, Y)
+            norms += [np.linalg.norm(dW.astype(np.float64)) for dW in dWs]
             sgd_update(self.weights + self.biases, dWs + dBs, learning_rate)
-        return total / m
+        grad_norms = norms / len(starts) if self.track_gradients else None
+        return EpochStats(loss / n, hits / n, grad_norms)
 

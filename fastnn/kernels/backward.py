@@ -39,3 +39,13 @@ def _column_sums(D, out):
     for c in range(1, n_chunks):
         for j in range(n):
             out[j] += partial[c, j]
+
+
+@njit(cache=True)
+def _frobenius_norm(A):
+    """``sqrt(Σ A²)`` accumulated in float64."""
+    total = 0.0
+    for value in A.reshape(-1):
+        v = np.float64(value)
+        total += v * v
+    return np.sqrt(total)

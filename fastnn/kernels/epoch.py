@@ -15,7 +15,7 @@ the batch; the interpreter is not entered between batches.
 import numpy as np
 from numba import njit, prange
 
-from .backward import _column_sums, _inplace_activation_backward
+from .backward import _column_sums, _frobenius_norm, _inplace_activation_backward
 from .dense import _dense_forward
 from ._scalar import like
 from .softmax import _inplace_softmax_cross_entropy_grad
@@ -30,8 +30,12 @@ def _gather_rows(X, idx, out):
 
 
 @njit(cache=True)
-def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, code, step):
-    """One SGD step on the batch ``Xb`` (``m × n_in``); return its summed loss."""
+def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, hits, norms,
+                 code, step):
+    """One SGD step on the batch ``Xb`` (``m × n_in``); return its summed loss and hit count.
+
+    When ``norms`` is not empty, ``norms[l] += ‖dW[l]‖`` (the batch-mean gradient's norm).
+    """
     L = len(weights)
     m = Xb.shape[0]
     step_m = like(Xb, step / m)
@@ -41,10 +45,12 @@ def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, 
         inputs.append(acts[l][:m])
     dZ = acts[L - 1][:m]
     np.dot(inputs[L - 1], weights[L - 1].T, dZ)
-    _inplace_softmax_cross_entropy_grad(dZ, biases[L - 1], yb, losses[:m])
+    _inplace_softmax_cross_entropy_grad(dZ, biases[L - 1], yb, losses[:m], hits[:m])
     for l in range(L - 1, -1, -1):
         np.dot(dZ.T, inputs[l], grad_w[l])
         _column_sums(dZ, grad_b[l])
+        if norms.shape[0] > 0:
+            norms[l] += _frobenius_norm(grad_w[l]) / m
         if l > 0:
             dA = deltas[l - 1][:m]
             np.dot(dZ, weights[l], dA)
@@ -53,15 +59,15 @@ def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, 
         _inplace_sgd(biases[l], grad_b[l], step_m)
         if l > 0:
             dZ = deltas[l - 1][:m]
-    return np.sum(losses[:m])
+    return np.sum(losses[:m]), np.sum(hits[:m])
 
 
 @njit(cache=True)
 def _train_epoch(X, y, order, batch_size, weights, biases, acts, deltas, grad_w, grad_b,
-                 x_batch, y_batch, losses, code, step):
-    """Run one epoch; ``order`` empty means the rows as stored. Return the summed loss."""
+                 x_batch, y_batch, losses, hits, norms, code, step):
+    """Run one epoch; ``order`` empty means the rows as stored. Return the summed loss and hits."""
     n = X.shape[0]
-    loss = 0.0
+    loss, n_hits = 0.0, 0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         if order.shape[0] == 0:
@@ -70,5 +76,8 @@ def _train_epoch(X, y, order, batch_size, weights, biases, acts, deltas, grad_w,
             Xb, yb = x_batch[:stop - start], y_batch[:stop - start]
             _gather_rows(X, order[start:stop], Xb)
             yb[:] = y[order[start:stop]]
-        loss += _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, code, step)
-    return loss
+        batch_loss, batch_hits = _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b,
+                                              losses, hits, norms, code, step)
+        loss += batch_loss
+        n_hits += batch_hits
+    return loss, n_hits

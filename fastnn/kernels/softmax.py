@@ -37,8 +37,9 @@ def _bias_softmax(Z, b, out):
 
 
 @njit(parallel=True, cache=True)
-def _inplace_softmax_cross_entropy_grad(Z, b, y, losses):
-    """Overwrite ``Z`` with ``softmax(Z + b) − onehot(y)`` and ``losses[i]`` with row ``i``'s loss.
+def _inplace_softmax_cross_entropy_grad(Z, b, y, losses, hits):
+    """Overwrite ``Z`` with ``softmax(Z + b) − onehot(y)``, ``losses[i]`` with row ``i``'s loss
+    and ``hits[i]`` with 1 where the row's first largest probability is class ``y[i]``.
 
     The probability of the true class is clipped at the dtype's ``tiny`` so the
     loss stays finite when it underflows to 0.
@@ -46,5 +47,6 @@ def _inplace_softmax_cross_entropy_grad(Z, b, y, losses):
     tiny = np.finfo(Z.dtype).tiny
     for i in prange(Z.shape[0]):
         _row_softmax(Z, b, i, Z)
+        hits[i] = np.argmax(Z[i]) == y[i]
         losses[i] = -np.log(max(Z[i, y[i]], tiny))
         Z[i, y[i]] -= like(Z, 1)

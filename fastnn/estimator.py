@@ -1,0 +1,229 @@
+"""``MLPClassifier``: the scikit-learn estimator that drives either engine."""
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from . import _validation as check
+from . import fast, reference
+from ._threads import available_cores, blas_threads, thread_limits
+from ._trainer import train
+
+ENGINES = {"fast": fast, "reference": reference}
+
+
+class MLPClassifier(ClassifierMixin, BaseEstimator):
+    """Multilayer perceptron classifier trained by plain (mini-batch) gradient descent.
+
+    Hidden layers use one activation; the output layer is a softmax trained on
+    the categorical cross-entropy. The math is :mod:`fastnn.reference`'s;
+    ``engine="fast"`` runs the same math in compiled Numba kernels.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(128,)
+        Width of each hidden layer; at least one layer.
+    activation : {"relu", "leaky_relu", "sigmoid", "tanh"}, default="relu"
+        Hidden-layer activation (Leaky ReLU's slope is 0.01).
+    init : {"kaiming", "xavier"} or None, default=None
+        ``W = N(0, 1) · sqrt(gain / n_in)`` with gain 2 (Kaiming) or 1 (Xavier);
+        biases start at 0. None: Kaiming for the ReLU family, Xavier otherwise.
+    learning_rate : float, default=0.1
+        The SGD step ``α`` in ``θ ← θ − α·dθ``.
+    batch_size : int, "auto" or None, default="auto"
+        Samples per gradient step. None: the full batch (gradient descent);
+        "auto": ``min(32, n_samples)``, so data sets of up to 32 samples train
+        full-batch and larger ones in mini-batches of 32.
+    epochs : int, default=10
+        Passes over the training data per call to :meth:`fit`.
+    shuffle : bool, default=True
+        Draw a new sample order each epoch (mini-batches only).
+    engine : {"fast", "reference"}, default="fast"
+        Compiled Numba kernels, or the plain NumPy specification.
+    dtype : {"float32", "float64"}, default="float32"
+        Floating-point type of the weights and of the arithmetic.
+    random_state : int, numpy Generator or None, default=None
+        Seeds the initial weights and the shuffling.
+    n_threads : int or None, default=None
+        Most threads BLAS may use during fit and predict (None: every core).
+    warm_start : bool, default=False
+        Continue from the current weights on the next :meth:`fit`.
+    verbose : bool, default=False
+        Print loss, accuracy and time after each epoch.
+    track_gradients : bool, default=False
+        Record the mean norm of each layer's weight gradient per epoch in
+        ``history_["grad_norms"]`` (costs an extra pass over each gradient).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    weights_ : list of ndarray of shape (n_out, n_in)
+    biases_ : list of ndarray of shape (n_out, 1)
+    loss_curve_ : list of float
+        Mean training loss per epoch, each sample's loss taken in its batch's
+        forward pass before that batch's update.
+    history_ : dict of lists
+        ``loss``, ``accuracy`` (training, measured like the loss) and ``time``
+        (seconds) per epoch, and ``grad_norms`` when tracked.
+    n_iter_ : int
+        Epochs trained so far.
+    n_features_in_ : int
+    """
+
+    def __init__(self, hidden_layer_sizes=(128,), activation="relu", init=None,
+                 learning_rate=0.1, batch_size="auto", epochs=10, shuffle=True,
+                 engine="fast", dtype="float32", random_state=None, n_threads=None,
+                 warm_start=False, verbose=False, track_gradients=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.init = init
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.shuffle = shuffle
+        self.engine = engine
+        self.dtype = dtype
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.track_gradients = track_gradients
+
+    def fit(self, X, y, on_epoch=None):
+        """Train for ``epochs`` epochs, from fresh weights unless ``warm_start``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels (ints, strings, ...).
+        on_epoch : callable, optional
+            Called with each epoch's history record (a dict).
+
+        Returns
+        -------
+        self
+        """
+        params = check.check_params(self)
+        keep = params["warm_start"] and hasattr(self, "weights_")
+        return self._fit(X, y, params, self.classes_ if keep else None, keep,
+                         params["epochs"], on_epoch)
+
+    def partial_fit(self, X, y, classes=None, on_epoch=None):
+        """Train one epoch from the current state (fresh weights on the first call).
+
+        ``classes`` (every label the model will see) is required on the first call.
+        """
+        params = check.check_params(self)
+        first = not hasattr(self, "weights_")
+        if first and classes is None:
+            raise ValueError("classes must be given on the first call to partial_fit")
+        classes = np.unique(classes) if first else self.classes_
+        return self._fit(X, y, params, classes, not first, 1, on_epoch)
+
+    def _fit(self, X, y, params, classes, keep, epochs, on_epoch):
+        X, y = self._check_Xy(X, y, params["dtype"], reset=not keep)
+        y_idx = self._encode(y, classes)
+        n = X.shape[0]
+        batch = check.batch_size(self.batch_size, n)
+        if not keep:
+            self._init_state(X.shape[1], params)
+        module = ENGINES[params["engine"]]
+        engine = module.Engine(X, y_idx, len(self.classes_), self.weights_, self.biases_,
+                               params["activation"], batch, params["track_gradients"])
+        with thread_limits(blas_threads(params["n_threads"], batch)):
+            train(engine, self.weights_ + self.biases_, n, epochs=epochs,
+                  learning_rate=params["learning_rate"], shuffle=params["shuffle"],
+                  rng=self._rng, on_epoch=lambda record: self._record(record, on_epoch))
+        return self
+
+    def _check_Xy(self, X, y, dtype, reset):
+        if not reset and getattr(self, "weights_", None) and self.weights_[0].dtype != dtype:
+            raise ValueError(f"dtype is {dtype} but the model was trained in "
+                             f"{self.weights_[0].dtype}; refit without warm_start")
+        X = check.check_X(X, dtype)
+        self._check_n_features(X, reset)
+        y = np.asarray(y)
+        if y.ndim != 1:
+            y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise ValueError(f"y must be 1-D with one label per row of X ({X.shape[0]}); "
+                             f"got shape {np.shape(y)}")
+        check_classification_targets(y)
+        return X, y
+
+    def _check_n_features(self, X, reset):
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
+                             f"was fitted with {self.n_features_in_} features")
+
+    def _encode(self, y, classes):
+        if classes is None:
+            classes = np.unique(y)
+            if classes.shape[0] < 2:
+                raise ValueError(f"y must hold at least 2 classes; got only {classes.tolist()}")
+        self.classes_ = classes
+        return self._labels_to_index(y)
+
+    def _labels_to_index(self, y):
+        idx = np.searchsorted(self.classes_, y)
+        unknown = (idx >= len(self.classes_)) | (self.classes_[np.minimum(idx, len(self.classes_) - 1)] != y)
+        if unknown.any():
+            raise ValueError(f"y has labels the model does not know: {np.unique(y[unknown]).tolist()}; "
+                             f"known classes are {self.classes_.tolist()}")
+        return idx
+
+    def _init_state(self, n_features, params):
+        self._rng = np.random.default_rng(self.random_state)
+        sizes = [n_features, *params["hidden_layer_sizes"], len(self.classes_)]
+        self.weights_, self.biases_ = reference.init_params(
+            sizes, params["init"], self._rng, params["dtype"])
+        self.history_ = {"loss": [], "accuracy": [], "time": []}
+        if params["track_gradients"]:
+            self.history_["grad_norms"] = []
+        self.loss_curve_ = self.history_["loss"]
+        self.n_iter_ = 0
+
+    def _record(self, record, on_epoch):
+        for key, value in record.items():
+            self.history_.setdefault(key, []).append(value)
+        self.n_iter_ += 1
+        if self.verbose:
+            print(f"epoch {self.n_iter_}: loss {record['loss']:.4f}, "
+                  f"accuracy {record['accuracy']:.4f}, {record['time']:.3f} s")
+        if on_epoch is not None:
+            on_epoch(record)
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), rows summing to 1, columns in ``classes_`` order.
+        """
+        check_is_fitted(self, "weights_")
+        X = check.check_X(X, self.weights_[0].dtype)
+        self._check_n_features(X, reset=False)
+        activation = check.check_params(self)["activation"]
+        n_threads = self.n_threads or available_cores()
+        with thread_limits(n_threads):
+            if self.engine == "reference":
+                return reference.predict_proba(self.weights_, self.biases_, activation, X.T).T
+            return fast.predict_proba(self.weights_, self.biases_, activation, X)
+
+    def predict(self, X):
+        """Most probable class of each row of ``X`` (shape ``(n_samples, n_features)``)."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on ``(X, y)``; labels the model never saw are an error, not a miss."""
+        check_is_fitted(self, "weights_")
+        self._labels_to_index(np.asarray(y).ravel())
+        return super().score(X, y, sample_weight=sample_weight)

@@ -1,0 +1,23 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+# "ci" keeps the property tests within CI's budget; run the "dev" profile by hand:
+#   pytest --hypothesis-profile=dev
+settings.register_profile("ci", max_examples=25, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=500, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
+
+DTYPES = [np.float32, np.float64]
+ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh"]
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's bundled digits, scaled to [0, 1], split 80/20 with a fixed seed."""
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16, y, test_size=0.2, random_state=0, stratify=y)

@@ -1,0 +1,183 @@
+"""Each fast kernel against its reference counterpart (DESIGN.md §3).
+
+The kernels work on the transpose of the reference's layout: a kernel array
+``K`` of shape ``(m, n)`` is the reference's ``K.T``.
+
+Bounds: elementwise kernels with the same operations (ReLU, Leaky ReLU and their
+masks, bias add, SGD update, row gather) are bitwise equal. Kernels with a
+transcendental function (exp, tanh) or a sum are within ``RTOL[dtype]``
+relative to the magnitude of the values (NumPy's SIMD ``exp`` and LLVM's differ
+by an ulp or two; sums run in another order).
+"""
+
+import numpy as np
+import pytest
+
+from fastnn import reference as ref
+from fastnn.kernels._scalar import ACTIVATION_CODES
+from fastnn.kernels.activations import _activate, _activation_derivative, _bias_activate
+from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_activation_backward
+from fastnn.kernels.dense import _dense_forward, _dense_softmax
+from fastnn.kernels.epoch import _gather_rows, _train_batch
+from fastnn.kernels.softmax import _bias_softmax, _inplace_softmax_cross_entropy_grad
+from fastnn.kernels.update import _inplace_sgd
+from fastnn.fast import _flat_biases, _layer_buffers, _typed_list
+
+from .conftest import ACTIVATIONS, DTYPES
+
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+SHAPES = [(1, 1), (1, 7), (5, 3), (33, 17), (257, 129)]
+EXACT = ("relu", "leaky_relu")
+
+
+def assert_close(got, want, dtype, scale=None):
+    """``|got − want| ≤ RTOL · (|want| + scale)`` elementwise; ``scale`` defaults to ``max(1, max|want|)``."""
+    if scale is None:
+        scale = max(1.0, float(np.max(np.abs(want)))) if np.size(want) else 1.0
+    np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
+
+
+def gemm_scale(A, W, b):
+    """Magnitude of ``A · Wᵀ + b``'s terms, ``max(|A| · |W|ᵀ + |b|)``: a GEMM's error grows with it.
+
+    Every activation and the softmax are 1-Lipschitz, so the bound carries over.
+    """
+    return max(1.0, float(np.max(np.abs(A) @ np.abs(W).T + np.abs(b))))
+
+
+def assert_matches(got, want, dtype, exact):
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert_close(got, want, dtype)
+
+
+def random(rng, shape, dtype, scale=3.0):
+    # Exact zeros too, to pin ReLU'(0) = 0 and the sign conventions.
+    A = (rng.standard_normal(shape) * scale).astype(dtype)
+    A.flat[:: 7] = 0
+    return A
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+class TestElementwise:
+    def test_activate(self, rng, dtype, shape, activation):
+        Z = random(rng, shape, dtype)
+        out = np.empty_like(Z)
+        _activate(Z, ACTIVATION_CODES[activation], out)
+        assert_matches(out, ref.ACTIVATIONS[activation](Z), dtype, activation in EXACT)
+
+    def test_bias_activate(self, rng, dtype, shape, activation):
+        Z, b = random(rng, shape, dtype), random(rng, shape[1], dtype)
+        out = np.empty_like(Z)
+        _bias_activate(Z, b, ACTIVATION_CODES[activation], out)
+        want = ref.ACTIVATIONS[activation](Z.T + b[:, None]).T
+        assert_matches(out, want, dtype, activation in EXACT)
+
+    def test_derivative_from_output(self, rng, dtype, shape, activation):
+        Z = random(rng, shape, dtype)
+        out = np.empty_like(Z)
+        _activation_derivative(ref.ACTIVATIONS[activation](Z), ACTIVATION_CODES[activation], out)
+        assert_matches(out, ref.DERIVATIVES[activation](Z), dtype, activation in EXACT)
+
+    def test_activation_backward(self, rng, dtype, shape, activation):
+        Z, dA = random(rng, shape, dtype), random(rng, shape, dtype)
+        want = dA * ref.DERIVATIVES[activation](Z)
+        _inplace_activation_backward(dA, ref.ACTIVATIONS[activation](Z), ACTIVATION_CODES[activation])
+        assert_matches(dA, want, dtype, activation in EXACT)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+class TestRowsAndSums:
+    def test_bias_softmax(self, rng, dtype, shape):
+        Z, b = random(rng, shape, dtype), random(rng, shape[1], dtype)
+        out = np.empty_like(Z)
+        _bias_softmax(Z, b, out)
+        assert_close(out, ref.softmax(Z.T + b[:, None]).T, dtype)
+
+    def test_softmax_cross_entropy_grad(self, rng, dtype, shape):
+        m, n = shape
+        Z, b = random(rng, shape, dtype), random(rng, n, dtype)
+        y = rng.integers(0, n, m)
+        Y = ref.one_hot(y, n, dtype)
+        A = ref.softmax(Z.T + b[:, None])
+        losses, hits = np.empty(m), np.empty(m, np.int64)
+        _inplace_softmax_cross_entropy_grad(Z, b, y, losses, hits)
+        assert_close(Z, (A - Y).T, dtype)
+        np.testing.assert_allclose(losses.mean(), ref.cross_entropy(A, Y), rtol=RTOL[dtype])
+        np.testing.assert_array_equal(hits, np.argmax(A, axis=0) == y)
+
+    def test_column_sums(self, rng, dtype, shape):
+        D = random(rng, shape, dtype)
+        out = np.empty(shape[1], dtype)
+        _column_sums(D, out)
+        assert_close(out, np.sum(D.T, axis=1), dtype)
+
+    def test_frobenius_norm(self, rng, dtype, shape):
+        A = random(rng, shape, dtype)
+        np.testing.assert_allclose(_frobenius_norm(A), np.linalg.norm(A.astype(np.float64)),
+                                   rtol=1e-12)
+
+    def test_sgd_update_is_bitwise(self, rng, dtype, shape):
+        theta, grad = random(rng, shape, dtype), random(rng, shape, dtype)
+        want = [theta.copy()]
+        ref.sgd_update(want, [grad], 0.1)
+        _inplace_sgd(theta, grad, dtype(0.1))
+        np.testing.assert_array_equal(theta, want[0])
+
+    def test_gather_rows_is_bitwise(self, rng, dtype, shape):
+        X = random(rng, shape, dtype)
+        idx = rng.permutation(shape[0])
+        out = np.empty_like(X)
+        _gather_rows(X, idx, out)
+        np.testing.assert_array_equal(out, X[idx])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, n_in, n_out", [(1, 1, 1), (3, 5, 2), (33, 17, 9), (200, 64, 31)])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_forward(rng, dtype, m, n_in, n_out, activation):
+    A, W, b = random(rng, (m, n_in), dtype), random(rng, (n_out, n_in), dtype), random(rng, n_out, dtype)
+    out = np.empty((m, n_out), dtype)
+    _dense_forward(A, W, b, ACTIVATION_CODES[activation], out)
+    Z = W @ A.T + b[:, None]
+    scale = gemm_scale(A, W, b)
+    assert_close(out, ref.ACTIVATIONS[activation](Z).T, dtype, scale)
+    _dense_softmax(A, W, b, out)
+    assert_close(out, ref.softmax(Z).T, dtype, scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("sizes, m", [([4, 3], 1), ([7, 5, 3], 9), ([13, 11, 6, 4], 33)])
+def test_train_batch_is_one_reference_step(rng, dtype, activation, sizes, m):
+    """One fused forward + backward + update equals the reference's three steps."""
+    weights, biases = ref.init_params(sizes, "kaiming", rng, dtype)
+    for B in biases:
+        B[:] = random(rng, B.shape, dtype, 0.1)
+    X, y = random(rng, (m, sizes[0]), dtype, 1.0), rng.integers(0, sizes[-1], m)
+    Zs, As = ref.forward(weights, biases, activation, X.T)
+    Y = ref.one_hot(y, sizes[-1], dtype)
+    dWs, dBs = ref.backward(weights, activation, Zs, As, Y)
+    want = [p.copy() for p in weights + biases]
+    ref.sgd_update(want, dWs + dBs, 0.5)
+
+    L = len(weights)
+    norms = np.zeros(L)
+    loss, hits = _train_batch(
+        X, y, _typed_list(weights), _flat_biases(biases), *_layer_buffers(weights, m, dtype),
+        np.empty(m), np.empty(m, np.int64), norms, ACTIVATION_CODES[activation], dtype(0.5))
+
+    for got, expected in zip(weights + biases, want):
+        assert_close(got, expected, dtype)
+    np.testing.assert_allclose(loss / m, ref.cross_entropy(As[-1], Y), rtol=RTOL[dtype])
+    assert hits == np.sum(np.argmax(As[-1], axis=0) == y)
+    np.testing.assert_allclose(norms, [np.linalg.norm(dW) for dW in dWs], rtol=RTOL[dtype])
