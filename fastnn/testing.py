@@ -6,8 +6,11 @@ from .estimator import MLPClassifier
 
 # Whole-run bounds on max|W_fast − W_ref| relative to max|W_ref|, per dtype.
 # Each step's GEMMs and sums round differently in the two engines (BLAS vs
-# NumPy order); tests/test_equivalence.py measures the drift these bounds cover.
-TRAINING_RTOL = {"float64": 1e-9, "float32": 2e-3}
+# NumPy order). On the digits runs of tests/test_training.py the drift measured
+# at most 1.6e-6 (float32) and 3.3e-15 (float64). The bounds hold for stable
+# training; a chaotic run (e.g. batch_size=1, ReLU, learning_rate=0.1, where a
+# 1e-15 nudge to one weight changes the result by O(1)) amplifies any rounding.
+TRAINING_RTOL = {"float64": 1e-12, "float32": 1e-5}
 
 
 def assert_engines_equal(X, y, *, X_test=None, rtol=None, **params):
