@@ -6,8 +6,9 @@ the bounds stated in the README and checked by :mod:`fastnn.testing`.
 """
 
 from ._trainer import TrainingDivergedError
+from ._persist import load
 from .estimator import MLPClassifier
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "TrainingDivergedError", "__version__"]
+__all__ = ["MLPClassifier", "TrainingDivergedError", "load", "__version__"]

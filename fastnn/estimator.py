@@ -197,6 +197,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if on_epoch is not None:
             on_epoch(record)
 
+    def save(self, path):
+        """Write the fitted model to ``path``, one ``.npz`` without pickle; read it with :func:`fastnn.load`."""
+        from ._persist import save
+
+        save(self, path)
+
     def predict_proba(self, X):
         """Class probabilities.
 

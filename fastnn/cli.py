@@ -1,0 +1,159 @@
+"""The ``fastnn`` command: ``fastnn train`` and ``fastnn predict``."""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from tqdm import tqdm
+
+from . import datasets
+from ._persist import load
+from ._trainer import TrainingDivergedError
+from ._validation import ENGINES
+from .estimator import MLPClassifier
+from .reference import ACTIVATIONS, INIT_GAINS
+
+DATA_HELP = ("digits (embedded, the default), mnist:FOLDER (the four IDX files, gzipped or not), "
+             "csv:FILE (label in the first column) or npz:FILE (X and y, or x_train ... y_test)")
+
+
+def load_data(spec, test_size, seed):
+    """``(X_train, y_train, X_test, y_test)`` for a ``--data`` spec; ``X_test`` is None if test_size is 0."""
+    kind, _, path = spec.partition(":")
+    if kind == "digits" and not path:
+        parts = datasets.load_digits()
+    elif kind == "mnist" and path:
+        parts = datasets.load_mnist(path)
+    elif kind == "csv" and path:
+        parts = datasets.load_csv(path)
+    elif kind == "npz" and path:
+        parts = datasets.load_npz(path)
+    else:
+        raise ValueError(f"--data must be {DATA_HELP}; got {spec!r}")
+    if len(parts) == 4:
+        return parts
+    X, y = parts
+    if test_size == 0:
+        return X, y, None, None
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, random_state=seed, stratify=y)
+    return X_train, y_train, X_test, y_test
+
+
+def hidden_sizes(text):
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths like 128 or 128,64; got {text!r}") from None
+
+
+def batch_size(text):
+    if text in ("full", "auto"):
+        return None if text == "full" else "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, 'auto' or 'full'; got {text!r}") from None
+
+
+def test_size(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1); got {text!r}")
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="fastnn", description="Train and use fastnn's multilayer perceptron.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train", help="train a model and report held-out accuracy",
+        description="Train an MLP and print per-epoch loss, training accuracy and time, then "
+                    "the held-out accuracy. With no options: the embedded digits data set.")
+    train.add_argument("--data", default="digits", help=DATA_HELP)
+    train.add_argument("--hidden", type=hidden_sizes, default=(128,), metavar="W[,W...]",
+                       help="hidden layer widths (default: 128)")
+    train.add_argument("--activation", choices=list(ACTIVATIONS), default="relu")
+    train.add_argument("--init", choices=list(INIT_GAINS),
+                       help="weight init (default: kaiming for relu/leaky_relu, xavier otherwise)")
+    train.add_argument("--lr", type=float, default=0.1, help="learning rate (default: 0.1)")
+    train.add_argument("--batch-size", type=batch_size, default="auto",
+                       help="samples per step, 'full' for full-batch, 'auto' for min(32, n) (default)")
+    train.add_argument("--epochs", type=int, default=10, help="default: 10")
+    train.add_argument("--engine", choices=ENGINES, default="fast")
+    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument("--seed", type=int, default=0, help="seeds init, shuffling and the split")
+    train.add_argument("--test-size", type=test_size, default=0.2,
+                       help="held-out fraction when the data has no test set (default: 0.2)")
+    train.add_argument("--threads", type=int, help="most BLAS threads (default: every core)")
+    train.add_argument("--save", metavar="MODEL.npz", help="write the trained model here")
+    train.add_argument("--plot", metavar="CURVE.png", help="write loss and accuracy per epoch (needs matplotlib)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+
+    predict = commands.add_parser(
+        "predict", help="print a saved model's predicted labels",
+        description="Print one predicted label per line; with labelled data, the accuracy goes to stderr.")
+    predict.add_argument("--model", required=True, metavar="MODEL.npz")
+    predict.add_argument("--data", default="digits", help=DATA_HELP)
+    return parser
+
+
+def run_train(args):
+    X_train, y_train, X_test, y_test = load_data(args.data, args.test_size, args.seed)
+    model = MLPClassifier(
+        hidden_layer_sizes=args.hidden, activation=args.activation, init=args.init,
+        learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+        engine=args.engine, dtype=args.dtype, random_state=args.seed, n_threads=args.threads)
+    print(f"data: {args.data}, {X_train.shape[0]} training samples, {X_train.shape[1]} features; "
+          f"engine {args.engine}, {args.dtype}")
+    # disable=None: no bar when stderr is not a terminal (logs, CI).
+    bar = tqdm(total=args.epochs, unit="epoch", disable=True if args.quiet else None, leave=False)
+
+    def report(record):
+        bar.update()
+        bar.set_postfix(loss=f"{record['loss']:.4f}")
+        if not args.quiet:
+            bar.write(f"epoch {model.n_iter_:>4}/{args.epochs}  loss {record['loss']:.4f}  "
+                      f"accuracy {record['accuracy']:.4f}  {record['time']:.3f} s")
+
+    start = time.perf_counter()
+    try:
+        model.fit(X_train, y_train, on_epoch=report)
+    finally:
+        bar.close()
+    total = time.perf_counter() - start
+    if X_test is not None:
+        print(f"held-out accuracy: {model.score(X_test, y_test):.4f} ({len(y_test)} samples)")
+    print(f"total time: {total:.2f} s")
+    if args.save:
+        model.save(args.save)
+        print(f"model saved to {args.save}")
+    if args.plot:
+        from .plot import learning_curve
+
+        learning_curve(model, args.plot)
+        print(f"learning curve saved to {args.plot}")
+
+
+def run_predict(args):
+    model = load(args.model)
+    parts = load_data(args.data, 0, 0)
+    X, y = (parts[2], parts[3]) if parts[2] is not None else (parts[0], parts[1])
+    labels = model.predict(X)
+    sys.stdout.write("".join(f"{label}\n" for label in labels))
+    if y is not None:
+        print(f"accuracy: {np.mean(labels == y):.4f} ({len(y)} samples)", file=sys.stderr)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        (run_train if args.command == "train" else run_predict)(args)
+    except (ValueError, OSError, ImportError, TrainingDivergedError) as error:
+        print(f"fastnn: error: {error}", file=sys.stderr)
+        return 1
+    return 0

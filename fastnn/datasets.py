@@ -1,0 +1,170 @@
+"""Data loaders: the embedded digits, and MNIST from IDX, CSV or ``.npz`` files.
+
+Every loader returns ``X`` of shape ``(n_samples, n_features)`` (float64,
+scaled to [0, 1] unless ``scale=False``) and integer labels ``y``. Nothing here
+downloads unless asked (``load_mnist(path, download=True)``).
+"""
+
+import gzip
+import os
+import urllib.error
+import urllib.request
+
+import numpy as np
+from sklearn import datasets as _sklearn_datasets
+
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+# IDX type codes (the third byte of the magic number) that MNIST files use.
+IDX_TYPES = {0x08: np.uint8}
+PIXEL_MAX = 255.0
+
+
+def load_digits():
+    """scikit-learn's bundled 8×8 handwritten digits (1,797 images), pixels scaled to [0, 1].
+
+    Returns
+    -------
+    X : ndarray of shape (1797, 64)
+    y : ndarray of shape (1797,)
+    """
+    X, y = _sklearn_datasets.load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+def _open(path):
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def read_idx(path):
+    """Read one IDX file (gzipped or not) into an array of its stated shape.
+
+    Raises ``ValueError`` naming the file when the magic number is wrong or the
+    data is shorter or longer than the header says.
+    """
+    with _open(path) as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_TYPES:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes: magic number "
+                         f"{data[:4].hex() or 'missing'}, expected 0000080N")
+    n_dims = data[3]
+    header = 4 + 4 * n_dims
+    if len(data) < header:
+        raise ValueError(f"{path} is truncated: its header needs {header} bytes, the file has {len(data)}")
+    shape = tuple(int.from_bytes(data[4 + 4 * k: 8 + 4 * k], "big") for k in range(n_dims))
+    expected = header + int(np.prod(shape))
+    if len(data) != expected:
+        raise ValueError(f"{path} is truncated or padded: shape {shape} needs {expected} bytes, "
+                         f"the file has {len(data)}")
+    return np.frombuffer(data, dtype=IDX_TYPES[data[2]], offset=header).reshape(shape)
+
+
+def _find(folder, name):
+    for candidate in (name, name + ".gz"):
+        path = os.path.join(folder, candidate)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _download(folder):
+    os.makedirs(folder, exist_ok=True)
+    for name in MNIST_FILES.values():
+        if _find(folder, name):
+            continue
+        url = MNIST_URL + name + ".gz"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                payload = response.read()
+        except (urllib.error.URLError, OSError) as error:
+            raise ConnectionError(f"could not download MNIST from {url} ({error}); is this machine "
+                                  f"online? Otherwise put the four IDX files in {folder}") from error
+        with open(os.path.join(folder, name + ".gz"), "wb") as f:
+            f.write(payload)
+
+
+def _scaled(images, scale):
+    X = images.reshape(len(images), int(np.prod(images.shape[1:]))).astype(np.float64)
+    return X / PIXEL_MAX if scale else X
+
+
+def _labels(y, source):
+    y = np.asarray(y)
+    if y.dtype.kind not in "iuf" or not np.array_equal(y, np.round(y)):
+        raise ValueError(f"{source}: class labels must be integers; got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
+def load_mnist(path, *, scale=True, download=False):
+    """MNIST from the four original IDX files (gzipped or not) in the folder ``path``.
+
+    With ``download=True``, missing files are fetched first (needs a network).
+
+    Returns
+    -------
+    X_train : ndarray of shape (60000, 784)
+    y_train : ndarray of shape (60000,)
+    X_test : ndarray of shape (10000, 784)
+    y_test : ndarray of shape (10000,)
+    """
+    if download:
+        _download(path)
+    found = {key: _find(path, name) for key, name in MNIST_FILES.items()}
+    missing = [MNIST_FILES[key] for key, p in found.items() if p is None]
+    if missing:
+        raise FileNotFoundError(f"{path} lacks the MNIST files {', '.join(missing)} (with or "
+                                "without .gz); pass download=True to fetch them")
+    parts = {key: read_idx(p) for key, p in found.items()}
+    for split in ("train", "test"):
+        n_images, n_labels = len(parts[f"{split}_images"]), len(parts[f"{split}_labels"])
+        if n_images != n_labels:
+            raise ValueError(f"MNIST {split} set in {path}: {n_images} images but {n_labels} labels")
+    return (_scaled(parts["train_images"], scale), parts["train_labels"].astype(np.int64),
+            _scaled(parts["test_images"], scale), parts["test_labels"].astype(np.int64))
+
+
+def load_csv(path, *, scale=True):
+    """A CSV with the label in the first column and one pixel per other column (Kaggle's MNIST).
+
+    A first line that is not numeric is taken as a header and skipped.
+    """
+    with open(path) as f:
+        first = f.readline().split(",")
+    try:
+        [float(cell) for cell in first]
+        skip = 0
+    except ValueError:
+        skip = 1
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+    except ValueError as error:
+        raise ValueError(f"{path} is not a numeric CSV with one sample per row: {error}") from error
+    if table.shape[1] < 2:
+        raise ValueError(f"{path} needs a label column and at least one feature column")
+    return _scaled(table[:, 1:], scale), _labels(table[:, 0], f"{path}, first column")
+
+
+def load_npz(path, *, scale=True):
+    """An ``.npz`` with ``X`` and ``y`` (or Keras's ``x_train``/``y_train``/``x_test``/``y_test``).
+
+    Returns ``(X, y)``, or ``(X_train, y_train, X_test, y_test)`` for the Keras layout.
+    Never unpickles (``allow_pickle=False``).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{path} is not a readable .npz file: {error}") from error
+    for names in (("X", "y"), ("x_train", "y_train", "x_test", "y_test")):
+        if all(name in arrays for name in names):
+            return tuple(_labels(arrays[name], f"{path}, {name}") if name.startswith("y")
+                         else _scaled(arrays[name], scale) for name in names)
+    raise ValueError(f"{path} must hold arrays 'X' and 'y' (or x_train, y_train, x_test, y_test); "
+                     f"it holds {sorted(arrays)}")
