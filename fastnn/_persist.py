@@ -75,11 +75,11 @@ def load(path):
 def _check_shapes(model, path):
     n_in = model.n_features_in_
     for l, (W, B) in enumerate(zip(model.weights_, model.biases_)):
-        if W.ndim != 2 or W.shape[1] != n_in or B.shape != (W.shape[0], 1) or W.dtype != B.dtype:
+        if W.ndim != 2 or W.shape[1] != n_in or B.shape != (W.shape[0], 1):
             raise ValueError(f"{path} is a damaged fastnn model file: layer {l} has weight shape "
                              f"{W.shape} and bias shape {B.shape}, expected (n_out, {n_in}) and (n_out, 1)")
-        if W.dtype != np.dtype(model.dtype):
-            raise ValueError(f"{path} is a damaged fastnn model file: layer {l} is {W.dtype}, "
+        if not W.dtype == B.dtype == np.dtype(model.dtype):
+            raise ValueError(f"{path} is a damaged fastnn model file: layer {l} is {W.dtype}/{B.dtype}, "
                              f"its dtype parameter says {model.dtype}")
         if not (np.isfinite(W).all() and np.isfinite(B).all()):
             raise ValueError(f"{path} is a damaged fastnn model file: layer {l} holds NaN or inf")

@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _validation as check
 from . import fast, reference
@@ -139,32 +139,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _check_Xy(self, X, y, dtype, reset):
-        if not reset and getattr(self, "weights_", None) and self.weights_[0].dtype != dtype:
+        if not reset and self.weights_[0].dtype != dtype:
             raise ValueError(f"dtype is {dtype} but the model was trained in "
                              f"{self.weights_[0].dtype}; refit without warm_start")
-        X = check.check_X(X, dtype)
-        self._check_n_features(X, reset)
-        y = np.asarray(y)
-        if y.ndim != 1:
-            y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise ValueError(f"y must be 1-D with one label per row of X ({X.shape[0]}); "
-                             f"got shape {np.shape(y)}")
+        check.reject_text(X)
+        X, y = validate_data(self, X, y, reset=reset, dtype=dtype, order="C")
         check_classification_targets(y)
         return X, y
 
-    def _check_n_features(self, X, reset):
-        if reset:
-            self.n_features_in_ = X.shape[1]
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
-                             f"was fitted with {self.n_features_in_} features")
+    def _check_X(self, X):
+        check_is_fitted(self, "weights_")
+        check.reject_text(X)
+        return validate_data(self, X, reset=False, dtype=self.weights_[0].dtype, order="C")
 
     def _encode(self, y, classes):
         if classes is None:
             classes = np.unique(y)
             if classes.shape[0] < 2:
-                raise ValueError(f"y must hold at least 2 classes; got only {classes.tolist()}")
+                raise ValueError(f"y must hold at least 2 classes; got 1 class: {classes.tolist()}")
         self.classes_ = classes
         return self._labels_to_index(y)
 
@@ -214,9 +206,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes), rows summing to 1, columns in ``classes_`` order.
         """
-        check_is_fitted(self, "weights_")
-        X = check.check_X(X, self.weights_[0].dtype)
-        self._check_n_features(X, reset=False)
+        X = self._check_X(X)
         activation = check.check_params(self)["activation"]
         n_threads = self.n_threads or available_cores()
         with thread_limits(n_threads):
@@ -226,7 +216,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Most probable class of each row of ``X`` (shape ``(n_samples, n_features)``)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy on ``(X, y)``; labels the model never saw are an error, not a miss."""

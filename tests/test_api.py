@@ -1,0 +1,113 @@
+"""The scikit-learn contract of MLPClassifier."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fastnn import MLPClassifier
+
+
+@parametrize_with_checks([MLPClassifier(epochs=3, random_state=0),
+                          MLPClassifier(epochs=3, random_state=0, engine="reference")])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_get_set_params_and_clone():
+    model = MLPClassifier(hidden_layer_sizes=(16, 8), learning_rate=0.05)
+    assert model.get_params()["hidden_layer_sizes"] == (16, 8)
+    model.set_params(epochs=4, activation="tanh")
+    copy = clone(model)
+    assert copy.get_params() == model.get_params()
+    assert not hasattr(copy, "weights_")
+
+
+def test_string_labels_and_shapes(digits):
+    X_train, X_test, y_train, y_test = digits
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    model = MLPClassifier(hidden_layer_sizes=(32, 16), random_state=0).fit(X_train, names[y_train])
+    np.testing.assert_array_equal(model.classes_, np.sort(names))
+    proba = model.predict_proba(X_test)
+    assert proba.shape == (len(X_test), 10) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    assert set(model.predict(X_test)) <= set(names)
+    assert model.score(X_test, names[y_test]) > 0.9
+    assert [W.shape for W in model.weights_] == [(32, 64), (16, 32), (10, 16)]
+    assert [B.shape for B in model.biases_] == [(32, 1), (16, 1), (10, 1)]
+    assert len(model.loss_curve_) == model.n_iter_ == 10
+
+
+def test_partial_fit_is_one_epoch_from_the_current_state(digits):
+    X_train, _, y_train, _ = digits
+    full = MLPClassifier(epochs=3, random_state=0).fit(X_train, y_train)
+    step = MLPClassifier(random_state=0)
+    for _ in range(3):
+        step.partial_fit(X_train, y_train, classes=np.arange(10))
+    assert step.n_iter_ == 3
+    for got, want in zip(step.weights_, full.weights_):
+        np.testing.assert_array_equal(got, want)
+    assert step.loss_curve_ == full.loss_curve_
+
+
+def test_partial_fit_needs_classes_first_and_accepts_subsets(digits):
+    X_train, _, y_train, _ = digits
+    model = MLPClassifier(random_state=0)
+    with pytest.raises(ValueError, match="classes must be given"):
+        model.partial_fit(X_train, y_train)
+    few = y_train < 3
+    model.partial_fit(X_train[few], y_train[few], classes=np.arange(10))
+    assert model.predict_proba(X_train[:2]).shape == (2, 10)
+
+
+def test_warm_start_continues(digits):
+    X_train, _, y_train, _ = digits
+    once = MLPClassifier(epochs=4, random_state=0).fit(X_train, y_train)
+    twice = MLPClassifier(epochs=2, random_state=0, warm_start=True)
+    twice.fit(X_train, y_train).fit(X_train, y_train)
+    assert twice.n_iter_ == 4
+    for got, want in zip(twice.weights_, once.weights_):
+        np.testing.assert_array_equal(got, want)
+    cold = MLPClassifier(epochs=2, random_state=0).fit(X_train, y_train).fit(X_train, y_train)
+    assert cold.n_iter_ == 2
+
+
+def test_verbose_prints_each_epoch(digits, capsys):
+    X_train, _, y_train, _ = digits
+    MLPClassifier(epochs=2, verbose=True).fit(X_train, y_train)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2"]
+
+
+def test_history_records_each_epoch(digits):
+    X_train, _, y_train, _ = digits
+    model = MLPClassifier(epochs=3, track_gradients=True, hidden_layer_sizes=(8, 8)).fit(X_train, y_train)
+    assert set(model.history_) == {"loss", "accuracy", "time", "grad_norms"}
+    assert all(len(v) == 3 for v in model.history_.values())
+    assert all(0 <= a <= 1 for a in model.history_["accuracy"])
+    assert all(t > 0 for t in model.history_["time"])
+    assert np.shape(model.history_["grad_norms"]) == (3, 3)
+
+
+def test_pipeline_and_grid_search_in_parallel(digits):
+    X_train, X_test, y_train, y_test = digits
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(epochs=3, random_state=0))
+    grid = GridSearchCV(pipe, {"mlpclassifier__learning_rate": [0.01, 0.1]}, cv=2, n_jobs=2)
+    grid.fit(X_train, y_train)
+    assert grid.best_params_["mlpclassifier__learning_rate"] in (0.01, 0.1)
+    assert grid.score(X_test, y_test) > 0.85
+
+
+def test_fit_restores_thread_settings(digits):
+    import numba
+    from threadpoolctl import threadpool_info
+
+    X_train, _, y_train, _ = digits
+    before_numba = numba.get_num_threads()
+    before_blas = [pool["num_threads"] for pool in threadpool_info()]
+    MLPClassifier(epochs=1, n_threads=1, batch_size=128).fit(X_train, y_train)
+    assert numba.get_num_threads() == before_numba
+    assert [pool["num_threads"] for pool in threadpool_info()] == before_blas

@@ -1,0 +1,70 @@
+"""Save / load: round trip, and clear errors for files that are not models."""
+
+import json
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn._persist import FORMAT_VERSION
+
+
+@pytest.fixture(scope="module")
+def model(digits):
+    X_train, _, y_train, _ = digits
+    names = np.array([f"digit {k}" for k in range(10)])
+    return fastnn.MLPClassifier(hidden_layer_sizes=(20, 10), epochs=2, random_state=1,
+                                track_gradients=True).fit(X_train, names[y_train])
+
+
+def test_round_trip(model, digits, tmp_path):
+    _, X_test, _, _ = digits
+    model.save(tmp_path / "m.npz")
+    loaded = fastnn.load(tmp_path / "m.npz")
+    assert loaded.get_params() == {**model.get_params(), "hidden_layer_sizes": [20, 10]}
+    np.testing.assert_array_equal(loaded.classes_, model.classes_)
+    for got, want in zip(loaded.weights_ + loaded.biases_, model.weights_ + model.biases_):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), model.predict_proba(X_test))
+    assert loaded.loss_curve_ == model.loss_curve_ and loaded.n_iter_ == 2
+    np.testing.assert_allclose(loaded.history_["grad_norms"], model.history_["grad_norms"])
+
+
+def rewrite(path, **changes):
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays.update(changes)
+    for key in [k for k, v in changes.items() if v is None]:
+        del arrays[key]
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"format_version": np.array(FORMAT_VERSION + 1)}, "format version 2; this fastnn reads version 1"),
+    ({"format_version": None}, "not a fastnn model file: it has no format_version"),
+    ({"bias_1": None}, "damaged fastnn model file"),
+    ({"params": np.array("{not json")}, "damaged fastnn model file"),
+    ({"weight_0": np.zeros((20, 3), np.float32)}, "layer 0 has weight shape"),
+    ({"weight_0": np.zeros((20, 64))}, "layer 0 is float64/float32"),
+    ({"weight_1": np.full((10, 20), np.nan, np.float32)}, "holds NaN or inf"),
+    ({"classes": np.arange(3)}, "10 outputs for 3 classes"),
+    ({"weight_0": np.array([{}] * 3, dtype=object)}, "allow_pickle=False"),
+])
+def test_damaged_model_files(model, tmp_path, change, match):
+    path = tmp_path / "m.npz"
+    model.save(path)
+    rewrite(path, **change)
+    with pytest.raises(ValueError, match=match):
+        fastnn.load(path)
+
+
+def test_not_a_model_file(tmp_path):
+    (tmp_path / "junk.npz").write_bytes(b"\x00" * 100)
+    with pytest.raises(ValueError, match="not a fastnn model file"):
+        fastnn.load(tmp_path / "junk.npz")
+
+
+def test_saved_params_are_plain_json(model, tmp_path):
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
+        assert json.loads(str(data["params"]))["learning_rate"] == 0.1
