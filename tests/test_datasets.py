@@ -19,9 +19,9 @@ def write_mnist(folder, n_train=12, n_test=5, gz=False, seed=0):
     rng = np.random.default_rng(seed)
     parts = {
         "train_images": rng.integers(0, 256, (n_train, 28, 28)),
-        "train_labels": rng.integers(0, 10, n_train),
+        "train_labels": np.arange(n_train) % 10,
         "test_images": rng.integers(0, 256, (n_test, 28, 28)),
-        "test_labels": rng.integers(0, 10, n_test),
+        "test_labels": rng.permutation(np.arange(n_test) % 10),
     }
     for key, array in parts.items():
         name = datasets.MNIST_FILES[key]

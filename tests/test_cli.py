@@ -1,0 +1,113 @@
+"""The fastnn command line, run in-process and (once) as the installed console script."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import datasets
+from fastnn.cli import main
+
+from .test_datasets import write_mnist
+
+
+def test_train_on_embedded_digits(capsys):
+    assert main(["train", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("held-out accuracy: ")[1].split()[0])
+    assert accuracy >= 0.93  # same model and split as test_default_model_learns_digits
+    assert "(360 samples)" in out and "total time:" in out
+
+
+def test_train_prints_each_epoch(capsys):
+    assert main(["train", "--epochs", "3", "--hidden", "16,8", "--batch-size", "full"]) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch")]
+    assert [l.split()[1] for l in lines] == ["1/3", "2/3", "3/3"]
+    assert all("loss" in l and "accuracy" in l and l.endswith(" s") for l in lines)
+
+
+def test_saved_model_predicts_the_same_in_python(tmp_path, capsys):
+    path = tmp_path / "model.npz"
+    assert main(["train", "--quiet", "--epochs", "2", "--save", str(path), "--seed", "4"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(path)]) == 0
+    captured = capsys.readouterr()
+    printed = np.array(captured.out.split(), dtype=int)
+    X, y = datasets.load_digits()
+    np.testing.assert_array_equal(printed, fastnn.load(path).predict(X))
+    assert captured.err.startswith("accuracy: ")
+
+
+def test_train_and_predict_on_mnist_files(tmp_path, capsys):
+    write_mnist(tmp_path, n_train=60, n_test=20)
+    assert main(["train", "--quiet", "--data", f"mnist:{tmp_path}", "--epochs", "1",
+                 "--save", str(tmp_path / "m.npz")]) == 0
+    assert "(20 samples)" in capsys.readouterr().out
+    assert main(["predict", "--model", str(tmp_path / "m.npz"), "--data", f"mnist:{tmp_path}"]) == 0
+    assert len(capsys.readouterr().out.split()) == 20
+
+
+def test_train_on_csv_and_npz(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X, y = rng.integers(0, 256, (50, 6)), np.arange(50) % 2
+    np.savetxt(tmp_path / "d.csv", np.column_stack([y, X]), delimiter=",", fmt="%d")
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    for spec in (f"csv:{tmp_path / 'd.csv'}", f"npz:{tmp_path / 'd.npz'}"):
+        assert main(["train", "--quiet", "--data", spec, "--epochs", "1", "--test-size", "0.2"]) == 0
+        assert "(10 samples)" in capsys.readouterr().out
+
+
+def test_plot_writes_a_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "curve.png"
+    assert main(["train", "--quiet", "--epochs", "3", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--lr", "-1"], "learning_rate must be a finite number > 0; got -1.0"),
+    (["train", "--batch-size", "5000"], "batch_size must be None, 'auto' or an int from 1 to n_samples=1437"),
+    (["train", "--epochs", "0"], "epochs must be an int >= 1"),
+    (["train", "--hidden", "0"], "hidden_layer_sizes must be"),
+    (["train", "--data", "mnist:/nonexistent"], "lacks the MNIST files"),
+    (["train", "--data", "imagenet"], "--data must be"),
+    (["train", "--lr", "1e38", "--activation", "tanh"], "training diverged in epoch 1"),
+    (["predict", "--model", "/nonexistent.npz"], "No such file"),
+])
+def test_bad_input_is_one_line_and_exit_1(argv, message, capsys):
+    assert main(argv + (["--quiet"] if argv[0] == "train" else [])) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fastnn: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["train", "--hidden", "a,b"], ["train", "--batch-size", "x"],
+                                  ["train", "--test-size", "1.5"], ["train", "--engine", "gpu"], []])
+def test_bad_arguments_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "usage: fastnn" in capsys.readouterr().err
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--data", "--hidden", "--activation", "--init", "--lr", "--batch-size", "--epochs",
+                   "--engine", "--dtype", "--seed", "--test-size", "--save", "--plot", "--threads",
+                   "--quiet"):
+        assert option in out
+
+
+def test_console_script_and_module_run():
+    script = shutil.which("fastnn")
+    commands = [[sys.executable, "-m", "fastnn", "train", "--quiet", "--epochs", "1"]]
+    if script:
+        commands.append([script, "train", "--quiet", "--epochs", "1"])
+    for command in commands:
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        assert "held-out accuracy:" in result.stdout
