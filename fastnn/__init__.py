@@ -5,8 +5,8 @@
 the bounds stated in the README and checked by :mod:`fastnn.testing`.
 """
 
-from ._trainer import TrainingDivergedError
 from ._persist import load
+from ._trainer import TrainingDivergedError
 from .estimator import MLPClassifier
 
 __version__ = "0.1.0"

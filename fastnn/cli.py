@@ -91,7 +91,8 @@ def build_parser():
                        help="held-out fraction when the data has no test set (default: 0.2)")
     train.add_argument("--threads", type=int, help="most BLAS threads (default: every core)")
     train.add_argument("--save", metavar="MODEL.npz", help="write the trained model here")
-    train.add_argument("--plot", metavar="CURVE.png", help="write loss and accuracy per epoch (needs matplotlib)")
+    train.add_argument("--plot", metavar="CURVE.png",
+                       help="write loss and accuracy per epoch (needs matplotlib)")
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
 
     predict = commands.add_parser(

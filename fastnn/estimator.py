@@ -7,7 +7,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _validation as check
 from . import fast, reference
-from ._threads import available_cores, blas_threads, thread_limits
+from ._threads import thread_limits
 from ._trainer import train
 
 ENGINES = {"fast": fast, "reference": reference}
@@ -132,7 +132,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         module = ENGINES[params["engine"]]
         engine = module.Engine(X, y_idx, len(self.classes_), self.weights_, self.biases_,
                                params["activation"], batch, params["track_gradients"])
-        with thread_limits(blas_threads(params["n_threads"], batch)):
+        with thread_limits(params["n_threads"]):
             train(engine, self.weights_ + self.biases_, n, epochs=epochs,
                   learning_rate=params["learning_rate"], shuffle=params["shuffle"],
                   rng=self._rng, on_epoch=lambda record: self._record(record, on_epoch))
@@ -190,7 +190,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             on_epoch(record)
 
     def save(self, path):
-        """Write the fitted model to ``path``, one ``.npz`` without pickle; read it with :func:`fastnn.load`."""
+        """Write the fitted model to ``path`` (one ``.npz``, no pickle); :func:`fastnn.load` reads it."""
         from ._persist import save
 
         save(self, path)
@@ -207,12 +207,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes), rows summing to 1, columns in ``classes_`` order.
         """
         X = self._check_X(X)
-        activation = check.check_params(self)["activation"]
-        n_threads = self.n_threads or available_cores()
-        with thread_limits(n_threads):
+        params = check.check_params(self)
+        with thread_limits(params["n_threads"]):
             if self.engine == "reference":
-                return reference.predict_proba(self.weights_, self.biases_, activation, X.T).T
-            return fast.predict_proba(self.weights_, self.biases_, activation, X)
+                return reference.predict_proba(self.weights_, self.biases_, params["activation"], X.T).T
+            return fast.predict_proba(self.weights_, self.biases_, params["activation"], X)
 
     def predict(self, X):
         """Most probable class of each row of ``X`` (shape ``(n_samples, n_features)``)."""

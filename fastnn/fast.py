@@ -4,9 +4,9 @@ import numpy as np
 from numba import typed
 
 from .kernels._scalar import ACTIVATION_CODES
-from .reference import EpochStats
 from .kernels.dense import _dense_forward, _dense_softmax
 from .kernels.epoch import _train_epoch
+from .reference import EpochStats
 
 _NO_ORDER = np.empty(0, dtype=np.int64)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from fastnn import reference as ref
+from fastnn.fast import _flat_biases, _layer_buffers, _typed_list
 from fastnn.kernels._scalar import ACTIVATION_CODES
 from fastnn.kernels.activations import _activate, _activation_derivative, _bias_activate
 from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_activation_backward
@@ -21,7 +22,6 @@ from fastnn.kernels.dense import _dense_forward, _dense_softmax
 from fastnn.kernels.epoch import _gather_rows, _train_batch
 from fastnn.kernels.softmax import _bias_softmax, _inplace_softmax_cross_entropy_grad
 from fastnn.kernels.update import _inplace_sgd
-from fastnn.fast import _flat_biases, _layer_buffers, _typed_list
 
 from .conftest import ACTIVATIONS, DTYPES
 

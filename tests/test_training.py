@@ -99,8 +99,7 @@ def test_fit_in_a_new_process_is_bitwise_equal(digits, engine):
 
 def test_fast_engine_thread_count_changes_only_rounding():
     """OpenBLAS splits a GEMM differently on 1 and 2 threads, so the rounding differs;
-    the README states the bound: the training-run bound of :mod:`fastnn.testing`.
-    Batch 128 is above SMALL_BATCH, so BLAS really runs 1 thread against 2."""
+    the README states the bound: the training-run bound of :mod:`fastnn.testing`."""
     one, two = (np.frombuffer(bytes.fromhex(fit_elsewhere("fast", 128, n)), np.float32)
                 for n in (1, 2))
     np.testing.assert_allclose(one, two, rtol=0, atol=TRAINING_RTOL["float32"] * np.abs(two).max())

@@ -15,11 +15,12 @@ Modules and their kernels:
 - :mod:`.dense` — ``_dense_forward``, ``_dense_softmax`` (BLAS GEMM + epilogue)
 - :mod:`.epoch` — ``_gather_rows``, ``_train_batch``, ``_train_epoch``
 
-Every elementwise, row-wise and reduction kernel is ``@njit(parallel=True)``:
-its work splits into independent rows (or row chunks with private partial
-sums). The GEMMs are BLAS calls and the epoch and batch drivers are serial
-``@njit``: they only sequence the kernels. Which threads run is decided by
-:func:`fastnn._threads.thread_limits` around every fit and predict; see the
-README's "Threads" section for the measurements behind the choice.
-All kernels are compiled with ``cache=True``.
+Every elementwise, row-wise and reduction kernel is written with ``prange``
+over independent rows (or row chunks with private partial sums) but compiled
+serial by default: inside an epoch BLAS owns the cores, and ``bench/threads.py``
+measured no gain from ``parallel=True`` kernels beside a 2-thread BLAS (and a
+35-300x loss when both pools run 2 threads). ``FASTNN_PARALLEL_KERNELS=1``
+builds the parallel variant for that measurement (:mod:`._jit`). The GEMMs are
+BLAS calls; the epoch and batch drivers only sequence the kernels. All kernels
+are cached on disk (``cache=True``) in the serial build.
 """

@@ -5,12 +5,13 @@
 Parallel over rows: each element is independent.
 """
 
-from numba import njit, prange
+from numba import prange
 
+from ._jit import kernel
 from ._scalar import activate, derivative_from_output
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _activate(Z, code, out):
     """``out = g(Z)``; ``out`` may be ``Z``."""
     for i in prange(Z.shape[0]):
@@ -18,7 +19,7 @@ def _activate(Z, code, out):
             out[i, j] = activate(Z[i, j], code)
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _bias_activate(Z, b, code, out):
     """``out = g(Z + b)`` with ``b`` of shape ``(n_features,)`` broadcast over rows; ``out`` may be ``Z``."""
     for i in prange(Z.shape[0]):
@@ -26,7 +27,7 @@ def _bias_activate(Z, b, code, out):
             out[i, j] = activate(Z[i, j] + b[j], code)
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _activation_derivative(A, code, out):
     """``out = g'(Z)`` computed from ``A = g(Z)`` (the ReLU mask for ReLU)."""
     for i in prange(A.shape[0]):

@@ -9,14 +9,15 @@ then add those in order: no two threads write the same memory.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from ._jit import kernel
 from ._scalar import derivative_from_output
 
 SUM_CHUNKS = 8
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _inplace_activation_backward(dA, A, code):
     """``dA ← dA ∗ g'(Z)`` with ``g'`` taken from ``A = g(Z)``: ``dA`` becomes ``dZ``."""
     for i in prange(dA.shape[0]):
@@ -24,7 +25,7 @@ def _inplace_activation_backward(dA, A, code):
             dA[i, j] *= derivative_from_output(A[i, j], code)
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _column_sums(D, out):
     """``out[j] = Σ_i D[i, j]``: the bias gradient (before the 1/m) of a layer."""
     m, n = D.shape
@@ -41,7 +42,7 @@ def _column_sums(D, out):
             out[j] += partial[c, j]
 
 
-@njit(cache=True)
+@kernel
 def _frobenius_norm(A):
     """``sqrt(Σ A²)`` accumulated in float64."""
     total = 0.0

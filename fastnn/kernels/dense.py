@@ -9,20 +9,20 @@ through SciPy, with ``W.T`` passed as a transposed operand, not copied.
 """
 
 import numpy as np
-from numba import njit
 
+from ._jit import kernel
 from .activations import _bias_activate
 from .softmax import _bias_softmax
 
 
-@njit(cache=True)
+@kernel
 def _dense_forward(A_prev, W, b, code, out):
     """``out = g(A_prev · Wᵀ + b)``, ``out`` of shape ``(m, n_out)``."""
     np.dot(A_prev, W.T, out)
     _bias_activate(out, b, code, out)
 
 
-@njit(cache=True)
+@kernel
 def _dense_softmax(A_prev, W, b, out):
     """``out = softmax(A_prev · Wᵀ + b)`` row by row: the output layer."""
     np.dot(A_prev, W.T, out)

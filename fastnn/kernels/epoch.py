@@ -13,23 +13,24 @@ the batch; the interpreter is not entered between batches.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from ._jit import kernel
+from ._scalar import like
 from .backward import _column_sums, _frobenius_norm, _inplace_activation_backward
 from .dense import _dense_forward
-from ._scalar import like
 from .softmax import _inplace_softmax_cross_entropy_grad
 from .update import _inplace_sgd
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _gather_rows(X, idx, out):
     """``out[i] = X[idx[i]]``: copy one shuffled batch into a contiguous buffer."""
     for i in prange(idx.shape[0]):
         out[i] = X[idx[i]]
 
 
-@njit(cache=True)
+@kernel
 def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, hits, norms,
                  code, step):
     """One SGD step on the batch ``Xb`` (``m × n_in``); return its summed loss and hit count.
@@ -62,7 +63,7 @@ def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, 
     return np.sum(losses[:m]), np.sum(hits[:m])
 
 
-@njit(cache=True)
+@kernel
 def _train_epoch(X, y, order, batch_size, weights, biases, acts, deltas, grad_w, grad_b,
                  x_batch, y_batch, losses, hits, norms, code, step):
     """Run one epoch; ``order`` empty means the rows as stored. Return the summed loss and hits."""

@@ -11,6 +11,7 @@ summed by the caller in order, so the total does not depend on the thread count.
 import numpy as np
 from numba import njit, prange
 
+from ._jit import kernel
 from ._scalar import like
 
 
@@ -29,14 +30,14 @@ def _row_softmax(Z, b, i, out):
         out[i, j] = out[i, j] / total
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _bias_softmax(Z, b, out):
     """``out = softmax(Z + b)`` row by row; ``out`` may be ``Z``."""
     for i in prange(Z.shape[0]):
         _row_softmax(Z, b, i, out)
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _inplace_softmax_cross_entropy_grad(Z, b, y, losses, hits):
     """Overwrite ``Z`` with ``softmax(Z + b) − onehot(y)``, ``losses[i]`` with row ``i``'s loss
     and ``hits[i]`` with 1 where the row's first largest probability is class ``y[i]``.

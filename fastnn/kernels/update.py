@@ -4,10 +4,12 @@ Parallel over elements. ``step`` must already have the dtype of ``theta`` so
 that float32 arithmetic matches :func:`fastnn.reference.sgd_update` bitwise.
 """
 
-from numba import njit, prange
+from numba import prange
+
+from ._jit import kernel
 
 
-@njit(parallel=True, cache=True)
+@kernel
 def _inplace_sgd(theta, grad, step):
     """``theta -= step * grad`` for contiguous arrays of the same shape."""
     flat_theta, flat_grad = theta.reshape(-1), grad.reshape(-1)

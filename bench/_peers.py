@@ -1,0 +1,169 @@
+"""One training epoch of the same model (dense ReLU layers, softmax, cross-entropy, plain
+SGD) in each implementation a user might pick, for bench/compare.py.
+
+Each ``make_*`` takes the data ``X`` (n_samples × n_features, float32), labels
+``y``, the layer sizes, the batch size, the learning rate and the initial
+weights, and returns ``epoch(order)``, which trains one epoch over the rows in
+``order`` (the same order for every implementation) and returns nothing.
+"""
+
+import numpy as np
+
+from fastnn import fast, reference
+from fastnn._threads import available_cores, thread_limits
+
+
+def _copies(weights, biases):
+    return [W.copy() for W in weights], [B.copy() for B in biases]
+
+
+def make_fastnn(engine_module):
+    def make(X, y, sizes, batch, lr, weights, biases):
+        weights, biases = _copies(weights, biases)
+        engine = engine_module.Engine(X, y, sizes[-1], weights, biases, "relu", batch)
+        # Entered once, as fit does for all its epochs, not per epoch.
+        limits = thread_limits()
+        limits.__enter__()
+
+        def epoch(order):
+            engine.epoch(order, lr)
+
+        return epoch
+
+    return make
+
+
+make_fast = make_fastnn(fast)
+make_reference = make_fastnn(reference)
+
+
+def make_numpy(X, y, sizes, batch, lr, weights, biases):
+    """The same math as a NumPy user would write it, in the (samples, features) layout."""
+    weights, biases = _copies(weights, biases)
+    Wt = [W.T.copy() for W in weights]
+    b = [B.ravel().copy() for B in biases]
+    eye = np.eye(sizes[-1], dtype=X.dtype)
+    lr = X.dtype.type(lr)
+
+    def epoch(order):
+        for start in range(0, len(order), batch):
+            idx = order[start:start + batch]
+            acts = [X[idx]]
+            for l in range(len(Wt)):
+                Z = acts[-1] @ Wt[l] + b[l]
+                if l < len(Wt) - 1:
+                    acts.append(np.maximum(Z, 0))
+                else:
+                    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+                    acts.append(E / E.sum(axis=1, keepdims=True))
+            dZ = (acts[-1] - eye[y[idx]]) / len(idx)
+            for l in reversed(range(len(Wt))):
+                dW, db = acts[l].T @ dZ, dZ.sum(axis=0)
+                if l > 0:
+                    dZ = (dZ @ Wt[l].T) * (acts[l] > 0)
+                Wt[l] -= lr * dW
+                b[l] -= lr * db
+
+    return epoch
+
+
+def make_torch(X, y, sizes, batch, lr, weights, biases):
+    import torch
+
+    torch.set_num_threads(available_cores())
+    layers = []
+    for l, (W, B) in enumerate(zip(weights, biases)):
+        linear = torch.nn.Linear(W.shape[1], W.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(W))
+            linear.bias.copy_(torch.from_numpy(B.ravel()))
+        layers.append(linear)
+        if l < len(weights) - 1:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+
+    def epoch(order):
+        order_t = torch.from_numpy(order)
+        for start in range(0, len(order), batch):
+            idx = order_t[start:start + batch]
+            optimizer.zero_grad()
+            loss_fn(model(Xt[idx]), yt[idx]).backward()
+            optimizer.step()
+
+    return epoch
+
+
+def make_jax(X, y, sizes, batch, lr, weights, biases):
+    """A whole epoch compiled with ``lax.scan`` over the full batches, then the remainder."""
+    import jax
+    import jax.numpy as jnp
+
+    params = [(jnp.asarray(W), jnp.asarray(B.ravel())) for W, B in zip(weights, biases)]
+    Xj, yj = jnp.asarray(X), jnp.asarray(y.astype(np.int32))
+
+    def loss(params, xb, yb):
+        a = xb
+        for W, b in params[:-1]:
+            a = jax.nn.relu(a @ W.T + b)
+        W, b = params[-1]
+        logp = jax.nn.log_softmax(a @ W.T + b)
+        return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+
+    def step(params, xb, yb):
+        grads = jax.grad(loss)(params, xb, yb)
+        return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+
+    n_full = len(X) // batch
+
+    @jax.jit
+    def run(params, order):
+        idx = order[:n_full * batch].reshape(n_full, batch)
+
+        def body(p, rows):
+            return step(p, Xj[rows], yj[rows]), None
+
+        params, _ = jax.lax.scan(body, params, idx)
+        rest = order[n_full * batch:]
+        if rest.shape[0]:
+            params = step(params, Xj[rest], yj[rest])
+        return params
+
+    state = {"params": params}
+
+    def epoch(order):
+        state["params"] = run(state["params"], jnp.asarray(order))
+        jax.block_until_ready(state["params"])
+
+    return epoch
+
+
+def make_sklearn(X, y, sizes, batch, lr, weights, biases):
+    """scikit-learn's MLPClassifier with plain SGD; it shuffles with its own generator."""
+    from sklearn.neural_network import MLPClassifier
+
+    model = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver="sgd", momentum=0.0,
+                          nesterovs_momentum=False, learning_rate_init=lr, alpha=0.0,
+                          batch_size=batch, shuffle=True, random_state=0)
+    classes = np.unique(y)
+    model.partial_fit(X[:batch], y[:batch], classes=classes)
+    model.coefs_ = [W.T.copy() for W in weights]
+    model.intercepts_ = [B.ravel().copy() for B in biases]
+
+    def epoch(order):
+        model.partial_fit(X, y)
+
+    return epoch
+
+
+PEERS = {
+    "fastnn fast": make_fast,
+    "fastnn reference": make_reference,
+    "NumPy float32": make_numpy,
+    "PyTorch": make_torch,
+    "JAX (lax.scan)": make_jax,
+    "scikit-learn": make_sklearn,
+}
+OPTIONAL = {"PyTorch": "torch", "JAX (lax.scan)": "jax"}

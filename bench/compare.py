@@ -1,0 +1,151 @@
+"""Side by side: ms per training epoch of fastnn and its peers, in one run.
+
+    python bench/compare.py [--quick] [--repeats 3] [--batches 32,128,1024]
+
+Model 784-128-10 (ReLU, softmax, cross-entropy, plain SGD, float32) on 60,000
+MNIST-shaped synthetic samples; every implementation starts from the same
+weights and trains on the same batch order (scikit-learn shuffles with its own
+generator). One warm-up epoch is excluded, then the best of ``--repeats``.
+The floor is the FLOPs of an epoch at this run's measured float32 GEMM rate.
+Also: full-batch gradient descent, a tiny 64-32-10 network on the digits, and
+first-fit time in a fresh process with a warm and a cold kernel cache.
+"""
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numba
+import numpy as np
+from threadpoolctl import threadpool_info
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench._peers import OPTIONAL, PEERS  # noqa: E402
+from fastnn import reference  # noqa: E402
+from fastnn.datasets import load_digits  # noqa: E402
+
+LR = 0.01
+
+
+def flops_per_sample(sizes):
+    """Forward GEMMs, every dW GEMM and every dA GEMM but the input layer's: 2 flops a MAC."""
+    macs = [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    return 2 * (2 * sum(macs) + sum(macs[1:]))
+
+
+def gemm_rate(n=2048, repeats=3):
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    return 2 * n ** 3 / best
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def time_epochs(make, X, y, sizes, batch, repeats, seed=0):
+    weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(seed), np.float32)
+    epoch = make(X, y, sizes, batch, LR, weights, biases)
+    rng = np.random.default_rng(seed + 1)
+    orders = [rng.permutation(len(X)) for _ in range(repeats + 1)]
+    epoch(orders[0])  # warm-up: compilation, allocation, caches
+    return min(_timed(lambda o=o: epoch(o)) for o in orders[1:])
+
+
+def available(name):
+    module = OPTIONAL.get(name)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+def print_environment(rate):
+    print(f"machine: {os.cpu_count()} cores; numpy {np.__version__}, numba {numba.__version__}")
+    for pool in threadpool_info():
+        print(f"  {pool['user_api']}: {pool['internal_api']} {pool.get('version')} "
+              f"kernel={pool.get('architecture')} threads={pool['num_threads']} ({pool['prefix']})")
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        print(f"  {var}={os.environ.get(var, '(unset)')}")
+    print(f"  float32 GEMM rate (2048³ np.matmul): {rate / 1e9:.0f} GFLOP/s")
+
+
+def mnist_table(batches, repeats, rate, names):
+    rng = np.random.default_rng(0)
+    n, sizes = 60_000, [784, 128, 10]
+    X = rng.random((n, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], n)
+    floor = flops_per_sample(sizes) * n / rate
+    print(f"\nMLP 784-128-10, {n} samples, float32: ms per epoch (ratio to the floor, "
+          f"{floor * 1e3:.0f} ms = {flops_per_sample(sizes) / 1e6:.3f} MFLOP/sample at the GEMM rate)")
+    header = f"{'implementation':<18}" + "".join(f"{'batch ' + str(b):>18}" for b in batches)
+    print(header)
+    results = {}
+    for name in names:
+        cells = []
+        for batch in batches:
+            t = time_epochs(PEERS[name], X, y, sizes, batch if batch else n, repeats)
+            results[name, batch] = t
+            cells.append(f"{t * 1e3:8.0f} ({t / floor:4.2f}x)")
+        print(f"{name:<18}" + "".join(f"{c:>18}" for c in cells), flush=True)
+    return results
+
+
+def tiny_table(repeats, names):
+    X, y = load_digits()
+    X = X.astype(np.float32)
+    print(f"\ntiny MLP 64-32-10 on the digits ({len(X)} samples), batch 32: ms per epoch")
+    times = {}
+    for name in names:
+        times[name] = time_epochs(PEERS[name], X, y, [64, 32, 10], 32, max(repeats, 5))
+        print(f"{name:<18}{times[name] * 1e3:10.2f}", flush=True)
+    if "PyTorch" in times:
+        print(f"fastnn fast is {times['PyTorch'] / times['fastnn fast']:.0f}x faster than PyTorch")
+
+
+FIRST_FIT = """
+import time, numpy as np
+start = time.perf_counter()
+from fastnn import MLPClassifier
+from fastnn.datasets import load_digits
+X, y = load_digits()
+MLPClassifier(epochs=1, random_state=0).fit(X, y)
+print(time.perf_counter() - start)
+"""
+
+
+def first_fit():
+    print("\nfirst fit (import + 1 epoch on the digits) in a fresh process:")
+    with tempfile.TemporaryDirectory() as cold_dir:
+        for label, env in (("cold cache", {"NUMBA_CACHE_DIR": cold_dir}),
+                           ("warm cache", {"NUMBA_CACHE_DIR": cold_dir})):
+            out = subprocess.run([sys.executable, "-c", FIRST_FIT], capture_output=True, text=True,
+                                 check=True, env={**os.environ, **env})
+            print(f"  {label}: {float(out.stdout):.2f} s")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", default="32,128,1024,full",
+                        help="comma-separated batch sizes; 'full' for full-batch")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", help="comma-separated implementation names")
+    args = parser.parse_args()
+    batches = [None if b == "full" else int(b) for b in args.batches.split(",")]
+    names = [n for n in PEERS if available(n) and (not args.only or n in args.only.split(","))]
+    skipped = [n for n in PEERS if not available(n)]
+    rate = gemm_rate()
+    print_environment(rate)
+    if skipped:
+        print(f"  not installed, skipped: {', '.join(skipped)}")
+    mnist_table(batches, args.repeats, rate, names)
+    tiny_table(args.repeats, [n for n in names if n != "scikit-learn"])
+    first_fit()
+
+
+if __name__ == "__main__":
+    main()
