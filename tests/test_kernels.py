@@ -18,6 +18,7 @@ from fastnn.fast import _flat_biases, _layer_buffers, _typed_list
 from fastnn.kernels._scalar import ACTIVATION_CODES
 from fastnn.kernels.activations import _activate, _activation_derivative, _bias_activate
 from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_activation_backward
+from fastnn.kernels.blas import _inplace_gemm_update
 from fastnn.kernels.dense import _dense_forward, _dense_softmax
 from fastnn.kernels.epoch import _gather_rows, _train_batch
 from fastnn.kernels.softmax import _bias_softmax, _inplace_softmax_cross_entropy_grad
@@ -181,3 +182,15 @@ def test_train_batch_is_one_reference_step(rng, dtype, activation, sizes, m):
     np.testing.assert_allclose(loss / m, ref.cross_entropy(As[-1], Y), rtol=RTOL[dtype])
     assert hits == np.sum(np.argmax(As[-1], axis=0) == y)
     np.testing.assert_allclose(norms, [np.linalg.norm(dW) for dW in dWs], rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, n_in, n_out", [(1, 1, 1), (3, 5, 2), (33, 17, 9), (200, 64, 31)])
+def test_gemm_update_is_the_sgd_step(rng, dtype, m, n_in, n_out):
+    """``W += α·dZᵀ·A`` in one BLAS call equals the reference's ``W −= lr·(dZ·Aᵀ)`` (layouts transposed)."""
+    A, dZ = random(rng, (m, n_in), dtype), random(rng, (m, n_out), dtype)
+    W = random(rng, (n_out, n_in), dtype)
+    want = [W.copy()]
+    ref.sgd_update(want, [dZ.T @ A], 0.25)
+    _inplace_gemm_update(A, dZ, W, dtype(-0.25))
+    assert_close(W, want[0], dtype, gemm_scale(dZ.T, A.T, W))

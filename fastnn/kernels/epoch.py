@@ -6,6 +6,7 @@ Per batch of ``m`` samples (rows of ``X`` in ``order``), layers ``l = 1..L``::
     dZ[L] = A[L] − onehot(y)                    (fused with the loss, in place)
     dA[l-1] = dZ[l] · W[l]        then  dZ[l-1] = dA[l-1] ∗ g'(A[l-1])
     W[l] −= (α/m) · dZ[l]ᵀ · A[l-1]             b[l] −= (α/m) · Σ_rows dZ[l]
+                                                (one GEMM writing into W: blas.py)
 
 which is :mod:`fastnn.reference`'s math transposed, with the ``1/m`` folded into
 the step. Every buffer is allocated once per fit by the caller and sliced to
@@ -18,6 +19,7 @@ from numba import prange
 from ._jit import kernel
 from ._scalar import like
 from .backward import _column_sums, _frobenius_norm, _inplace_activation_backward
+from .blas import _inplace_gemm_update
 from .dense import _dense_forward
 from .softmax import _inplace_softmax_cross_entropy_grad
 from .update import _inplace_sgd
@@ -48,15 +50,15 @@ def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, 
     np.dot(inputs[L - 1], weights[L - 1].T, dZ)
     _inplace_softmax_cross_entropy_grad(dZ, biases[L - 1], yb, losses[:m], hits[:m])
     for l in range(L - 1, -1, -1):
-        np.dot(dZ.T, inputs[l], grad_w[l])
         _column_sums(dZ, grad_b[l])
         if norms.shape[0] > 0:
+            np.dot(dZ.T, inputs[l], grad_w[l])
             norms[l] += _frobenius_norm(grad_w[l]) / m
-        if l > 0:
+        if l > 0:  # dA[l-1] needs W[l] before its update
             dA = deltas[l - 1][:m]
             np.dot(dZ, weights[l], dA)
             _inplace_activation_backward(dA, inputs[l], code)
-        _inplace_sgd(weights[l], grad_w[l], step_m)
+        _inplace_gemm_update(inputs[l], dZ, weights[l], -step_m)
         _inplace_sgd(biases[l], grad_b[l], step_m)
         if l > 0:
             dZ = deltas[l - 1][:m]
