@@ -12,7 +12,7 @@ import os
 from contextlib import contextmanager
 
 import numba
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 
 def available_cores():
@@ -22,11 +22,23 @@ def available_cores():
         return os.cpu_count() or 1
 
 
+def default_blas_threads():
+    """Every core, but never more BLAS threads than the process already allows.
+
+    Inside a joblib worker (``GridSearchCV(n_jobs=2)``) or under
+    ``OPENBLAS_NUM_THREADS`` the BLAS pools start lower; raising them would
+    oversubscribe the cores that the other workers use.
+    """
+    allowed = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return min([available_cores(), *allowed])
+
+
 @contextmanager
 def thread_limits(n_threads=None):
-    """Run the block with ``n_threads`` BLAS threads (None: every core) and one Numba thread."""
+    """Run the block with ``n_threads`` BLAS threads (None: :func:`default_blas_threads`)
+    and one Numba thread."""
     previous = numba.get_num_threads()
-    with threadpool_limits(limits=n_threads or available_cores(), user_api="blas"):
+    with threadpool_limits(limits=n_threads or default_blas_threads(), user_api="blas"):
         numba.set_num_threads(1)
         try:
             yield

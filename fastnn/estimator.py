@@ -46,7 +46,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, numpy Generator or None, default=None
         Seeds the initial weights and the shuffling.
     n_threads : int or None, default=None
-        Most threads BLAS may use during fit and predict (None: every core).
+        BLAS threads during fit and predict. None: every core, but no more than
+        BLAS is already allowed (fewer inside a joblib worker such as
+        ``GridSearchCV(n_jobs=2)``, or under ``OPENBLAS_NUM_THREADS``). Numba's
+        pool is held at one thread either way.
     warm_start : bool, default=False
         Continue from the current weights on the next :meth:`fit`.
     verbose : bool, default=False

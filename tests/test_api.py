@@ -101,6 +101,30 @@ def test_pipeline_and_grid_search_in_parallel(digits):
     assert grid.score(X_test, y_test) > 0.85
 
 
+def blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("n_threads, outer, inside", [(None, None, None), (1, None, 1), (None, 1, 1)])
+def test_threads_during_fit(digits, n_threads, outer, inside):
+    """BLAS gets every core (or n_threads), never more than an outer limit (a joblib worker's);
+    Numba's pool runs one thread."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    from fastnn._threads import available_cores
+
+    X_train, _, y_train, _ = digits
+    seen = []
+    model = MLPClassifier(epochs=1, n_threads=n_threads)
+    with threadpool_limits(outer):
+        model.fit(X_train, y_train, on_epoch=lambda record: seen.append(
+            (blas_threads(), numba.get_num_threads())))
+    assert seen == [({inside or available_cores()}, 1)]
+
+
 def test_fit_restores_thread_settings(digits):
     import numba
     from threadpoolctl import threadpool_info
