@@ -39,7 +39,10 @@ class Engine:
 
     ``X`` is ``(n_samples, n_features)`` C-contiguous, kept as given (no copy).
     ``weights`` and ``biases`` are the reference's arrays and are updated in place.
-    Work buffers are allocated here, once per fit.
+    Work buffers are allocated here, once per fit: for batches of ``b`` rows,
+    ``b·(Σ widths + Σ hidden widths)`` values for activations and deltas, a
+    ``b × n_features`` gather buffer when batches are shuffled, and one
+    gradient array per layer (used only to track gradient norms).
     """
 
     def __init__(self, X, y, n_classes, weights, biases, activation, batch_size,
@@ -53,8 +56,10 @@ class Engine:
         self._weights = _typed_list(weights)
         self._biases = _flat_biases(biases)
         self._acts, self._deltas, self._grad_w, self._grad_b = _layer_buffers(weights, b, dtype)
-        self._x_batch = np.empty((b, X.shape[1]), dtype)
-        self._y_batch = np.empty(b, np.int64)
+        # Shuffled batches are gathered here; a full batch uses X as it is.
+        rows = b if b < X.shape[0] else 0
+        self._x_batch = np.empty((rows, X.shape[1]), dtype)
+        self._y_batch = np.empty(rows, np.int64)
         self._losses = np.empty(b, np.float64)
         self._hits = np.empty(b, np.int64)
         self._norms = np.zeros(len(weights) if track_gradients else 0, np.float64)
