@@ -3,14 +3,17 @@ SGD) in each implementation a user might pick, for bench/compare.py.
 
 Each ``make_*`` takes the data ``X`` (n_samples × n_features, float32), labels
 ``y``, the layer sizes, the batch size, the learning rate and the initial
-weights, and returns ``epoch(order)``, which trains one epoch over the rows in
-``order`` (the same order for every implementation) and returns nothing.
+weights, and returns ``(epoch, params)``: ``epoch(order)`` trains one epoch
+over the rows in ``order`` (the same order for every implementation);
+the caller runs them inside :func:`fastnn._threads.thread_limits`, as ``fit``
+does; ``params()`` returns the current weights and biases in the reference's shapes,
+so that ``tests/test_bench_peers.py`` can check that every peer does the same math.
 """
 
 import numpy as np
 
 from fastnn import fast, reference
-from fastnn._threads import available_cores, thread_limits
+from fastnn._threads import available_cores
 
 
 def _copies(weights, biases):
@@ -21,14 +24,11 @@ def make_fastnn(engine_module):
     def make(X, y, sizes, batch, lr, weights, biases):
         weights, biases = _copies(weights, biases)
         engine = engine_module.Engine(X, y, sizes[-1], weights, biases, "relu", batch)
-        # Entered once, as fit does for all its epochs, not per epoch.
-        limits = thread_limits()
-        limits.__enter__()
 
         def epoch(order):
             engine.epoch(order, lr)
 
-        return epoch
+        return epoch, lambda: (weights, biases)
 
     return make
 
@@ -64,7 +64,7 @@ def make_numpy(X, y, sizes, batch, lr, weights, biases):
                 Wt[l] -= lr * dW
                 b[l] -= lr * db
 
-    return epoch
+    return epoch, lambda: ([W.T for W in Wt], [v[:, None] for v in b])
 
 
 def make_torch(X, y, sizes, batch, lr, weights, biases):
@@ -93,7 +93,12 @@ def make_torch(X, y, sizes, batch, lr, weights, biases):
             loss_fn(model(Xt[idx]), yt[idx]).backward()
             optimizer.step()
 
-    return epoch
+    def params():
+        linears = [layer for layer in model if isinstance(layer, torch.nn.Linear)]
+        return ([layer.weight.detach().numpy() for layer in linears],
+                [layer.bias.detach().numpy()[:, None] for layer in linears])
+
+    return epoch, params
 
 
 def make_jax(X, y, sizes, batch, lr, weights, biases):
@@ -137,16 +142,24 @@ def make_jax(X, y, sizes, batch, lr, weights, biases):
         state["params"] = run(state["params"], jnp.asarray(order))
         jax.block_until_ready(state["params"])
 
-    return epoch
+    def params():
+        return ([np.asarray(W) for W, _ in state["params"]],
+                [np.asarray(b)[:, None] for _, b in state["params"]])
+
+    return epoch, params
 
 
-def make_sklearn(X, y, sizes, batch, lr, weights, biases):
-    """scikit-learn's MLPClassifier with plain SGD; it shuffles with its own generator."""
+def make_sklearn(X, y, sizes, batch, lr, weights, biases, shuffle=True):
+    """scikit-learn's MLPClassifier with plain SGD.
+
+    It shuffles with its own generator; with ``shuffle=False`` (an ``order``
+    that is ``arange``) it visits the rows as stored, like the others.
+    """
     from sklearn.neural_network import MLPClassifier
 
     model = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver="sgd", momentum=0.0,
                           nesterovs_momentum=False, learning_rate_init=lr, alpha=0.0,
-                          batch_size=batch, shuffle=True, random_state=0)
+                          batch_size=batch, shuffle=shuffle, random_state=0)
     classes = np.unique(y)
     model.partial_fit(X[:batch], y[:batch], classes=classes)
     model.coefs_ = [W.T.copy() for W in weights]
@@ -155,7 +168,7 @@ def make_sklearn(X, y, sizes, batch, lr, weights, biases):
     def epoch(order):
         model.partial_fit(X, y)
 
-    return epoch
+    return epoch, lambda: ([W.T for W in model.coefs_], [b[:, None] for b in model.intercepts_])
 
 
 PEERS = {

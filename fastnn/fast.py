@@ -56,10 +56,10 @@ class Engine:
         self._weights = _typed_list(weights)
         self._biases = _flat_biases(biases)
         self._acts, self._deltas, self._grad_w, self._grad_b = _layer_buffers(weights, b, dtype)
-        # Shuffled batches are gathered here; a full batch uses X as it is.
-        rows = b if b < X.shape[0] else 0
-        self._x_batch = np.empty((rows, X.shape[1]), dtype)
-        self._y_batch = np.empty(rows, np.int64)
+        # Shuffled batches are gathered here, allocated at the first shuffled epoch:
+        # a full batch in stored order (what the trainer runs) uses X as it is.
+        self._x_batch = np.empty((0, X.shape[1]), dtype)
+        self._y_batch = np.empty(0, np.int64)
         self._losses = np.empty(b, np.float64)
         self._hits = np.empty(b, np.int64)
         self._norms = np.zeros(len(weights) if track_gradients else 0, np.float64)
@@ -69,7 +69,7 @@ class Engine:
 
         Return :class:`fastnn.reference.EpochStats`.
         """
-        order = _NO_ORDER if order is None else np.ascontiguousarray(order, dtype=np.int64)
+        order = _NO_ORDER if order is None else self._checked(order)
         step = self.X.dtype.type(learning_rate)
         self._norms[:] = 0
         loss, hits = _train_epoch(self.X, self.y, order, self.batch_size, self._weights,
@@ -80,6 +80,19 @@ class Engine:
         n_batches = -(-n // self.batch_size)
         norms = self._norms / n_batches if self._norms.size else None
         return EpochStats(loss / n, hits / n, norms)
+
+
+    def _checked(self, order):
+        """``order`` as int64, refused unless it holds one row index per sample, all in range."""
+        n = self.X.shape[0]
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        if order.shape != (n,) or order.min() < 0 or order.max() >= n:
+            raise ValueError(f"order must hold {n} row indices in [0, {n}); got shape {order.shape}")
+        rows = min(self.batch_size, n)
+        if self._x_batch.shape[0] < rows:
+            self._x_batch = np.empty((rows, self.X.shape[1]), self.X.dtype)
+            self._y_batch = np.empty(rows, np.int64)
+        return order
 
 
 def predict_proba(weights, biases, activation, X):

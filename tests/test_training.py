@@ -127,3 +127,30 @@ def test_divergence_is_reported_and_weights_stay_finite(digits, engine, activati
 def test_random_state_none_trains(digits):
     X_train, X_test, y_train, y_test = digits
     assert MLPClassifier(random_state=None, epochs=3).fit(X_train, y_train).score(X_test, y_test) > 0.8
+
+
+@pytest.mark.parametrize("batch", [None, 50])
+def test_fast_engine_takes_an_order_for_any_batch(digits, batch):
+    """The trainer passes no order for a full batch, but the engine must not depend on that."""
+    X_train, _, y_train, _ = digits
+    X = np.ascontiguousarray(X_train, dtype=np.float64)
+    order = np.random.default_rng(0).permutation(len(X))
+    batch = batch or len(X)
+    models = []
+    for module in (fast, reference):
+        weights, biases = reference.init_params([64, 16, 10], "kaiming", np.random.default_rng(1),
+                                                np.float64)
+        module.Engine(X, y_train, 10, weights, biases, "relu", batch).epoch(order, 0.1)
+        models.append(weights + biases)
+    for got, want in zip(*models):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [np.arange(5), np.arange(1437) + 1, -np.arange(1437)],
+                         ids=["short", "past the end", "negative"])
+def test_fast_engine_refuses_a_bad_order(digits, order):
+    X_train, _, y_train, _ = digits
+    weights, biases = reference.init_params([64, 10], "kaiming", np.random.default_rng(1), np.float32)
+    engine = fast.Engine(X_train.astype(np.float32), y_train, 10, weights, biases, "relu", 32)
+    with pytest.raises(ValueError, match="order must hold 1437 row indices"):
+        engine.epoch(order, 0.1)

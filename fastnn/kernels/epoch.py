@@ -68,8 +68,19 @@ def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, 
 @kernel
 def _train_epoch(X, y, order, batch_size, weights, biases, acts, deltas, grad_w, grad_b,
                  x_batch, y_batch, losses, hits, norms, code, step):
-    """Run one epoch; ``order`` empty means the rows as stored. Return the summed loss and hits."""
+    """Run one epoch; ``order`` empty means the rows as stored. Return the summed loss and hits.
+
+    The buffers must hold ``min(batch_size, n)`` rows (and ``x_batch``, ``y_batch``
+    too when ``order`` is given); ``order`` must hold valid row indices. Only the
+    sizes are checked here: :class:`fastnn.fast.Engine` checks ``order``.
+    """
     n = X.shape[0]
+    rows = min(batch_size, n)
+    if batch_size < 1 or acts[0].shape[0] < rows or losses.shape[0] < rows or hits.shape[0] < rows:
+        raise ValueError("work buffers are smaller than a batch")
+    if order.shape[0] != 0 and (order.shape[0] != n or x_batch.shape[0] < rows
+                                or y_batch.shape[0] < rows):
+        raise ValueError("order or the gather buffers do not fit the data")
     loss, n_hits = 0.0, 0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)

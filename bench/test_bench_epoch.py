@@ -1,0 +1,41 @@
+"""One training epoch, reference vs fast, 784-128-10 on 60,000 MNIST-shaped samples
+(float32), at batch 32, 128, 1024 and full batch; and the tiny 64-32-10 network on
+the digits at batch 32.
+
+    pytest bench/test_bench_epoch.py --benchmark-group-by=group
+    pytest bench/ --benchmark-json=out.json   # then: pytest-benchmark compare out.json
+
+bench/compare.py times the same epochs beside PyTorch, JAX, NumPy and scikit-learn.
+"""
+
+import numpy as np
+import pytest
+
+from bench._peers import make_fast, make_reference
+from fastnn import reference
+from fastnn.datasets import load_digits
+
+ENGINES = {"fast": make_fast, "reference": make_reference}
+
+
+def bench_epochs(benchmark, make, X, y, sizes, batch, rounds):
+    weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(1), np.float32)
+    epoch, _ = make(X, y, sizes, batch, 0.01, weights, biases)
+    rng = np.random.default_rng(2)
+    benchmark.pedantic(epoch, setup=lambda: ((rng.permutation(len(X)),), {}),
+                       rounds=rounds, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("batch", [32, 128, 1024, None], ids=["32", "128", "1024", "full"])
+def test_mnist_epoch(benchmark, mnist_shaped, engine, batch):
+    X, y = mnist_shaped
+    benchmark.group = f"epoch 784-128-10, batch {batch or 'full'}"
+    bench_epochs(benchmark, ENGINES[engine], X, y, [784, 128, 10], batch or len(X), rounds=3)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_tiny_epoch(benchmark, engine):
+    X, y = load_digits()
+    benchmark.group = "epoch 64-32-10 on the digits, batch 32"
+    bench_epochs(benchmark, ENGINES[engine], X.astype(np.float32), y, [64, 32, 10], 32, rounds=20)

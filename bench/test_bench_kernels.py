@@ -1,0 +1,144 @@
+"""Each kernel, reference vs fast, on a batch-128 layer of a 784-128-10 network (float32).
+
+    pytest bench/test_bench_kernels.py --benchmark-group-by=group
+
+Each group holds the reference's NumPy expression and the fast kernel for the
+same operation, in the layouts each engine uses.
+"""
+
+import numpy as np
+import pytest
+
+from fastnn import reference as ref
+from fastnn.kernels._scalar import RELU
+from fastnn.kernels.activations import _bias_activate
+from fastnn.kernels.backward import _column_sums, _inplace_activation_backward
+from fastnn.kernels.blas import _inplace_gemm_update
+from fastnn.kernels.dense import _dense_forward
+from fastnn.kernels.epoch import _gather_rows
+from fastnn.kernels.softmax import _inplace_softmax_cross_entropy_grad
+from fastnn.kernels.update import _inplace_sgd
+
+M, N_IN, N_HIDDEN, N_OUT = 128, 784, 128, 10
+rng = np.random.default_rng(0)
+X = rng.random((M, N_IN), dtype=np.float32)
+W = (rng.standard_normal((N_HIDDEN, N_IN)) * 0.05).astype(np.float32)
+B = np.zeros((N_HIDDEN, 1), np.float32)
+Z = rng.standard_normal((M, N_HIDDEN)).astype(np.float32)
+Z_OUT = rng.standard_normal((M, N_OUT)).astype(np.float32)
+Y = rng.integers(0, N_OUT, M)
+STEP = np.float32(0.01)
+
+
+@pytest.mark.benchmark(group="dense forward (GEMM + bias + ReLU)")
+def test_dense_forward_reference(benchmark):
+    Xt = np.ascontiguousarray(X.T)
+    benchmark(lambda: ref.relu(W @ Xt + B))
+
+
+@pytest.mark.benchmark(group="dense forward (GEMM + bias + ReLU)")
+def test_dense_forward_fast(benchmark):
+    out = np.empty((M, N_HIDDEN), np.float32)
+    benchmark(_dense_forward, X, W, B.ravel(), RELU, out)
+
+
+@pytest.mark.benchmark(group="bias + ReLU")
+def test_bias_relu_reference(benchmark):
+    Zt = np.ascontiguousarray(Z.T)
+    benchmark(lambda: ref.relu(Zt + B))
+
+
+@pytest.mark.benchmark(group="bias + ReLU")
+def test_bias_relu_fast(benchmark):
+    out = np.empty_like(Z)
+    benchmark(_bias_activate, Z, B.ravel(), RELU, out)
+
+
+@pytest.mark.benchmark(group="softmax + cross-entropy gradient")
+def test_softmax_grad_reference(benchmark):
+    Zt, Yh = np.ascontiguousarray(Z_OUT.T), ref.one_hot(Y, N_OUT, np.float32)
+
+    def run():
+        A = ref.softmax(Zt)
+        return ref.cross_entropy(A, Yh), A - Yh
+
+    benchmark(run)
+
+
+@pytest.mark.benchmark(group="softmax + cross-entropy gradient")
+def test_softmax_grad_fast(benchmark):
+    work, losses, hits = np.empty_like(Z_OUT), np.empty(M), np.empty(M, np.int64)
+    b = np.zeros(N_OUT, np.float32)
+
+    def run():
+        work[:] = Z_OUT
+        _inplace_softmax_cross_entropy_grad(work, b, Y, losses, hits)
+
+    benchmark(run)
+
+
+@pytest.mark.benchmark(group="backward ReLU mask")
+def test_mask_reference(benchmark):
+    dA, Zt = np.ascontiguousarray(Z.T), np.ascontiguousarray(Z.T)
+    benchmark(lambda: dA * ref.relu_derivative(Zt))
+
+
+@pytest.mark.benchmark(group="backward ReLU mask")
+def test_mask_fast(benchmark):
+    dA, A = Z.copy(), np.maximum(Z, 0)
+    benchmark(_inplace_activation_backward, dA, A, RELU)
+
+
+@pytest.mark.benchmark(group="bias gradient")
+def test_bias_grad_reference(benchmark):
+    Zt = np.ascontiguousarray(Z.T)
+    benchmark(lambda: (1 / M) * np.sum(Zt, axis=1, keepdims=True))
+
+
+@pytest.mark.benchmark(group="bias gradient")
+def test_bias_grad_fast(benchmark):
+    out = np.empty(N_HIDDEN, np.float32)
+    benchmark(_column_sums, Z, out)
+
+
+@pytest.mark.benchmark(group="weight gradient + SGD update")
+def test_weight_update_reference(benchmark):
+    Xt, dZt, Wr = np.ascontiguousarray(X.T), np.ascontiguousarray(Z.T), W.copy()
+
+    def run():
+        ref.sgd_update([Wr], [(1 / M) * (dZt @ Xt.T)], 1e-6)
+
+    benchmark(run)
+
+
+@pytest.mark.benchmark(group="weight gradient + SGD update")
+def test_weight_update_fast(benchmark):
+    Wf = W.copy()
+    benchmark(_inplace_gemm_update, X, Z, Wf, np.float32(-1e-6 / M))
+
+
+@pytest.mark.benchmark(group="SGD update (in place)")
+def test_sgd_reference(benchmark):
+    Wr, G = W.copy(), W * 0.001
+    benchmark(ref.sgd_update, [Wr], [G], 1e-6)
+
+
+@pytest.mark.benchmark(group="SGD update (in place)")
+def test_sgd_fast(benchmark):
+    Wf, G = W.copy(), W * 0.001
+    benchmark(_inplace_sgd, Wf, G, STEP)
+
+
+@pytest.mark.benchmark(group="batch gather")
+def test_gather_reference(benchmark, mnist_shaped):
+    Xt = np.ascontiguousarray(mnist_shaped[0][:5000].T)
+    idx = rng.permutation(5000)[:M]
+    benchmark(lambda: Xt[:, idx])
+
+
+@pytest.mark.benchmark(group="batch gather")
+def test_gather_fast(benchmark, mnist_shaped):
+    Xs = mnist_shaped[0][:5000]
+    idx = rng.permutation(5000)[:M]
+    out = np.empty((M, N_IN), np.float32)
+    benchmark(_gather_rows, Xs, idx, out)
