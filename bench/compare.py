@@ -5,7 +5,8 @@
 Model 784-128-10 (ReLU, softmax, cross-entropy, plain SGD, float32) on 60,000
 MNIST-shaped synthetic samples; every implementation starts from the same
 weights and trains on the same batch order (scikit-learn shuffles with its own
-generator). One warm-up epoch is excluded, then the best of ``--repeats``.
+generator). Each of ``--repeats`` rounds runs every implementation for an
+untimed and a timed epoch; the table shows the best timed epoch.
 The floor is the FLOPs of an epoch at this run's measured float32 GEMM rate.
 Also: full-batch gradient descent, a tiny 64-32-10 network on the digits, and
 first-fit time in a fresh process with a warm and a cold kernel cache.
@@ -45,22 +46,42 @@ def gemm_rate(n=2048, repeats=3):
     return 2 * n ** 3 / best
 
 
+def copy_bandwidth(n_bytes=256 * 2**20, repeats=3):
+    """Bytes per second read plus written by a large array copy: the batch gather is
+    bound by it, and on a shared machine it varies more than the GEMM rate."""
+    src = np.ones(n_bytes // 4, np.float32)
+    dst = np.empty_like(src)
+    best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(repeats + 1))
+    return 2 * n_bytes / best
+
+
 def _timed(fn):
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
 
 
-def time_epochs(make, X, y, sizes, batch, repeats, seed=0):
+def time_epochs(makers, X, y, sizes, batch, repeats, seed=0):
+    """Best time of one epoch for each of ``makers`` (name -> make).
+
+    Each round gives every implementation one untimed epoch, then a timed one:
+    rounds spread a slow spell of the machine over all of them, and the untimed
+    epoch lets the previous implementation's idle threads (OpenBLAS, XLA and
+    PyTorch pools spin for a while after their work) go to sleep first.
+    """
     weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(seed), np.float32)
-    epoch, _ = make(X, y, sizes, batch, LR, weights, biases)
     rng = np.random.default_rng(seed + 1)
     orders = [rng.permutation(len(X)) for _ in range(repeats + 1)]
     # fastnn's thread model, entered once as fit does. For the peers it changes nothing:
     # BLAS keeps every core and Numba's pool is theirs to ignore.
     with thread_limits():
-        epoch(orders[0])  # warm-up: compilation, allocation, caches
-        return min(_timed(lambda o=o: epoch(o)) for o in orders[1:])
+        epochs = {name: make(X, y, sizes, batch, LR, weights, biases)[0] for name, make in makers.items()}
+        best = dict.fromkeys(epochs, float("inf"))
+        for warm, order in zip(orders, orders[1:]):
+            for name, epoch in epochs.items():
+                epoch(warm)
+                best[name] = min(best[name], _timed(lambda: epoch(order)))
+    return best
 
 
 def available(name):
@@ -68,14 +89,15 @@ def available(name):
     return module is None or importlib.util.find_spec(module) is not None
 
 
-def print_environment(rate):
+def print_environment(rate, bandwidth):
     print(f"machine: {os.cpu_count()} cores; numpy {np.__version__}, numba {numba.__version__}")
     for pool in threadpool_info():
         print(f"  {pool['user_api']}: {pool['internal_api']} {pool.get('version')} "
               f"kernel={pool.get('architecture')} threads={pool['num_threads']} ({pool['prefix']})")
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         print(f"  {var}={os.environ.get(var, '(unset)')}")
-    print(f"  float32 GEMM rate (2048³ np.matmul): {rate / 1e9:.0f} GFLOP/s")
+    print(f"  float32 GEMM rate (2048³ np.matmul): {rate / 1e9:.0f} GFLOP/s; "
+          f"copy bandwidth {bandwidth / 1e9:.1f} GB/s")
 
 
 def mnist_table(batches, repeats, rate, names):
@@ -88,24 +110,20 @@ def mnist_table(batches, repeats, rate, names):
           f"{floor * 1e3:.0f} ms = {flops_per_sample(sizes) / 1e6:.3f} MFLOP/sample at the GEMM rate)")
     header = f"{'implementation':<18}" + "".join(f"{'batch ' + str(b):>18}" for b in batches)
     print(header)
-    results = {}
+    columns = [time_epochs({name: PEERS[name] for name in names}, X, y, sizes, batch or n, repeats)
+               for batch in batches]
     for name in names:
-        cells = []
-        for batch in batches:
-            t = time_epochs(PEERS[name], X, y, sizes, batch if batch else n, repeats)
-            results[name, batch] = t
-            cells.append(f"{t * 1e3:8.0f} ({t / floor:4.2f}x)")
+        cells = [f"{column[name] * 1e3:8.0f} ({column[name] / floor:4.2f}x)" for column in columns]
         print(f"{name:<18}" + "".join(f"{c:>18}" for c in cells), flush=True)
-    return results
 
 
 def tiny_table(repeats, names):
     X, y = load_digits()
     X = X.astype(np.float32)
     print(f"\ntiny MLP 64-32-10 on the digits ({len(X)} samples), batch 32: ms per epoch")
-    times = {}
+    times = time_epochs({name: PEERS[name] for name in names}, X, y, [64, 32, 10], 32,
+                        max(repeats, 10))
     for name in names:
-        times[name] = time_epochs(PEERS[name], X, y, [64, 32, 10], 32, max(repeats, 5))
         print(f"{name:<18}{times[name] * 1e3:10.2f}", flush=True)
     if "PyTorch" in times:
         print(f"fastnn fast is {times['PyTorch'] / times['fastnn fast']:.0f}x faster than PyTorch")
@@ -136,14 +154,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", default="32,128,1024,full",
                         help="comma-separated batch sizes; 'full' for full-batch")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", help="comma-separated implementation names")
     args = parser.parse_args()
     batches = [None if b == "full" else int(b) for b in args.batches.split(",")]
     names = [n for n in PEERS if available(n) and (not args.only or n in args.only.split(","))]
     skipped = [n for n in PEERS if not available(n)]
     rate = gemm_rate()
-    print_environment(rate)
+    print_environment(rate, copy_bandwidth())
     if skipped:
         print(f"  not installed, skipped: {', '.join(skipped)}")
     mnist_table(batches, args.repeats, rate, names)

@@ -135,11 +135,12 @@ class TestRowsAndSums:
         np.testing.assert_array_equal(theta, want[0])
 
     def test_gather_rows_is_bitwise(self, rng, dtype, shape):
-        X = random(rng, shape, dtype)
+        X, y = random(rng, shape, dtype), rng.integers(0, 9, shape[0])
         idx = rng.permutation(shape[0])
-        out = np.empty_like(X)
-        _gather_rows(X, idx, out)
-        np.testing.assert_array_equal(out, X[idx])
+        X_out, y_out = np.empty_like(X), np.empty_like(y)
+        _gather_rows(X, y, idx, X_out, y_out)
+        np.testing.assert_array_equal(X_out, X[idx])
+        np.testing.assert_array_equal(y_out, y[idx])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
