@@ -130,7 +130,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         y_idx = self._encode(y, classes)
         n = X.shape[0]
         batch = check.batch_size(self.batch_size, n)
-        if not keep:
+        if keep:
+            self._check_architecture(X.shape[1], params)
+        else:
             self._init_state(X.shape[1], params)
         module = ENGINES[params["engine"]]
         engine = module.Engine(X, y_idx, len(self.classes_), self.weights_, self.biases_,
@@ -181,6 +183,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self.history_["grad_norms"] = []
         self.loss_curve_ = self.history_["loss"]
         self.n_iter_ = 0
+
+    def _check_architecture(self, n_features, params):
+        sizes = [n_features, *params["hidden_layer_sizes"], len(self.classes_)]
+        shapes = [(n_out, n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+        if shapes != [W.shape for W in self.weights_]:
+            raise ValueError(f"hidden_layer_sizes={params['hidden_layer_sizes']} does not match the "
+                             f"trained weights {[W.shape for W in self.weights_]}; refit without "
+                             "warm_start")
+        if not hasattr(self, "_rng"):  # a loaded model: its shuffling starts from random_state
+            self._rng = np.random.default_rng(self.random_state)
 
     def _record(self, record, on_epoch):
         for key, value in record.items():

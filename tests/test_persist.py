@@ -68,3 +68,13 @@ def test_saved_params_are_plain_json(model, tmp_path):
     model.save(tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
         assert json.loads(str(data["params"]))["learning_rate"] == 0.1
+
+
+def test_a_loaded_model_trains_on(model, digits, tmp_path):
+    X_train, X_test, y_train, y_test = digits
+    model.save(tmp_path / "m.npz")
+    loaded = fastnn.load(tmp_path / "m.npz")
+    names = np.array([f"digit {k}" for k in range(10)])
+    loaded.partial_fit(X_train, names[y_train])
+    assert loaded.n_iter_ == 3 and len(loaded.loss_curve_) == 3
+    assert loaded.loss_curve_[-1] < loaded.loss_curve_[0]

@@ -135,3 +135,9 @@ def test_memory_layouts_give_the_same_model(tmp_path, engine, layout):
     for got, want in zip(a.weights_ + a.biases_, b.weights_ + b.biases_):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(a.predict_proba(Xl), b.predict_proba(C))
+
+
+def test_warm_start_with_another_architecture():
+    model = fitted(warm_start=True, hidden_layer_sizes=(8,))
+    with pytest.raises(ValueError, match=r"hidden_layer_sizes=\(9,\) does not match the trained weights"):
+        model.set_params(hidden_layer_sizes=(9,)).fit(X, y)
