@@ -7,6 +7,11 @@ threads, and the ``parallel=True`` build (``FASTNN_PARALLEL_KERNELS=1``) with
 every combination of 1 or 2 BLAS and Numba threads. Each setting runs in its own
 process (the build is fixed at import). Model 784-128-10, 60,000 synthetic
 samples, float32; one warm-up epoch, then the best of two.
+
+Then the data-parallel alternative for small batches, where OpenBLAS keeps a
+GEMM on one core: the batch-32 forward GEMM ``W·Xᵀ`` split in two halves of
+``W``'s rows across ``prange`` workers, each calling one-thread BLAS, against
+one serial call, in Numba's default threading layer and in ``workqueue``.
 """
 
 import argparse
@@ -37,6 +42,47 @@ print(min(times[1:]))
 """
 
 
+SPLIT = """
+import sys, time, numpy as np
+from numba import njit, prange, threading_layer
+from threadpoolctl import threadpool_limits
+
+
+@njit(parallel=True)
+def split(X, W, Zt, reps):
+    half = W.shape[0] // 2
+    for _ in range(reps):
+        for k in prange(2):
+            np.dot(W[k * half:(k + 1) * half], X.T, Zt[k * half:(k + 1) * half])
+
+
+@njit
+def serial(X, W, Zt, reps):
+    for _ in range(reps):
+        np.dot(W, X.T, Zt)
+
+
+rng = np.random.default_rng(0)
+X, W = rng.random((32, 784), dtype=np.float32), rng.random((128, 784), dtype=np.float32)
+Zt, reps = np.empty((128, 32), np.float32), 200
+with threadpool_limits(1, user_api="blas"):
+    for f in (split, serial):
+        f(X, W, Zt, 1)
+        start = time.perf_counter()
+        f(X, W, Zt, reps)
+        print(f.__name__, threading_layer(), (time.perf_counter() - start) / reps)
+"""
+
+
+def run_split(layer):
+    env = dict(os.environ)
+    if layer:
+        env["NUMBA_THREADING_LAYER"] = layer
+    out = subprocess.run([sys.executable, "-c", SPLIT], capture_output=True, text=True,
+                         check=True, env=env)
+    return [line.split() for line in out.stdout.splitlines()]
+
+
 def run(batch, blas, workers, parallel):
     env = dict(os.environ, FASTNN_PARALLEL_KERNELS="1" if parallel else "0")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,6 +104,10 @@ def main():
         cells = [f"{run(b, blas, workers, parallel) * 1e3:10.0f} ms" for b in batches]
         shown_workers = workers if parallel else "-"
         print(f"{name:<18}{blas:>5}{shown_workers:>6}" + "".join(f"{c:>13}" for c in cells), flush=True)
+    print("\nbatch-32 forward GEMM, per call (1-thread BLAS):")
+    for layer in (None, "workqueue"):
+        for name, used, seconds in run_split(layer):
+            print(f"  {name:<7} ({used} layer): {float(seconds) * 1e6:9.1f} us")
 
 
 if __name__ == "__main__":
