@@ -191,8 +191,22 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"hidden_layer_sizes={params['hidden_layer_sizes']} does not match the "
                              f"trained weights {[W.shape for W in self.weights_]}; refit without "
                              "warm_start")
+        self._check_parameter_arrays()
         if not hasattr(self, "_rng"):  # a loaded model: its shuffling starts from random_state
             self._rng = np.random.default_rng(self.random_state)
+
+    def _check_parameter_arrays(self):
+        """The kernels trust these shapes and dtypes: refuse weights_ or biases_ edited out of step."""
+        n_in, dtype = self.n_features_in_, self.weights_[0].dtype
+        for l, (W, B) in enumerate(zip(self.weights_, self.biases_)):
+            if (W.ndim != 2 or W.shape[1] != n_in or B.shape != (W.shape[0], 1)
+                    or not W.dtype == B.dtype == dtype or not W.flags.c_contiguous
+                    or not B.flags.c_contiguous):
+                raise ValueError(f"weights_[{l}] {W.shape} and biases_[{l}] {B.shape} do not form a "
+                                 f"layer from {n_in} inputs in {dtype}")
+            n_in = W.shape[0]
+        if len(self.weights_) != len(self.biases_) or n_in != len(self.classes_):
+            raise ValueError(f"the last layer has {n_in} outputs for {len(self.classes_)} classes")
 
     def _record(self, record, on_epoch):
         for key, value in record.items():
@@ -222,6 +236,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes), rows summing to 1, columns in ``classes_`` order.
         """
         X = self._check_X(X)
+        self._check_parameter_arrays()
         params = check.check_params(self)
         with thread_limits(params["n_threads"]):
             if self.engine == "reference":

@@ -135,3 +135,21 @@ def test_fit_restores_thread_settings(digits):
     MLPClassifier(epochs=1, n_threads=1, batch_size=128).fit(X_train, y_train)
     assert numba.get_num_threads() == before_numba
     assert [pool["num_threads"] for pool in threadpool_info()] == before_blas
+
+
+def fit_and_report_blas_threads(X, y):
+    seen = []
+    MLPClassifier(epochs=1, random_state=0).fit(X, y, on_epoch=lambda record: seen.append(blas_threads()))
+    return seen
+
+
+def test_joblib_workers_do_not_oversubscribe(digits):
+    """GridSearchCV(n_jobs=2) runs fits in joblib workers: each gets one BLAS thread on 2 cores."""
+    from joblib import Parallel, delayed
+
+    from fastnn._threads import available_cores
+
+    X_train, _, y_train, _ = digits
+    per_worker = max(1, available_cores() // 2)
+    seen = Parallel(n_jobs=2)(delayed(fit_and_report_blas_threads)(X_train, y_train) for _ in range(2))
+    assert seen == [[{per_worker}], [{per_worker}]]

@@ -141,3 +141,18 @@ def test_warm_start_with_another_architecture():
     model = fitted(warm_start=True, hidden_layer_sizes=(8,))
     with pytest.raises(ValueError, match=r"hidden_layer_sizes=\(9,\) does not match the trained weights"):
         model.set_params(hidden_layer_sizes=(9,)).fit(X, y)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m.biases_.__setitem__(0, m.biases_[0][:3]),
+    lambda m: m.weights_.__setitem__(1, m.weights_[1][:, :5].copy()),
+    lambda m: m.weights_.__setitem__(0, m.weights_[0].astype(np.float64)),
+    lambda m: m.weights_.__setitem__(0, np.asfortranarray(m.weights_[0])),
+    lambda m: m.weights_.pop(),
+], ids=["short bias", "narrow weight", "other dtype", "fortran", "missing layer"])
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_edited_parameters_are_refused_not_read_out_of_bounds(edit, engine):
+    model = fitted(engine=engine, hidden_layer_sizes=(8,))
+    edit(model)
+    with pytest.raises(ValueError, match="do not form a layer|outputs for"):
+        model.predict(X)
