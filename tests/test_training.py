@@ -92,7 +92,8 @@ def fit_elsewhere(engine, batch_size, n_threads):
 def test_fit_in_a_new_process_is_bitwise_equal(digits, engine):
     from sklearn.datasets import load_digits
     X, y = load_digits(return_X_y=True)
-    m = MLPClassifier(engine=engine, random_state=3, epochs=3, batch_size=128).fit(X / 16, y)
+    m = MLPClassifier(engine=engine, random_state=3, epochs=3, batch_size=128,
+                      n_threads=2).fit(X / 16, y)
     here = np.concatenate([p.ravel() for p in m.weights_ + m.biases_]).tobytes().hex()
     assert fit_elsewhere(engine, 128, 2) == here
 
