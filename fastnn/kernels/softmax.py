@@ -18,12 +18,14 @@ from ._scalar import like
 @njit(inline="always")
 def _row_softmax(Z, b, i, out):
     n = Z.shape[1]
-    top = Z[i, 0] + b[0]
+    for j in range(n):
+        out[i, j] = Z[i, j] + b[j]
+    top = out[i, 0]
     for j in range(1, n):
-        top = max(top, Z[i, j] + b[j])
+        top = max(top, out[i, j])
     total = like(Z, 0)
     for j in range(n):
-        e = np.exp(Z[i, j] + b[j] - top)
+        e = np.exp(out[i, j] - top)
         out[i, j] = e
         total += e
     for j in range(n):
