@@ -73,17 +73,13 @@ def load(path):
 
 
 def _check_shapes(model, path):
-    n_in = model.n_features_in_
+    try:
+        model._check_parameter_arrays()
+    except ValueError as error:
+        raise ValueError(f"{path} is a damaged fastnn model file: {error}") from error
     for l, (W, B) in enumerate(zip(model.weights_, model.biases_)):
-        if W.ndim != 2 or W.shape[1] != n_in or B.shape != (W.shape[0], 1):
-            raise ValueError(f"{path} is a damaged fastnn model file: layer {l} has weight shape "
-                             f"{W.shape} and bias shape {B.shape}, expected (n_out, {n_in}) and (n_out, 1)")
-        if not W.dtype == B.dtype == np.dtype(model.dtype):
-            raise ValueError(f"{path} is a damaged fastnn model file: layer {l} is {W.dtype}/{B.dtype}, "
+        if W.dtype != np.dtype(model.dtype):
+            raise ValueError(f"{path} is a damaged fastnn model file: layer {l} is {W.dtype}, "
                              f"its dtype parameter says {model.dtype}")
         if not (np.isfinite(W).all() and np.isfinite(B).all()):
             raise ValueError(f"{path} is a damaged fastnn model file: layer {l} holds NaN or inf")
-        n_in = W.shape[0]
-    if n_in != len(model.classes_):
-        raise ValueError(f"{path} is a damaged fastnn model file: {n_in} outputs for "
-                         f"{len(model.classes_)} classes")

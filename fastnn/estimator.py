@@ -196,14 +196,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self._rng = np.random.default_rng(self.random_state)
 
     def _check_parameter_arrays(self):
-        """The kernels trust these shapes and dtypes: refuse weights_ or biases_ edited out of step."""
+        """The kernels trust these shapes and dtypes: refuse weights_ or biases_ (edited or
+        loaded) that do not form the network."""
         n_in, dtype = self.n_features_in_, self.weights_[0].dtype
         for l, (W, B) in enumerate(zip(self.weights_, self.biases_)):
-            if (W.ndim != 2 or W.shape[1] != n_in or B.shape != (W.shape[0], 1)
-                    or not W.dtype == B.dtype == dtype or not W.flags.c_contiguous
-                    or not B.flags.c_contiguous):
-                raise ValueError(f"weights_[{l}] {W.shape} and biases_[{l}] {B.shape} do not form a "
-                                 f"layer from {n_in} inputs in {dtype}")
+            if W.ndim != 2 or W.shape[1] != n_in or B.shape != (W.shape[0], 1):
+                raise ValueError(f"layer {l} has weight shape {W.shape} and bias shape {B.shape}: "
+                                 f"they do not form a layer from {n_in} inputs")
+            if not (W.dtype == B.dtype == dtype and W.flags.c_contiguous and B.flags.c_contiguous):
+                raise ValueError(f"layer {l} is {W.dtype}/{B.dtype}: they do not form a layer of "
+                                 f"C-ordered {dtype} arrays")
             n_in = W.shape[0]
         if len(self.weights_) != len(self.biases_) or n_in != len(self.classes_):
             raise ValueError(f"the last layer has {n_in} outputs for {len(self.classes_)} classes")
