@@ -11,7 +11,7 @@ from tqdm import tqdm
 from . import datasets
 from ._persist import load
 from ._trainer import TrainingDivergedError
-from ._validation import ENGINES
+from ._validation import DTYPES, ENGINES
 from .estimator import MLPClassifier
 from .reference import ACTIVATIONS, INIT_GAINS
 
@@ -85,11 +85,12 @@ def build_parser():
                        help="samples per step, 'full' for full-batch, 'auto' for min(32, n) (default)")
     train.add_argument("--epochs", type=int, default=10, help="default: 10")
     train.add_argument("--engine", choices=ENGINES, default="fast")
-    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument("--dtype", choices=DTYPES, default="float32")
     train.add_argument("--seed", type=int, default=0, help="seeds init, shuffling and the split")
     train.add_argument("--test-size", type=test_size, default=0.2,
                        help="held-out fraction when the data has no test set (default: 0.2)")
-    train.add_argument("--threads", type=int, help="most BLAS threads (default: every core)")
+    train.add_argument("--threads", type=int,
+                       help="BLAS threads (default: every core the environment allows)")
     train.add_argument("--save", metavar="MODEL.npz", help="write the trained model here")
     train.add_argument("--plot", metavar="CURVE.png",
                        help="write loss and accuracy per epoch (needs matplotlib)")
