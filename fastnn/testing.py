@@ -9,9 +9,10 @@ from .estimator import MLPClassifier
 # bias that ends near 0 by cancellation keeps the absolute rounding of its terms.)
 # Each step's GEMMs and sums round differently in the two engines (BLAS vs
 # NumPy order). On the digits runs of tests/test_training.py the drift measured
-# at most 1.6e-6 (float32) and 3.3e-15 (float64). The bounds hold for stable
-# training; a chaotic run (e.g. batch_size=1, ReLU, learning_rate=0.1, where a
-# 1e-15 nudge to one weight changes the result by O(1)) amplifies any rounding.
+# at most 4.3e-7 (float32) and 9.7e-16 (float64) (bench/drift.py). The bounds hold
+# for stable training; a chaotic run (e.g. batch_size=1, ReLU, learning_rate=0.1,
+# where a 1e-15 nudge to some weights changes the result by O(1), also shown by
+# bench/drift.py) amplifies any rounding.
 TRAINING_RTOL = {"float64": 1e-12, "float32": 1e-5}
 
 
