@@ -1,8 +1,9 @@
 """Who owns the cores while fastnn trains or predicts.
 
 Numba's ``prange`` workers and OpenBLAS's threads must not run at once: on a
-2-core machine a ``parallel=True`` epoch with both at 2 threads ran 35-300x
-slower than with either at 1 (``bench/threads.py`` measures every setting).
+2-core machine a ``parallel=True`` epoch with both at 2 threads ran 35x (batch
+1024) to over 300x (batch 32) slower than with either at 1 (``bench/threads.py``
+measures every setting).
 The kernels are therefore compiled serial (see :mod:`fastnn.kernels._jit`) and
 BLAS owns the cores; Numba's pool is held at one thread in case the parallel
 build is in use. Both settings are restored on exit.

@@ -19,7 +19,7 @@ Every elementwise, row-wise and reduction kernel is written with ``prange``
 over independent rows (or row chunks with private partial sums) but compiled
 serial by default: inside an epoch BLAS owns the cores, and ``bench/threads.py``
 measured no gain from ``parallel=True`` kernels beside a 2-thread BLAS (and a
-35-300x loss when both pools run 2 threads). ``FASTNN_PARALLEL_KERNELS=1``
+35x to over 300x loss when both pools run 2 threads). ``FASTNN_PARALLEL_KERNELS=1``
 builds the parallel variant for that measurement (:mod:`._jit`). The GEMMs are
 BLAS calls; the epoch and batch drivers only sequence the kernels. All kernels
 are cached on disk (``cache=True``) in the serial build.
