@@ -50,3 +50,10 @@ def _frobenius_norm(A):
         v = np.float64(value)
         total += v * v
     return np.sqrt(total)
+
+
+@kernel
+def _backpropagate(dZ, W, A, code, out):
+    """``out = (dZ · W) ∗ g'(Z)``: the next layer down's ``dZ`` from this layer's, ``A = g(Z)``."""
+    np.dot(dZ, W, out)
+    _inplace_activation_backward(out, A, code)

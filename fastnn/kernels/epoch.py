@@ -18,11 +18,10 @@ from numba import prange
 
 from ._jit import kernel
 from ._scalar import like
-from .backward import _column_sums, _frobenius_norm, _inplace_activation_backward
-from .blas import _inplace_gemm_update
+from .backward import _backpropagate, _frobenius_norm
 from .dense import _dense_forward
 from .softmax import _inplace_softmax_cross_entropy_grad
-from .update import _inplace_sgd
+from .update import _inplace_sgd_layer
 
 
 @kernel
@@ -58,16 +57,12 @@ def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, 
     np.dot(inputs[L - 1], weights[L - 1].T, dZ)
     _inplace_softmax_cross_entropy_grad(dZ, biases[L - 1], yb, losses[:m], hits[:m])
     for l in range(L - 1, -1, -1):
-        _column_sums(dZ, grad_b[l])
         if norms.shape[0] > 0:
             np.dot(dZ.T, inputs[l], grad_w[l])
             norms[l] += _frobenius_norm(grad_w[l]) / m
         if l > 0:  # dA[l-1] needs W[l] before its update
-            dA = deltas[l - 1][:m]
-            np.dot(dZ, weights[l], dA)
-            _inplace_activation_backward(dA, inputs[l], code)
-        _inplace_gemm_update(inputs[l], dZ, weights[l], -step_m)
-        _inplace_sgd(biases[l], grad_b[l], step_m)
+            _backpropagate(dZ, weights[l], inputs[l], code, deltas[l - 1][:m])
+        _inplace_sgd_layer(dZ, inputs[l], weights[l], biases[l], grad_b[l], step_m)
         if l > 0:
             dZ = deltas[l - 1][:m]
     return np.sum(losses[:m]), np.sum(hits[:m])

@@ -1,12 +1,15 @@
 """The SGD update, in place: :math:`\\theta \\leftarrow \\theta - \\alpha \\, d\\theta`.
 
-Parallel over elements. ``step`` must already have the dtype of ``theta`` so
+Parallel over elements. :func:`_inplace_sgd_layer` steps a whole layer, its
+weight gradient fused into the GEMM (:mod:`.blas`). ``step`` must already have the dtype of ``theta`` so
 that float32 arithmetic matches :func:`fastnn.reference.sgd_update` bitwise.
 """
 
 from numba import prange
 
 from ._jit import kernel
+from .backward import _column_sums
+from .blas import _inplace_gemm_update
 
 
 @kernel
@@ -15,3 +18,12 @@ def _inplace_sgd(theta, grad, step):
     flat_theta, flat_grad = theta.reshape(-1), grad.reshape(-1)
     for k in prange(flat_theta.shape[0]):
         flat_theta[k] -= step * flat_grad[k]
+
+
+@kernel
+def _inplace_sgd_layer(dZ, A_in, W, b, grad_b, step):
+    """One layer's step from its ``dZ`` (m, n_out) and input ``A_in`` (m, n_in):
+    ``W -= step · dZᵀ·A_in``, ``b -= step · Σ_rows dZ`` (``grad_b`` is work space)."""
+    _column_sums(dZ, grad_b)
+    _inplace_gemm_update(A_in, dZ, W, -step)
+    _inplace_sgd(b, grad_b, step)
