@@ -7,10 +7,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _validation as check
 from . import fast, reference
-from ._threads import thread_limits
+from ._threads import default_blas_threads, thread_limits
 from ._trainer import train
-
-ENGINES = {"fast": fast, "reference": reference}
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -46,10 +44,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, numpy Generator or None, default=None
         Seeds the initial weights and the shuffling.
     n_threads : int or None, default=None
-        BLAS threads during fit and predict. None: every core, but no more than
+        Threads during fit and predict. None: every core, but no more than
         BLAS is already allowed (fewer inside a joblib worker such as
-        ``GridSearchCV(n_jobs=2)``, or under ``OPENBLAS_NUM_THREADS``). Numba's
-        pool is held at one thread either way.
+        ``GridSearchCV(n_jobs=2)``, or under ``OPENBLAS_NUM_THREADS``). The
+        fast engine fits a one-hidden-layer network with that many worker
+        threads (at most one per core), each owning a share of the hidden units
+        and calling one-thread BLAS (:mod:`fastnn.kernels.split`); otherwise,
+        and in predict, BLAS gets the threads. Numba's pool is held at one
+        thread either way.
     warm_start : bool, default=False
         Continue from the current weights on the next :meth:`fit`.
     verbose : bool, default=False
@@ -134,10 +136,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self._check_architecture(X.shape[1], params)
         else:
             self._init_state(X.shape[1], params)
-        module = ENGINES[params["engine"]]
-        engine = module.Engine(X, y_idx, len(self.classes_), self.weights_, self.biases_,
-                               params["activation"], batch, params["track_gradients"])
-        with thread_limits(params["n_threads"]):
+        threads = params["n_threads"] or default_blas_threads()
+        args = (X, y_idx, len(self.classes_), self.weights_, self.biases_, params["activation"],
+                batch, params["track_gradients"])
+        if params["engine"] == "fast":
+            engine = fast.Engine(*args, n_threads=threads)
+            blas_threads = engine.blas_threads
+        else:
+            engine, blas_threads = reference.Engine(*args), threads
+        with thread_limits(blas_threads):
             train(engine, self.weights_ + self.biases_, n, epochs=epochs,
                   learning_rate=params["learning_rate"], shuffle=params["shuffle"],
                   rng=self._rng, on_epoch=lambda record: self._record(record, on_epoch))

@@ -1,11 +1,17 @@
 """The fast engine: a thin Python shell around the compiled epoch of :mod:`fastnn.kernels`."""
 
+import threading
+
 import numpy as np
 from numba import typed
 
+from ._threads import available_cores
+from .kernels import sync
+from .kernels._jit import PARALLEL
 from .kernels._scalar import ACTIVATION_CODES
 from .kernels.dense import _dense_forward, _dense_softmax
 from .kernels.epoch import _train_epoch
+from .kernels.split import N_GATHER_BUFFERS, _train_epoch_share
 from .reference import EpochStats
 
 _NO_ORDER = np.empty(0, dtype=np.int64)
@@ -34,35 +40,59 @@ def _layer_buffers(weights, rows, dtype):
     return acts, deltas, grad_w, grad_b
 
 
+def split_workers(weights, n_threads, track_gradients=False):
+    """How many workers train side by side (:mod:`fastnn.kernels.split`); 1: the serial epoch.
+
+    At most one worker per core (a waiting worker spins) and one hidden unit per
+    worker. The split needs one hidden layer (deeper networks run serial, with
+    BLAS threads), the serial kernel build (Numba's parallel regions may not be
+    entered from two threads at once) and a way to yield a core. Tracking
+    gradient norms uses the serial epoch.
+    """
+    if len(weights) != 2 or track_gradients or PARALLEL or not sync.AVAILABLE:
+        return 1
+    return max(1, min(n_threads, available_cores(), weights[0].shape[0]))
+
+
 class Engine:
-    """Mini-batch SGD whose whole epoch is one compiled call.
+    """Mini-batch SGD whose whole epoch is compiled: one call, or one call per worker.
 
     ``X`` is ``(n_samples, n_features)`` C-contiguous, kept as given (no copy).
     ``weights`` and ``biases`` are the reference's arrays and are updated in place.
+    With ``n_threads > 1`` a one-hidden-layer network is trained by that many
+    workers (:func:`split_workers`), each in its own thread calling one-thread
+    BLAS; otherwise one compiled epoch runs and BLAS may use ``n_threads``.
+    :attr:`blas_threads` is the BLAS thread count the epoch needs: the caller sets it
+    (:func:`fastnn._threads.thread_limits`), once per fit.
     Work buffers are allocated here, once per fit: for batches of ``b`` rows,
     ``b·(Σ widths + Σ hidden widths)`` values for activations and deltas, a
-    ``b × n_features`` gather buffer when batches are shuffled, and one
-    gradient array per layer (used only to track gradient norms).
+    ``b × n_features`` gather buffer when batches are shuffled (three with
+    workers), and one gradient array per layer (used only to track gradient norms).
     """
 
     def __init__(self, X, y, n_classes, weights, biases, activation, batch_size,
-                 track_gradients=False):
+                 track_gradients=False, n_threads=1):
         self.X, self.y = X, np.ascontiguousarray(y, dtype=np.int64)
         self.weights, self.biases = weights, biases
         self.code = ACTIVATION_CODES[activation]
         self.batch_size = batch_size
+        self.n_workers = split_workers(weights, n_threads, track_gradients)
+        self.blas_threads = 1 if self.n_workers > 1 else n_threads
         dtype = X.dtype
         b = min(batch_size, X.shape[0])
+        self._norms = np.zeros(len(weights) if track_gradients else 0, np.float64)
+        # Shuffled batches are gathered here, allocated at the first shuffled epoch:
+        # a full batch in stored order (what the trainer runs) uses X as it is.
+        self._x_batch = np.empty((1, 0, X.shape[1]), dtype)
+        self._y_batch = np.empty((1, 0), np.int64)
+        if self.n_workers > 1:
+            self._split = _SplitBuffers(weights, self.n_workers, b, dtype)
+            return
         self._weights = _typed_list(weights)
         self._biases = _flat_biases(biases)
         self._acts, self._deltas, self._grad_w, self._grad_b = _layer_buffers(weights, b, dtype)
-        # Shuffled batches are gathered here, allocated at the first shuffled epoch:
-        # a full batch in stored order (what the trainer runs) uses X as it is.
-        self._x_batch = np.empty((0, X.shape[1]), dtype)
-        self._y_batch = np.empty(0, np.int64)
         self._losses = np.empty(b, np.float64)
         self._hits = np.empty(b, np.int64)
-        self._norms = np.zeros(len(weights) if track_gradients else 0, np.float64)
 
     def epoch(self, order, learning_rate):
         """Train one epoch over the samples in ``order`` (None: as stored).
@@ -71,16 +101,49 @@ class Engine:
         """
         order = _NO_ORDER if order is None else self._checked(order)
         step = self.X.dtype.type(learning_rate)
-        self._norms[:] = 0
-        loss, hits = _train_epoch(self.X, self.y, order, self.batch_size, self._weights,
-                                  self._biases, self._acts, self._deltas, self._grad_w,
-                                  self._grad_b, self._x_batch, self._y_batch, self._losses,
-                                  self._hits, self._norms, self.code, step)
+        if self.n_workers > 1:
+            loss, hits = self._split_epoch(order, step)
+        else:
+            loss, hits = self._serial_epoch(order, step)
         n = self.X.shape[0]
         n_batches = -(-n // self.batch_size)
         norms = self._norms / n_batches if self._norms.size else None
         return EpochStats(loss / n, hits / n, norms)
 
+    def _serial_epoch(self, order, step):
+        self._norms[:] = 0
+        return _train_epoch(self.X, self.y, order, self.batch_size, self._weights, self._biases,
+                            self._acts, self._deltas, self._grad_w, self._grad_b, self._x_batch[0],
+                            self._y_batch[0], self._losses, self._hits, self._norms, self.code, step)
+
+    def _split_epoch(self, order, step):
+        """Run the workers (worker 0 in this thread); put their output-layer copies back."""
+        buffers = self._split
+        buffers.load(self.weights[1], self.biases[1])
+        results = [None] * self.n_workers
+
+        def run(worker):
+            try:
+                results[worker] = _train_epoch_share(
+                    worker, self.n_workers, self.X, self.y, order, self.batch_size,
+                    *buffers.blocks(worker, self.weights[0], self.biases[0]), self._x_batch,
+                    self._y_batch, buffers.partials, buffers.sync, *buffers.own[worker], self.code, step)
+            except BaseException:
+                buffers.sync[sync.ABORT] = 1  # the other workers stop waiting for this one
+                raise
+
+        threads = [threading.Thread(target=run, args=(w,)) for w in range(1, self.n_workers)]
+        for thread in threads:
+            thread.start()
+        try:
+            run(0)
+        finally:
+            for thread in threads:
+                thread.join()
+        if any(r is None for r in results):
+            raise RuntimeError("a training worker failed; the weights are partly updated")
+        buffers.store(self.weights[1], self.biases[1])
+        return results[0]
 
     def _checked(self, order):
         """``order`` as int64, refused unless it holds one row index per sample, all in range."""
@@ -89,10 +152,50 @@ class Engine:
         if order.shape != (n,) or order.min() < 0 or order.max() >= n:
             raise ValueError(f"order must hold {n} row indices in [0, {n}); got shape {order.shape}")
         rows = min(self.batch_size, n)
-        if self._x_batch.shape[0] < rows:
-            self._x_batch = np.empty((rows, self.X.shape[1]), self.X.dtype)
-            self._y_batch = np.empty(rows, np.int64)
+        if self._x_batch.shape[1] < rows:
+            copies = N_GATHER_BUFFERS if self.n_workers > 1 else 1
+            self._x_batch = np.empty((copies, rows, self.X.shape[1]), self.X.dtype)
+            self._y_batch = np.empty((copies, rows), np.int64)
         return order
+
+
+class _SplitBuffers:
+    """What the workers of :mod:`fastnn.kernels.split` share and what each owns.
+
+    Worker ``c`` owns hidden units ``bounds[c]:bounds[c+1]``. It updates its rows of
+    ``W0``, ``b0`` in place, and its own contiguous copy of its columns of ``W1``
+    and of all of ``b1``, which :meth:`load` and :meth:`store` move in and out
+    once per epoch.
+    """
+
+    def __init__(self, weights, n_workers, rows, dtype):
+        n_hidden, n_out = weights[0].shape[0], weights[1].shape[0]
+        self.bounds = [n_hidden * c // n_workers for c in range(n_workers + 1)]
+        widths = np.diff(self.bounds)
+        self.partials = np.empty((2, n_workers, rows, n_out), dtype)
+        self.sync = np.zeros(2, np.int64)
+        self.W1 = [np.empty((n_out, w), dtype) for w in widths]
+        self.b1 = [np.empty(n_out, dtype) for _ in widths]
+        # hidden, delta, logits, grad_b0, grad_b1, losses, hits
+        self.own = [(np.empty((rows, w), dtype), np.empty((rows, w), dtype), np.empty((rows, n_out), dtype),
+                     np.empty(w, dtype), np.empty(n_out, dtype), np.empty(rows), np.empty(rows, np.int64))
+                    for w in widths]
+
+    def blocks(self, worker, W0, B0):
+        """Worker ``worker``'s ``W0`` rows, ``b0`` rows, ``W1`` columns and ``b1``."""
+        lo, hi = self.bounds[worker], self.bounds[worker + 1]
+        return W0[lo:hi], B0.reshape(-1)[lo:hi], self.W1[worker], self.b1[worker]
+
+    def load(self, W1, B1):
+        self.sync[:] = 0
+        for c, (block, bias) in enumerate(zip(self.W1, self.b1)):
+            block[...] = W1[:, self.bounds[c]:self.bounds[c + 1]]
+            bias[...] = B1.reshape(-1)
+
+    def store(self, W1, B1):
+        for c, block in enumerate(self.W1):
+            W1[:, self.bounds[c]:self.bounds[c + 1]] = block
+        B1[:, 0] = self.b1[0]
 
 
 def predict_proba(weights, biases, activation, X):

@@ -108,23 +108,36 @@ def blas_threads():
 
 
 @pytest.mark.parametrize("n_threads, outer, inside", [(None, None, None), (1, None, 1), (None, 1, 1)])
-def test_threads_during_fit(digits, n_threads, outer, inside):
-    """BLAS gets every core (or n_threads), never more than an outer limit (a joblib worker's);
-    Numba's pool runs one thread."""
+@pytest.mark.parametrize("engine, hidden", [("fast", (32,)), ("fast", (32, 16)), ("reference", (32,))])
+def test_threads_during_fit(digits, monkeypatch, n_threads, outer, inside, engine, hidden):
+    """fit uses every core (or n_threads), never more than an outer limit (a joblib worker's).
+    The fast engine trains a one-hidden-layer network with that many workers over one-thread
+    BLAS; otherwise BLAS gets the threads. Numba's pool runs one thread."""
     import numba
     from threadpoolctl import threadpool_limits
 
+    from fastnn import fast
     from fastnn._threads import available_cores
 
+    made = []
+
+    class Recorded(fast.Engine):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(fast, "Engine", Recorded)
     X_train, _, y_train, _ = digits
     seen = []
-    model = MLPClassifier(epochs=1, n_threads=n_threads)
+    model = MLPClassifier(epochs=1, n_threads=n_threads, engine=engine, hidden_layer_sizes=hidden)
     with threadpool_limits(outer):
         # Every core unless the environment (OPENBLAS_NUM_THREADS, ...) already allows fewer.
-        allowed = min(available_cores(), *blas_threads())
+        threads = inside or min(available_cores(), *blas_threads())
         model.fit(X_train, y_train, on_epoch=lambda record: seen.append(
             (blas_threads(), numba.get_num_threads())))
-    assert seen == [({inside or allowed}, 1)]
+    split = engine == "fast" and len(hidden) == 1 and threads > 1
+    assert seen == [({1 if split else threads}, 1)]
+    assert [e.n_workers for e in made] == ([threads] if split else [1] if engine == "fast" else [])
 
 
 def test_fit_restores_thread_settings(digits):

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from fastnn import MLPClassifier
+from fastnn._threads import default_blas_threads
+from fastnn.fast import split_workers
 
 N, FEATURES, HIDDEN, CLASSES = 20_000, 784, 128, 10
 
@@ -44,10 +46,15 @@ def test_reference_fit_copies_the_data_once(data):
     assert peak_of_fit(X, y, batch_size=128, engine="reference") < 1.1 * X.nbytes
 
 
-def test_full_batch_memory_need_is_as_stated(data):
+@pytest.mark.parametrize("n_threads", [1, None])
+def test_full_batch_memory_need_is_as_stated(data, n_threads):
     """README: full-batch training on n samples needs about
-    itemsize · n · (2 · Σ hidden widths + n_classes) bytes beyond the data."""
+    itemsize · n · (2 · H + c · n_classes) bytes beyond the data, c = 1 with one
+    worker and 3·w with w workers."""
     X, y = data
-    stated = X.itemsize * N * (2 * HIDDEN + CLASSES)
-    peak = peak_of_fit(X, y, batch_size=None)
+    shapes = [np.empty((HIDDEN, FEATURES)), np.empty((CLASSES, HIDDEN))]
+    workers = split_workers(shapes, n_threads or default_blas_threads())
+    copies = 3 * workers if workers > 1 else 1
+    stated = X.itemsize * N * (2 * HIDDEN + copies * CLASSES)
+    peak = peak_of_fit(X, y, batch_size=None, n_threads=n_threads)
     assert 0.9 * stated < peak < 1.1 * stated

@@ -1,0 +1,105 @@
+"""One epoch of a one-hidden-layer network, its hidden units split across workers.
+
+Worker ``c`` of ``n`` owns a block of hidden units: rows ``W0[h]``, ``b0[h]``
+of the first layer and columns ``W1[:, h]`` of the output layer. Per batch::
+
+    A[h]  = g(X_b · W0[h]ᵀ + b0[h])            own rows: no other worker needed
+    P_c   = A[h] · W1[:, h]ᵀ                    this worker's share of the logits
+    ---- barrier: every P_c is written ----
+    dZ    = softmax(Σ_c P_c + b1) − onehot(y)   every worker, the same sum in the same order
+    dA[h] = (dZ · W1[:, h]) ∗ g'(A[h])
+    W1[:, h] −= (α/m) dZᵀ·A[h]    b1 −= (α/m) Σ dZ       (b1: each worker's own copy)
+    W0[h]    −= (α/m) dA[h]ᵀ·X_b  b0[h] −= (α/m) Σ dA[h]
+
+The two large GEMMs (forward and weight update of the first layer) are split
+with no communication; one barrier per batch is the only synchronisation.
+Each worker keeps its own copy of ``b1``, updated identically, so no worker
+writes what another reads. ``P`` alternates between two buffers and shuffled
+batches rotate through three gather buffers: each worker gathers its share of
+batch ``k + 2`` after its step on batch ``k``, which the barrier of batch
+``k + 1`` publishes before anyone reads it.
+
+The arithmetic is :func:`fastnn.kernels.epoch._train_batch`'s, but the logits
+are summed in ``n`` pieces and the GEMMs have other shapes, so results agree
+with one worker to the training tolerance, not bitwise; with ``n = 1`` they
+are bitwise equal (tested). They do not depend on timing: every run with the
+same ``n`` gives the same bits.
+"""
+
+import numpy as np
+
+from ._jit import kernel
+from ._scalar import like
+from .backward import _backpropagate
+from .dense import _dense_forward
+from .epoch import _gather_rows
+from .softmax import _inplace_softmax_cross_entropy_grad
+from .sync import _arrive_and_wait
+from .update import _inplace_sgd_layer
+
+N_GATHER_BUFFERS = 3  # batch k is read while k + 1 is in place and k + 2 is being gathered
+
+
+@kernel
+def _gather_share(X, y, order, start, stop, worker, n_workers, x_out, y_out):
+    """Gather worker ``worker``'s share of the rows ``order[start:stop]`` into ``x_out``, ``y_out``."""
+    m = stop - start
+    lo, hi = worker * m // n_workers, (worker + 1) * m // n_workers
+    _gather_rows(X, y, order[start + lo:start + hi], x_out[lo:hi], y_out[lo:hi])
+
+
+@kernel
+def _sum_partials(partials, out):
+    """``out = partials[0] + partials[1] + ...`` in that order."""
+    out[:] = partials[0]
+    for c in range(1, partials.shape[0]):
+        out += partials[c]
+
+
+@kernel
+def _train_epoch_share(worker, n_workers, X, y, order, batch_size, W0, b0, W1, b1, x_batches,
+                       y_batches, partials, sync, hidden, delta, logits, grad_b0, grad_b1, losses, hits,
+                       code, step):
+    """Worker ``worker``'s part of one epoch; ``W0``, ``b0``, ``W1`` are its blocks (see above).
+
+    Shared between workers: ``X``, ``y``, ``order`` (empty: rows as stored),
+    ``x_batches`` (3, b, n_in), ``y_batches`` (3, b), ``partials`` (2, n_workers, b, n_out)
+    and ``sync`` (int64 [count, abort], zero at the start). Own: the rest.
+    Return the epoch's summed loss and hits (every worker computes the same),
+    or (nan, -1) if another worker aborted.
+    """
+    n = X.shape[0]
+    n_batches = -(-n // batch_size)
+    shuffled = order.shape[0] > 0
+    for k in range(min(2, n_batches) if shuffled else 0):
+        _gather_share(X, y, order, k * batch_size, min((k + 1) * batch_size, n), worker, n_workers,
+                      x_batches[k], y_batches[k])
+    if not _arrive_and_wait(sync, n_workers):
+        return np.nan, -1
+    loss, n_hits = 0.0, 0
+    for k in range(n_batches):
+        start, stop = k * batch_size, min((k + 1) * batch_size, n)
+        m = stop - start
+        if shuffled:
+            Xb, yb = x_batches[k % N_GATHER_BUFFERS, :m], y_batches[k % N_GATHER_BUFFERS, :m]
+        else:
+            Xb, yb = X[start:stop], y[start:stop]
+        A, dZ = hidden[:m], logits[:m]
+        _dense_forward(Xb, W0, b0, code, A)
+        np.dot(A, W1.T, partials[k % 2, worker, :m])
+        if not _arrive_and_wait(sync, n_workers * (k + 2)):
+            return np.nan, -1
+        _sum_partials(partials[k % 2, :, :m], dZ)
+        _inplace_softmax_cross_entropy_grad(dZ, b1, yb, losses[:m], hits[:m])
+        loss += np.sum(losses[:m])
+        n_hits += np.sum(hits[:m])
+        step_m = like(Xb, step / m)
+        _backpropagate(dZ, W1, A, code, delta[:m])
+        _inplace_sgd_layer(dZ, A, W1, b1, grad_b1, step_m)
+        _inplace_sgd_layer(delta[:m], Xb, W0, b0, grad_b0, step_m)
+        ahead = k + 2
+        if shuffled and ahead < n_batches:
+            _gather_share(X, y, order, ahead * batch_size, min((ahead + 1) * batch_size, n), worker,
+                          n_workers, x_batches[ahead % N_GATHER_BUFFERS],
+                          y_batches[ahead % N_GATHER_BUFFERS])
+    return loss, n_hits

@@ -1,0 +1,133 @@
+"""The split epoch (fastnn.kernels.split): hidden units shared out to worker threads."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastnn import MLPClassifier, fast, reference
+from fastnn.kernels._scalar import ACTIVATION_CODES
+from fastnn.kernels.split import _train_epoch_share
+from fastnn.testing import assert_engines_equal
+
+from .conftest import ACTIVATIONS
+
+
+@pytest.fixture
+def many_cores(monkeypatch):
+    """Let the engine start more workers than this machine has cores (they then take turns)."""
+    monkeypatch.setattr(fast, "available_cores", lambda: 8)
+
+
+def workers_of_fit(monkeypatch, model, X, y):
+    made = []
+
+    class Recorded(fast.Engine):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(fast, "Engine", Recorded)
+    model.fit(X, y)
+    return [engine.n_workers for engine in made]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("n_threads, settings", [
+    (2, {"batch_size": 32, "hidden_layer_sizes": (64,)}),
+    (3, {"batch_size": 50, "hidden_layer_sizes": (7,)}),  # uneven shares, last batch partial
+    (2, {"batch_size": None, "hidden_layer_sizes": (32,)}),  # full batch, rows as stored
+], ids=["2-batch32", "3-batch50-uneven", "2-full"])
+def test_split_agrees_with_reference(digits, many_cores, dtype, activation, n_threads, settings):
+    X_train, X_test, y_train, _ = digits
+    assert_engines_equal(X_train, y_train, X_test=X_test, dtype=dtype, activation=activation,
+                         epochs=10, n_threads=n_threads, **settings)
+
+
+def test_fit_uses_the_workers_it_is_given(digits, many_cores, monkeypatch):
+    X_train, _, y_train, _ = digits
+    model = MLPClassifier(epochs=1, n_threads=3, hidden_layer_sizes=(16,))
+    assert workers_of_fit(monkeypatch, model, X_train, y_train) == [3]
+
+
+@pytest.mark.parametrize("hidden, n_threads, track, want", [
+    ((16,), 4, False, 4), ((3,), 4, False, 3), ((16, 8), 4, False, 1), ((16,), 4, True, 1),
+    ((16,), 1, False, 1)])
+def test_split_workers(many_cores, hidden, n_threads, track, want):
+    """One hidden layer only, at most one worker per hidden unit, none when tracking gradients."""
+    sizes = [64, *hidden, 10]
+    weights = [np.empty((n_out, n_in)) for n_in, n_out in zip(sizes, sizes[1:])]
+    assert fast.split_workers(weights, n_threads, track) == want
+
+
+def test_workers_at_most_one_per_core(monkeypatch):
+    monkeypatch.setattr(fast, "available_cores", lambda: 2)
+    assert fast.split_workers([np.empty((16, 64)), np.empty((10, 16))], 8) == 2
+
+
+def test_batch_of_one_sample(digits, many_cores):
+    """A worker may get no rows of a batch to gather."""
+    X_train, _, y_train, _ = digits
+    assert_engines_equal(X_train[:200], y_train[:200], dtype="float64", epochs=2, batch_size=1,
+                         learning_rate=0.01, n_threads=2, hidden_layer_sizes=(16,))
+
+
+def test_split_fits_are_bitwise_repeatable(digits, many_cores):
+    X_train, _, y_train, _ = digits
+    a, b = (MLPClassifier(random_state=3, epochs=3, n_threads=3).fit(X_train, y_train) for _ in range(2))
+    for got, want in zip(a.weights_ + a.biases_, b.weights_ + b.biases_):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_worker_is_bitwise_the_serial_epoch(digits, dtype):
+    """Alone, a worker does the serial epoch's arithmetic exactly: only the split of the
+    logits' sum and the GEMM shapes differ between the two."""
+    X_train, _, y_train, _ = digits
+    X, y = np.ascontiguousarray(X_train, dtype), y_train.astype(np.int64)
+    weights, biases = reference.init_params([64, 24, 10], "kaiming", np.random.default_rng(0), dtype)
+    order = np.random.default_rng(1).permutation(len(X))
+    step, code = dtype(0.1), ACTIVATION_CODES["relu"]
+
+    serial = fast.Engine(X, y, 10, [W.copy() for W in weights], [B.copy() for B in biases], "relu", 32)
+    serial.epoch(order, step)
+
+    W0, b0, W1 = weights[0].copy(), biases[0].ravel().copy(), weights[1].copy()
+    b1 = biases[1].ravel().copy()
+    buffers = fast._SplitBuffers(weights, 1, 32, dtype)
+    x_batches = np.empty((3, 32, 64), dtype)
+    y_batches = np.empty((3, 32), np.int64)
+    _train_epoch_share(0, 1, X, y, order, 32, W0, b0, W1, b1, x_batches, y_batches,
+                       buffers.partials, buffers.sync, *buffers.own[0], code, step)
+    want = [serial.weights[0], serial.biases[0].ravel(), serial.weights[1], serial.biases[1].ravel()]
+    for got, want in zip([W0, b0, W1, b1], want):
+        np.testing.assert_array_equal(got, want)
+
+
+FAILING_WORKER = """
+import numpy as np
+from fastnn import fast, reference
+fast.available_cores = lambda: 2
+blocks = fast._SplitBuffers.blocks
+def broken(self, worker, W0, B0):
+    W0, b0, W1, b1 = blocks(self, worker, W0, B0)
+    return (W0[:, :-1] if worker == 1 else W0), b0, W1, b1  # a wrong shape: np.dot raises
+fast._SplitBuffers.blocks = broken
+rng = np.random.default_rng(0)
+X, y = rng.random((500, 20)), rng.integers(0, 3, 500)
+W, B = reference.init_params([20, 8, 3], "kaiming", rng, np.float64)
+engine = fast.Engine(X, y, 3, W, B, "relu", 32, n_threads=2)
+try:
+    engine.epoch(np.arange(500), 0.1)
+except RuntimeError as error:
+    print(error)
+"""
+
+
+def test_a_failing_worker_stops_the_others():
+    """The other workers must not wait for it at the barrier forever."""
+    out = subprocess.run([sys.executable, "-c", FAILING_WORKER], capture_output=True, text=True,
+                         timeout=120)
+    assert "a training worker failed" in out.stdout, out.stderr
