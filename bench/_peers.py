@@ -5,35 +5,44 @@ Each ``make_*`` takes the data ``X`` (n_samples × n_features, float32), labels
 ``y``, the layer sizes, the batch size, the learning rate and the initial
 weights, and returns ``(epoch, params)``: ``epoch(order)`` trains one epoch
 over the rows in ``order`` (the same order for every implementation);
-the caller runs them inside :func:`fastnn._threads.thread_limits`, as ``fit``
-does; ``params()`` returns the current weights and biases in the reference's shapes,
+the caller runs them inside :func:`limits`, the thread model ``fit`` would set;
+``params()`` returns the current weights and biases in the reference's shapes,
 so that ``tests/test_bench_peers.py`` can check that every peer does the same math.
 """
 
 import numpy as np
 
 from fastnn import fast, reference
-from fastnn._threads import available_cores
+from fastnn._threads import available_cores, default_blas_threads, thread_limits
 
 
 def _copies(weights, biases):
     return [W.copy() for W in weights], [B.copy() for B in biases]
 
 
-def make_fastnn(engine_module):
+def limits(epoch):
+    """The threads ``epoch`` runs with: fastnn's fast engine says how many BLAS threads it
+    needs (one, when its workers share out the cores); the others get every core for
+    BLAS, as ``fit`` gives them. Enter it once, untimed, as ``fit`` does once per fit."""
+    return thread_limits(getattr(epoch, "blas_threads", None))
+
+
+def make_fastnn(engine_module, **engine_args):
     def make(X, y, sizes, batch, lr, weights, biases):
         weights, biases = _copies(weights, biases)
-        engine = engine_module.Engine(X, y, sizes[-1], weights, biases, "relu", batch)
+        engine = engine_module.Engine(X, y, sizes[-1], weights, biases, "relu", batch,
+                                      **{name: arg() for name, arg in engine_args.items()})
 
         def epoch(order):
             engine.epoch(order, lr)
 
+        epoch.blas_threads = getattr(engine, "blas_threads", None)
         return epoch, lambda: (weights, biases)
 
     return make
 
 
-make_fast = make_fastnn(fast)
+make_fast = make_fastnn(fast, n_threads=default_blas_threads)
 make_reference = make_fastnn(reference)
 
 

@@ -25,9 +25,8 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench._peers import OPTIONAL, PEERS  # noqa: E402
+from bench._peers import OPTIONAL, PEERS, limits  # noqa: E402
 from fastnn import reference  # noqa: E402
-from fastnn._threads import thread_limits  # noqa: E402
 from fastnn.datasets import load_digits  # noqa: E402
 
 LR = 0.01
@@ -72,13 +71,12 @@ def time_epochs(makers, X, y, sizes, batch, repeats, seed=0):
     weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(seed), np.float32)
     rng = np.random.default_rng(seed + 1)
     orders = [rng.permutation(len(X)) for _ in range(repeats + 1)]
-    # fastnn's thread model, entered once as fit does. For the peers it changes nothing:
-    # BLAS keeps every core and Numba's pool is theirs to ignore.
-    with thread_limits():
-        epochs = {name: make(X, y, sizes, batch, LR, weights, biases)[0] for name, make in makers.items()}
-        best = dict.fromkeys(epochs, float("inf"))
-        for warm, order in zip(orders, orders[1:]):
-            for name, epoch in epochs.items():
+    epochs = {name: make(X, y, sizes, batch, LR, weights, biases)[0] for name, make in makers.items()}
+    best = dict.fromkeys(epochs, float("inf"))
+    for warm, order in zip(orders, orders[1:]):
+        for name, epoch in epochs.items():
+            # Each implementation's thread model, entered untimed as fit enters it once.
+            with limits(epoch):
                 epoch(warm)
                 best[name] = min(best[name], _timed(lambda: epoch(order)))
     return best

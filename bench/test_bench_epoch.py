@@ -11,7 +11,7 @@ bench/compare.py times the same epochs beside PyTorch, JAX, NumPy and scikit-lea
 import numpy as np
 import pytest
 
-from bench._peers import make_fast, make_reference
+from bench._peers import limits, make_fast, make_reference
 from fastnn import reference
 from fastnn.datasets import load_digits
 
@@ -22,8 +22,9 @@ def bench_epochs(benchmark, make, X, y, sizes, batch, rounds):
     weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(1), np.float32)
     epoch, _ = make(X, y, sizes, batch, 0.01, weights, biases)
     rng = np.random.default_rng(2)
-    benchmark.pedantic(epoch, setup=lambda: ((rng.permutation(len(X)),), {}),
-                       rounds=rounds, warmup_rounds=1)
+    with limits(epoch):
+        benchmark.pedantic(epoch, setup=lambda: ((rng.permutation(len(X)),), {}),
+                           rounds=rounds, warmup_rounds=1)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -10,20 +10,21 @@ import importlib.util
 import numpy as np
 import pytest
 
-from bench._peers import OPTIONAL, PEERS, make_sklearn
+from bench._peers import OPTIONAL, PEERS, limits, make_sklearn
 from fastnn import reference
-from fastnn._threads import thread_limits
 
-SIZES, N, BATCH = [20, 16, 12, 5], 300, 32
+N, BATCH = 300, 32
+# Two hidden layers, and one: the network fastnn's fast engine splits across workers.
+SIZES = [[20, 16, 12, 5], [20, 16, 5]]
 
 
-def trained(make, order, **kwargs):
+def trained(make, order, sizes, **kwargs):
     rng = np.random.default_rng(0)
-    X = rng.random((N, SIZES[0]), dtype=np.float32)
-    y = np.arange(N) % SIZES[-1]
-    weights, biases = reference.init_params(SIZES, "kaiming", np.random.default_rng(1), np.float32)
-    epoch, params = make(X, y, SIZES, BATCH, 0.1, weights, biases, **kwargs)
-    with thread_limits():
+    X = rng.random((N, sizes[0]), dtype=np.float32)
+    y = np.arange(N) % sizes[-1]
+    weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(1), np.float32)
+    epoch, params = make(X, y, sizes, BATCH, 0.1, weights, biases, **kwargs)
+    with limits(epoch):
         epoch(order)
     return params()
 
@@ -34,15 +35,18 @@ def assert_same_model(got, want):
         np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=1e-5 * scale)
 
 
+@pytest.mark.parametrize("sizes", SIZES, ids=["2-hidden", "1-hidden"])
 @pytest.mark.parametrize("name", [n for n in PEERS if n not in ("fastnn reference", "scikit-learn")])
-def test_peer_trains_the_reference_model(name):
+def test_peer_trains_the_reference_model(name, sizes):
     if name in OPTIONAL and importlib.util.find_spec(OPTIONAL[name]) is None:
         pytest.skip(f"{OPTIONAL[name]} is not installed")
     order = np.random.default_rng(2).permutation(N)
-    assert_same_model(trained(PEERS[name], order), trained(PEERS["fastnn reference"], order))
+    assert_same_model(trained(PEERS[name], order, sizes),
+                      trained(PEERS["fastnn reference"], order, sizes))
 
 
-def test_sklearn_trains_the_reference_model_in_stored_order():
+@pytest.mark.parametrize("sizes", SIZES, ids=["2-hidden", "1-hidden"])
+def test_sklearn_trains_the_reference_model_in_stored_order(sizes):
     order = np.arange(N)
-    assert_same_model(trained(make_sklearn, order, shuffle=False),
-                      trained(PEERS["fastnn reference"], order))
+    assert_same_model(trained(make_sklearn, order, sizes, shuffle=False),
+                      trained(PEERS["fastnn reference"], order, sizes))
