@@ -13,7 +13,7 @@ from fastnn import reference as ref
 from fastnn.kernels._scalar import RELU
 from fastnn.kernels.activations import _bias_activate
 from fastnn.kernels.backward import _column_sums, _inplace_activation_backward
-from fastnn.kernels.blas import _inplace_gemm_update
+from fastnn.kernels.blas import _gemm, _inplace_gemm_update
 from fastnn.kernels.dense import _dense_forward
 from fastnn.kernels.epoch import _gather_rows
 from fastnn.kernels.softmax import _inplace_softmax_cross_entropy_grad
@@ -39,7 +39,30 @@ def test_dense_forward_reference(benchmark):
 @pytest.mark.benchmark(group="dense forward (GEMM + bias + ReLU)")
 def test_dense_forward_fast(benchmark):
     out = np.empty((M, N_HIDDEN), np.float32)
-    benchmark(_dense_forward, X, W, B.ravel(), RELU, out)
+    benchmark(_dense_forward, X, W, B.ravel(), RELU, out, np.empty_like(out))
+
+
+@pytest.fixture
+def one_blas_thread():
+    """As a worker of the split epoch calls BLAS (64 units: its share of 128)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
+@pytest.mark.benchmark(group="forward GEMM at batch 32")
+@pytest.mark.parametrize("units", [64, 128])
+def test_forward_gemm_batch32_direct(benchmark, one_blas_thread, units):
+    Xb, Wb = X[:32], W[:units]
+    benchmark(_gemm, False, True, np.float32(1), Xb, Wb, np.float32(0), np.empty((32, units), np.float32))
+
+
+@pytest.mark.benchmark(group="forward GEMM at batch 32")
+@pytest.mark.parametrize("units", [64, 128])
+def test_forward_gemm_batch32_transposed(benchmark, one_blas_thread, units):
+    Xb, Wb = X[:32], W[:units]
+    benchmark(_gemm, False, True, np.float32(1), Wb, Xb, np.float32(0), np.empty((units, 32), np.float32))
 
 
 @pytest.mark.benchmark(group="bias + ReLU")

@@ -204,7 +204,7 @@ def predict_proba(weights, biases, activation, X):
     A = X
     for W, B in zip(weights[:-1], biases[:-1]):
         out = np.empty((X.shape[0], W.shape[0]), X.dtype)
-        _dense_forward(A, W, B.reshape(-1), code, out)
+        _dense_forward(A, W, B.reshape(-1), code, out, np.empty_like(out))
         A = out
     out = np.empty((X.shape[0], weights[-1].shape[0]), X.dtype)
     _dense_softmax(A, weights[-1], biases[-1].reshape(-1), out)

@@ -16,7 +16,12 @@ import pytest
 from fastnn import reference as ref
 from fastnn.fast import _flat_biases, _layer_buffers, _typed_list
 from fastnn.kernels._scalar import ACTIVATION_CODES
-from fastnn.kernels.activations import _activate, _activation_derivative, _bias_activate
+from fastnn.kernels.activations import (
+    _activate,
+    _activation_derivative,
+    _bias_activate,
+    _bias_activate_transposed,
+)
 from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_activation_backward
 from fastnn.kernels.blas import _inplace_gemm_update
 from fastnn.kernels.dense import _dense_forward, _dense_softmax
@@ -82,6 +87,13 @@ class TestElementwise:
         want = ref.ACTIVATIONS[activation](Z.T + b[:, None]).T
         assert_matches(out, want, dtype, activation in EXACT)
 
+    def test_bias_activate_transposed(self, rng, dtype, shape, activation):
+        Zt, b = random(rng, shape[::-1], dtype), random(rng, shape[1], dtype)
+        out = np.empty(shape, dtype)
+        _bias_activate_transposed(Zt, b, ACTIVATION_CODES[activation], out)
+        want = ref.ACTIVATIONS[activation](Zt + b[:, None]).T
+        assert_matches(out, want, dtype, activation in EXACT)
+
     def test_derivative_from_output(self, rng, dtype, shape, activation):
         Z = random(rng, shape, dtype)
         out = np.empty_like(Z)
@@ -144,12 +156,13 @@ class TestRowsAndSums:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m, n_in, n_out", [(1, 1, 1), (3, 5, 2), (33, 17, 9), (200, 64, 31)])
+@pytest.mark.parametrize("m, n_in, n_out", [(1, 1, 1), (3, 5, 2), (33, 17, 9), (200, 64, 31),
+                                            (1, 3, 2), (4, 17, 9), (32, 784, 64)])  # 2m <= n_out: Wᵀ GEMM
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_dense_forward(rng, dtype, m, n_in, n_out, activation):
     A, W, b = random(rng, (m, n_in), dtype), random(rng, (n_out, n_in), dtype), random(rng, n_out, dtype)
     out = np.empty((m, n_out), dtype)
-    _dense_forward(A, W, b, ACTIVATION_CODES[activation], out)
+    _dense_forward(A, W, b, ACTIVATION_CODES[activation], out, np.full_like(out, np.nan))
     Z = W @ A.T + b[:, None]
     scale = gemm_scale(A, W, b)
     assert_close(out, ref.ACTIVATIONS[activation](Z).T, dtype, scale)

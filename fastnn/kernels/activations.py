@@ -28,6 +28,14 @@ def _bias_activate(Z, b, code, out):
 
 
 @kernel
+def _bias_activate_transposed(Zt, b, code, out):
+    """``out = g(Ztᵀ + b)``: ``Zt`` is ``(n_features, n_samples)``, ``out`` its transpose's shape."""
+    for i in prange(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = activate(Zt[j, i] + b[j], code)
+
+
+@kernel
 def _activation_derivative(A, code, out):
     """``out = g'(Z)`` computed from ``A = g(Z)`` (the ReLU mask for ReLU)."""
     for i in prange(A.shape[0]):

@@ -1,4 +1,4 @@
-"""A BLAS GEMM that updates the weights in place: the SGD step fused into the weight gradient.
+"""BLAS GEMM with its ``alpha`` and ``beta``: the SGD step fused into the weight gradient.
 
 .. math:: W \\leftarrow W + \\alpha \\, dZ^T A \\qquad (\\alpha = -\\text{lr}/m)
 
@@ -28,25 +28,31 @@ from ._jit import kernel  # noqa: E402  (the symbols above must exist before any
 
 
 @kernel
-def _inplace_gemm_update(A, dZ, W, alpha):
-    """``W += alpha · dZᵀ · A`` for C-ordered ``A`` (m, n_in), ``dZ`` (m, n_out), ``W`` (n_out, n_in).
+def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
+    """``C = alpha · op(A) · op(B) + beta · C`` for C-contiguous 2-D arrays, ``op(X)`` being
+    ``Xᵀ`` when ``trans_X``. With ``beta = 0``, ``C``'s old values are not read (BLAS rule).
 
-    In BLAS's column-major view the C-ordered ``W`` is ``Wᵀ`` (n_in × n_out),
-    so the call computes ``Wᵀ ← Aᵀ·dZ·alpha + Wᵀ``.
+    BLAS is column-major, where a C-ordered array is its own transpose, so the
+    call computes ``Cᵀ = op(B)ᵀ · op(A)ᵀ``: the operands swap places.
     """
-    m, n_in = A.shape
-    n_out = dZ.shape[1]
+    m, n = C.shape
     ints = np.empty(6, np.int32)
-    ints[0], ints[1], ints[2] = n_in, n_out, m  # M, N, K
-    ints[3], ints[4], ints[5] = n_in, n_out, n_in  # lda, ldb, ldc
+    ints[0], ints[1], ints[2] = n, m, A.shape[0] if trans_a else A.shape[1]  # M, N, K
+    ints[3], ints[4], ints[5] = B.shape[1], A.shape[1], n  # lda, ldb, ldc
     trans = np.empty(2, np.uint8)
-    trans[0], trans[1] = ord("N"), ord("T")
-    scalars = np.empty(2, W.dtype)
-    scalars[0], scalars[1] = alpha, 1
+    trans[0], trans[1] = ord("T") if trans_b else ord("N"), ord("T") if trans_a else ord("N")
+    scalars = np.empty(2, C.dtype)
+    scalars[0], scalars[1] = alpha, beta
     args = (trans[0:].ctypes, trans[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes,
-            scalars[0:].ctypes, A.ctypes, ints[3:].ctypes, dZ.ctypes, ints[4:].ctypes,
-            scalars[1:].ctypes, W.ctypes, ints[5:].ctypes)
-    if W.itemsize == 4:
+            scalars[0:].ctypes, B.ctypes, ints[3:].ctypes, A.ctypes, ints[4:].ctypes,
+            scalars[1:].ctypes, C.ctypes, ints[5:].ctypes)
+    if C.itemsize == 4:
         _sgemm(*args)
     else:
         _dgemm(*args)
+
+
+@kernel
+def _inplace_gemm_update(A, dZ, W, alpha):
+    """``W += alpha · dZᵀ · A`` for ``A`` (m, n_in), ``dZ`` (m, n_out), ``W`` (n_out, n_in)."""
+    _gemm(True, False, alpha, dZ, A, 1, W)

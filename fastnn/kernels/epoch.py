@@ -51,7 +51,7 @@ def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, 
     step_m = like(Xb, step / m)
     inputs = [Xb]
     for l in range(L - 1):
-        _dense_forward(inputs[l], weights[l], biases[l], code, acts[l][:m])
+        _dense_forward(inputs[l], weights[l], biases[l], code, acts[l][:m], deltas[l][:m])
         inputs.append(acts[l][:m])
     dZ = acts[L - 1][:m]
     np.dot(inputs[L - 1], weights[L - 1].T, dZ)

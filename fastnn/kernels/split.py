@@ -85,7 +85,7 @@ def _train_epoch_share(worker, n_workers, X, y, order, batch_size, W0, b0, W1, b
         else:
             Xb, yb = X[start:stop], y[start:stop]
         A, dZ = hidden[:m], logits[:m]
-        _dense_forward(Xb, W0, b0, code, A)
+        _dense_forward(Xb, W0, b0, code, A, delta[:m])
         np.dot(A, W1.T, partials[k % 2, worker, :m])
         if not _arrive_and_wait(sync, n_workers * (k + 2)):
             return np.nan, -1
