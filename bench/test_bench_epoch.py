@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench._peers import limits, make_fast, make_reference
-from fastnn import reference
+from fastnn import fast, reference
 from fastnn.datasets import load_digits
 
 ENGINES = {"fast": make_fast, "reference": make_reference}
@@ -40,3 +40,12 @@ def test_tiny_epoch(benchmark, engine):
     X, y = load_digits()
     benchmark.group = "epoch 64-32-10 on the digits, batch 32"
     bench_epochs(benchmark, ENGINES[engine], X.astype(np.float32), y, [64, 32, 10], 32, rounds=20)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["serial", "split"])
+def test_tiny_epoch_split_or_serial(benchmark, monkeypatch, split):
+    """Why fastnn.fast.MIN_SPLIT_WEIGHTS exists: on a small network the split costs more than it saves."""
+    monkeypatch.setattr(fast, "MIN_SPLIT_WEIGHTS", 0 if split else np.inf)
+    X, y = load_digits()
+    benchmark.group = "split or serial: epoch 64-32-10 on the digits, batch 32"
+    bench_epochs(benchmark, make_fast, X.astype(np.float32), y, [64, 32, 10], 32, rounds=20)

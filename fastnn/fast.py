@@ -40,16 +40,24 @@ def _layer_buffers(weights, rows, dtype):
     return acts, deltas, grad_w, grad_b
 
 
+# Below this many first-layer weights, starting the workers (~0.1 ms an epoch) and
+# meeting at each batch's barrier cost more than sharing the GEMMs saves: the digits'
+# 64-32-10 network at batch 32 ran 1.2x slower split (bench/test_bench_epoch.py,
+# group "split or serial"). 784 inputs need 42 hidden units to split.
+MIN_SPLIT_WEIGHTS = 32768
+
+
 def split_workers(weights, n_threads, track_gradients=False):
     """How many workers train side by side (:mod:`fastnn.kernels.split`); 1: the serial epoch.
 
     At most one worker per core (a waiting worker spins) and one hidden unit per
     worker. The split needs one hidden layer (deeper networks run serial, with
-    BLAS threads), the serial kernel build (Numba's parallel regions may not be
-    entered from two threads at once) and a way to yield a core. Tracking
-    gradient norms uses the serial epoch.
+    BLAS threads) of at least :data:`MIN_SPLIT_WEIGHTS` weights, the serial
+    kernel build (Numba's parallel regions may not be entered from two threads
+    at once) and a way to yield a core. Tracking gradient norms uses the serial epoch.
     """
-    if len(weights) != 2 or track_gradients or PARALLEL or not sync.AVAILABLE:
+    if (len(weights) != 2 or weights[0].size < MIN_SPLIT_WEIGHTS or track_gradients or PARALLEL
+            or not sync.AVAILABLE):
         return 1
     return max(1, min(n_threads, available_cores(), weights[0].shape[0]))
 

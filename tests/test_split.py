@@ -16,8 +16,10 @@ from .conftest import ACTIVATIONS
 
 @pytest.fixture
 def many_cores(monkeypatch):
-    """Let the engine start more workers than this machine has cores (they then take turns)."""
+    """Let the engine split the small networks of these tests, and start more workers
+    than this machine has cores (they then take turns)."""
     monkeypatch.setattr(fast, "available_cores", lambda: 8)
+    monkeypatch.setattr(fast, "MIN_SPLIT_WEIGHTS", 0)
 
 
 def workers_of_fit(monkeypatch, model, X, y):
@@ -62,9 +64,16 @@ def test_split_workers(many_cores, hidden, n_threads, track, want):
     assert fast.split_workers(weights, n_threads, track) == want
 
 
+@pytest.mark.parametrize("n_in, hidden, want", [(64, 511, 1), (64, 512, 2), (784, 41, 1), (784, 42, 2)])
+def test_no_split_below_the_minimum_size(monkeypatch, n_in, hidden, want):
+    monkeypatch.setattr(fast, "available_cores", lambda: 2)
+    assert fast.MIN_SPLIT_WEIGHTS == 32768
+    assert fast.split_workers([np.empty((hidden, n_in)), np.empty((10, hidden))], 2) == want
+
+
 def test_workers_at_most_one_per_core(monkeypatch):
     monkeypatch.setattr(fast, "available_cores", lambda: 2)
-    assert fast.split_workers([np.empty((16, 64)), np.empty((10, 16))], 8) == 2
+    assert fast.split_workers([np.empty((64, 784)), np.empty((10, 64))], 8) == 2
 
 
 def test_batch_of_one_sample(digits, many_cores):
@@ -110,6 +119,7 @@ FAILING_WORKER = """
 import numpy as np
 from fastnn import fast, reference
 fast.available_cores = lambda: 2
+fast.MIN_SPLIT_WEIGHTS = 0
 blocks = fast._SplitBuffers.blocks
 def broken(self, worker, W0, B0):
     W0, b0, W1, b1 = blocks(self, worker, W0, B0)
