@@ -3,8 +3,10 @@
     python bench/threads.py [--batches 32,128,1024]
 
 For each batch size: the serial kernel build (the default) with 1 or 2 BLAS
-threads, and the ``parallel=True`` build (``FASTNN_PARALLEL_KERNELS=1``) with
-every combination of 1 or 2 BLAS and Numba threads. Each setting runs in its own
+threads, the ``parallel=True`` build (``FASTNN_PARALLEL_KERNELS=1``) with
+every combination of 1 or 2 BLAS and Numba threads, and the split epoch
+(:mod:`fastnn.kernels.split`: 2 worker threads over one-thread BLAS, what
+``fit`` runs for this network). Each setting runs in its own
 process (the build is fixed at import). Model 784-128-10, 60,000 synthetic
 samples, float32; one warm-up epoch, then the best of two.
 
@@ -24,12 +26,13 @@ EPOCH = """
 import sys, time, numba, numpy as np
 from threadpoolctl import threadpool_limits
 from fastnn import fast, reference
-batch, blas, workers = map(int, sys.argv[1:4])
+batch, blas, workers, split = map(int, sys.argv[1:5])
 rng = np.random.default_rng(0)
 X = rng.random((60000, 784), dtype=np.float32)
 y = rng.integers(0, 10, 60000)
 w, b = reference.init_params([784, 128, 10], "kaiming", np.random.default_rng(1), np.float32)
-engine = fast.Engine(X, y, 10, w, b, "relu", batch)
+engine = fast.Engine(X, y, 10, w, b, "relu", batch, n_threads=split)
+assert engine.n_workers == split
 with threadpool_limits(blas, user_api="blas"):
     numba.set_num_threads(workers)
     times = []
@@ -83,11 +86,11 @@ def run_split(layer):
     return [line.split() for line in out.stdout.splitlines()]
 
 
-def run(batch, blas, workers, parallel):
+def run(batch, blas, workers, parallel, split):
     env = dict(os.environ, FASTNN_PARALLEL_KERNELS="1" if parallel else "0")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    out = subprocess.run([sys.executable, "-c", EPOCH, str(batch), str(blas), str(workers)],
+    out = subprocess.run([sys.executable, "-c", EPOCH, str(batch), str(blas), str(workers), str(split)],
                          capture_output=True, text=True, check=True, env=env)
     return float(out.stdout)
 
@@ -96,12 +99,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", default="32,128,1024")
     args = parser.parse_args()
-    settings = [("serial kernels", b, 1, False) for b in (1, 2)]
-    settings += [("parallel kernels", b, w, True) for b, w in itertools.product((1, 2), (1, 2))]
+    settings = [("serial kernels", b, 1, False, 1) for b in (1, 2)]
+    settings += [("parallel kernels", b, w, True, 1) for b, w in itertools.product((1, 2), (1, 2))]
+    settings += [("split, 2 workers", 1, 1, False, 2)]
     batches = [int(b) for b in args.batches.split(",")]
     print(f"{'build':<18}{'BLAS':>5}{'Numba':>6}" + "".join(f"{'batch ' + str(b):>13}" for b in batches))
-    for name, blas, workers, parallel in settings:
-        cells = [f"{run(b, blas, workers, parallel) * 1e3:10.0f} ms" for b in batches]
+    for name, blas, workers, parallel, split in settings:
+        cells = [f"{run(b, blas, workers, parallel, split) * 1e3:10.0f} ms" for b in batches]
         shown_workers = workers if parallel else "-"
         print(f"{name:<18}{blas:>5}{shown_workers:>6}" + "".join(f"{c:>13}" for c in cells), flush=True)
     print("\nbatch-32 forward GEMM, per call (1-thread BLAS):")

@@ -4,8 +4,10 @@ Numba's ``prange`` workers and OpenBLAS's threads must not run at once: on a
 2-core machine a ``parallel=True`` epoch with both at 2 threads ran 35x (batch
 1024) to over 300x (batch 32) slower than with either at 1 (``bench/threads.py``
 measures every setting).
-The kernels are therefore compiled serial (see :mod:`fastnn.kernels._jit`) and
-BLAS owns the cores; Numba's pool is held at one thread in case the parallel
+The kernels are therefore compiled serial (see :mod:`fastnn.kernels._jit`);
+the cores go either to BLAS or to the split epoch's worker threads, each of
+which then calls one-thread BLAS (:class:`fastnn.fast.Engine` says which, in
+its ``blas_threads``). Numba's pool is held at one thread in case the parallel
 build is in use. Both settings are restored on exit.
 """
 
