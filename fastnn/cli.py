@@ -90,7 +90,7 @@ def build_parser():
     train.add_argument("--test-size", type=test_size, default=0.2,
                        help="held-out fraction when the data has no test set (default: 0.2)")
     train.add_argument("--threads", type=int,
-                       help="threads: split-epoch workers or BLAS (default: every core the environment allows)")
+                       help="worker or BLAS threads (default: every core the environment allows)")
     train.add_argument("--save", metavar="MODEL.npz", help="write the trained model here")
     train.add_argument("--plot", metavar="CURVE.png",
                        help="write loss and accuracy per epoch (needs matplotlib)")

@@ -135,7 +135,8 @@ class Engine:
                 results[worker] = _train_epoch_share(
                     worker, self.n_workers, self.X, self.y, order, self.batch_size,
                     *buffers.blocks(worker, self.weights[0], self.biases[0]), self._x_batch,
-                    self._y_batch, buffers.partials, buffers.sync, *buffers.own[worker], self.code, step)
+                    self._y_batch, buffers.partials, buffers.logits, buffers.sync, *buffers.own[worker],
+                    self.code, step)
             except BaseException:
                 buffers.sync[sync.ABORT] = 1  # the other workers stop waiting for this one
                 raise
@@ -151,7 +152,7 @@ class Engine:
         if any(r is None for r in results):
             raise RuntimeError("a training worker failed; the weights are partly updated")
         buffers.store(self.weights[1], self.biases[1])
-        return results[0]
+        return sum(loss for loss, _ in results), sum(hits for _, hits in results)
 
     def _checked(self, order):
         """``order`` as int64, refused unless it holds one row index per sample, all in range."""
@@ -181,13 +182,13 @@ class _SplitBuffers:
         self.bounds = [n_hidden * c // n_workers for c in range(n_workers + 1)]
         widths = np.diff(self.bounds)
         self.partials = np.empty((2, n_workers, rows, n_out), dtype)
+        self.logits = np.empty((rows, n_out), dtype)
         self.sync = np.zeros(2, np.int64)
         self.W1 = [np.empty((n_out, w), dtype) for w in widths]
         self.b1 = [np.empty(n_out, dtype) for _ in widths]
-        # hidden, delta, logits, grad_b0, grad_b1, losses, hits
-        self.own = [(np.empty((rows, w), dtype), np.empty((rows, w), dtype), np.empty((rows, n_out), dtype),
-                     np.empty(w, dtype), np.empty(n_out, dtype), np.empty(rows), np.empty(rows, np.int64))
-                    for w in widths]
+        # hidden, delta, grad_b0, grad_b1, losses, hits
+        self.own = [(np.empty((rows, w), dtype), np.empty((rows, w), dtype), np.empty(w, dtype),
+                     np.empty(n_out, dtype), np.empty(rows), np.empty(rows, np.int64)) for w in widths]
 
     def blocks(self, worker, W0, B0):
         """Worker ``worker``'s ``W0`` rows, ``b0`` rows, ``W1`` columns and ``b1``."""

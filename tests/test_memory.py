@@ -50,11 +50,11 @@ def test_reference_fit_copies_the_data_once(data):
 def test_full_batch_memory_need_is_as_stated(data, n_threads):
     """README: full-batch training on n samples needs about
     itemsize · n · (2 · H + c · n_classes) bytes beyond the data, c = 1 with one
-    worker and 3·w with w workers."""
+    worker and 2·w + 1 with w workers."""
     X, y = data
     shapes = [np.empty((HIDDEN, FEATURES)), np.empty((CLASSES, HIDDEN))]
     workers = split_workers(shapes, n_threads or default_blas_threads())
-    copies = 3 * workers if workers > 1 else 1
+    copies = 2 * workers + 1 if workers > 1 else 1
     stated = X.itemsize * N * (2 * HIDDEN + copies * CLASSES)
     peak = peak_of_fit(X, y, batch_size=None, n_threads=n_threads)
     assert 0.9 * stated < peak < 1.1 * stated

@@ -109,7 +109,7 @@ def test_one_worker_is_bitwise_the_serial_epoch(digits, dtype):
     x_batches = np.empty((3, 32, 64), dtype)
     y_batches = np.empty((3, 32), np.int64)
     _train_epoch_share(0, 1, X, y, order, 32, W0, b0, W1, b1, x_batches, y_batches,
-                       buffers.partials, buffers.sync, *buffers.own[0], code, step)
+                       buffers.partials, buffers.logits, buffers.sync, *buffers.own[0], code, step)
     want = [serial.weights[0], serial.biases[0].ravel(), serial.weights[1], serial.biases[1].ravel()]
     for got, want in zip([W0, b0, W1, b1], want):
         np.testing.assert_array_equal(got, want)

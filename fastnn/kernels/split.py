@@ -6,18 +6,19 @@ of the first layer and columns ``W1[:, h]`` of the output layer. Per batch::
     A[h]  = g(X_b · W0[h]ᵀ + b0[h])            own rows: no other worker needed
     P_c   = A[h] · W1[:, h]ᵀ                    this worker's share of the logits
     ---- barrier: every P_c is written ----
-    dZ    = softmax(Σ_c P_c + b1) − onehot(y)   every worker, the same sum in the same order
+    dZ[r] = softmax(Σ_c P_c[r] + b1) − onehot(y[r])    for this worker's share r of the rows
+    ---- barrier: all of dZ is written ----
     dA[h] = (dZ · W1[:, h]) ∗ g'(A[h])
     W1[:, h] −= (α/m) dZᵀ·A[h]    b1 −= (α/m) Σ dZ       (b1: each worker's own copy)
     W0[h]    −= (α/m) dA[h]ᵀ·X_b  b0[h] −= (α/m) Σ dA[h]
 
 The two large GEMMs (forward and weight update of the first layer) are split
-with no communication; one barrier per batch is the only synchronisation.
+with no communication; two barriers per batch are the only synchronisation.
 Each worker keeps its own copy of ``b1``, updated identically, so no worker
-writes what another reads. ``P`` alternates between two buffers and shuffled
-batches rotate through three gather buffers: each worker gathers its share of
-batch ``k + 2`` after its step on batch ``k``, which the barrier of batch
-``k + 1`` publishes before anyone reads it.
+writes what another reads between barriers. ``P`` alternates between two
+buffers and shuffled batches rotate through three gather buffers: each worker
+gathers its share of batch ``k + 2`` after its step on batch ``k``, which the
+barriers of batch ``k + 1`` publish before anyone reads it.
 
 The arithmetic is :func:`fastnn.kernels.epoch._train_batch`'s, but the logits
 are summed in ``n`` pieces and the GEMMs have other shapes, so results agree
@@ -58,15 +59,15 @@ def _sum_partials(partials, out):
 
 @kernel
 def _train_epoch_share(worker, n_workers, X, y, order, batch_size, W0, b0, W1, b1, x_batches,
-                       y_batches, partials, sync, hidden, delta, logits, grad_b0, grad_b1, losses, hits,
+                       y_batches, partials, logits, sync, hidden, delta, grad_b0, grad_b1, losses, hits,
                        code, step):
     """Worker ``worker``'s part of one epoch; ``W0``, ``b0``, ``W1`` are its blocks (see above).
 
     Shared between workers: ``X``, ``y``, ``order`` (empty: rows as stored),
-    ``x_batches`` (3, b, n_in), ``y_batches`` (3, b), ``partials`` (2, n_workers, b, n_out)
-    and ``sync`` (int64 [count, abort], zero at the start). Own: the rest.
-    Return the epoch's summed loss and hits (every worker computes the same),
-    or (nan, -1) if another worker aborted.
+    ``x_batches`` (3, b, n_in), ``y_batches`` (3, b), ``partials`` (2, n_workers, b, n_out),
+    ``logits`` (b, n_out) and ``sync`` (int64 [count, abort], zero at the start). Own: the rest.
+    Return the summed loss and hits of this worker's share of the rows, or (nan, -1) if
+    another worker aborted.
     """
     n = X.shape[0]
     n_batches = -(-n // batch_size)
@@ -87,12 +88,15 @@ def _train_epoch_share(worker, n_workers, X, y, order, batch_size, W0, b0, W1, b
         A, dZ = hidden[:m], logits[:m]
         _dense_forward(Xb, W0, b0, code, A, delta[:m])
         np.dot(A, W1.T, partials[k % 2, worker, :m])
-        if not _arrive_and_wait(sync, n_workers * (k + 2)):
+        if not _arrive_and_wait(sync, n_workers * (2 * k + 2)):
             return np.nan, -1
-        _sum_partials(partials[k % 2, :, :m], dZ)
-        _inplace_softmax_cross_entropy_grad(dZ, b1, yb, losses[:m], hits[:m])
-        loss += np.sum(losses[:m])
-        n_hits += np.sum(hits[:m])
+        lo, hi = worker * m // n_workers, (worker + 1) * m // n_workers
+        _sum_partials(partials[k % 2, :, lo:hi], dZ[lo:hi])
+        _inplace_softmax_cross_entropy_grad(dZ[lo:hi], b1, yb[lo:hi], losses[lo:hi], hits[lo:hi])
+        loss += np.sum(losses[lo:hi])
+        n_hits += np.sum(hits[lo:hi])
+        if not _arrive_and_wait(sync, n_workers * (2 * k + 3)):
+            return np.nan, -1
         step_m = like(Xb, step / m)
         _backpropagate(dZ, W1, A, code, delta[:m])
         _inplace_sgd_layer(dZ, A, W1, b1, grad_b1, step_m)
