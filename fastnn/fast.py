@@ -73,7 +73,8 @@ class Engine:
     :attr:`blas_threads` is the BLAS thread count the epoch needs: the caller sets it
     (:func:`fastnn._threads.thread_limits`), once per fit.
     Work buffers are allocated here, once per fit: for batches of ``b`` rows,
-    ``b·(Σ widths + Σ hidden widths)`` values for activations and deltas, a
+    ``b·(Σ widths + Σ hidden widths)`` values for activations and deltas
+    (``b·(2·H + (2w + 1)·n_classes)`` with ``w`` workers and ``H`` hidden units), a
     ``b × n_features`` gather buffer when batches are shuffled (three with
     workers), and one gradient array per layer (used only to track gradient norms).
     """
