@@ -23,7 +23,7 @@ from fastnn.kernels.activations import (
     _bias_activate_transposed,
 )
 from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_activation_backward
-from fastnn.kernels.blas import _inplace_gemm_update
+from fastnn.kernels.blas import _gemm, _inplace_gemm_update
 from fastnn.kernels.dense import _dense_forward, _dense_softmax
 from fastnn.kernels.epoch import _gather_rows, _train_batch
 from fastnn.kernels.softmax import _bias_softmax, _inplace_softmax_cross_entropy_grad
@@ -208,3 +208,67 @@ def test_gemm_update_is_the_sgd_step(rng, dtype, m, n_in, n_out):
     ref.sgd_update(want, [dZ.T @ A], 0.25)
     _inplace_gemm_update(A, dZ, W, dtype(-0.25))
     assert_close(W, want[0], dtype, gemm_scale(dZ.T, A.T, W))
+
+
+def operand(rng, shape, dtype, transposed, sliced):
+    """A C-ordered operand of ``shape`` (or its transpose's), optionally a row-and-column slice."""
+    rows, cols = shape[::-1] if transposed else shape
+    if sliced:  # rows longer than the operand: BLAS sees a leading dimension > the row length
+        return random(rng, (rows + 3, cols + 4), dtype)[1:rows + 1, 2:cols + 2]
+    return random(rng, (rows, cols), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("sliced", [False, True])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (5, 3, 7), (32, 17, 9)])
+def test_gemm_against_numpy(rng, dtype, trans_a, trans_b, sliced, m, k, n):
+    A = operand(rng, (m, k), dtype, trans_a, sliced)
+    B = operand(rng, (k, n), dtype, trans_b, sliced)
+    C = operand(rng, (m, n), dtype, False, sliced)
+    opA, opB = (A.T if trans_a else A), (B.T if trans_b else B)
+    want = dtype(0.5) * (opA @ opB) + dtype(2) * C
+    _gemm(trans_a, trans_b, dtype(0.5), A, B, dtype(2), C)
+    assert_close(C, want, dtype, float(np.max(np.abs(opA) @ np.abs(opB) + 2 * np.abs(C))))
+
+
+def test_gemm_refuses_mismatched_shapes(rng):
+    A, B = random(rng, (4, 3), np.float64), random(rng, (5, 2), np.float64)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        _gemm(False, False, 1.0, A, B, 0.0, np.empty((4, 2)))
+
+
+@pytest.mark.parametrize("view", [lambda X: X[:, ::2], lambda X: X.T, lambda X: X[::-1]])
+def test_gemm_refuses_rows_that_are_not_contiguous(rng, view):
+    """BLAS would read the wrong elements: refuse, never compute silently wrong."""
+    X = view(random(rng, (6, 6), np.float64))
+    with pytest.raises(ValueError, match="contiguous"):
+        _gemm(False, False, 1.0, X, np.ones((X.shape[1], 2)), 0.0, np.empty((X.shape[0], 2)))
+
+
+FALLBACK_BLAS = """
+import sys
+sys.modules["scipy_openblas32"] = None  # as if the wheel could not be imported
+import numpy as np
+from sklearn.datasets import load_digits
+from fastnn.kernels import blas
+from fastnn.testing import assert_engines_equal
+X, y = load_digits(return_X_y=True)
+assert_engines_equal(X[:400] / 16, y[:400], epochs=2, hidden_layer_sizes=(512,), batch_size=32)
+print(blas.SOURCE)
+"""
+
+
+def test_scipy_blas_is_the_fallback():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", FALLBACK_BLAS], capture_output=True, text=True)
+    assert out.stdout.strip() == "scipy.linalg.cython_blas", out.stderr
+
+
+def test_kernels_use_the_openblas_wheel():
+    """pyproject requires it: the kernels' BLAS is the scipy-openblas32 library."""
+    from fastnn.kernels import blas
+
+    assert "scipy_openblas" in blas.SOURCE

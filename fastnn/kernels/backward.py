@@ -13,6 +13,7 @@ from numba import prange
 
 from ._jit import kernel
 from ._scalar import derivative_from_output
+from .blas import _gemm
 
 SUM_CHUNKS = 8
 
@@ -55,5 +56,5 @@ def _frobenius_norm(A):
 @kernel
 def _backpropagate(dZ, W, A, code, out):
     """``out = (dZ · W) ∗ g'(Z)``: the next layer down's ``dZ`` from this layer's, ``A = g(Z)``."""
-    np.dot(dZ, W, out)
+    _gemm(False, False, 1, dZ, W, 0, out)
     _inplace_activation_backward(out, A, code)

@@ -19,6 +19,7 @@ from numba import prange
 from ._jit import kernel
 from ._scalar import like
 from .backward import _backpropagate, _frobenius_norm
+from .blas import _gemm
 from .dense import _dense_forward
 from .softmax import _inplace_softmax_cross_entropy_grad
 from .update import _inplace_sgd_layer
@@ -54,11 +55,11 @@ def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, 
         _dense_forward(inputs[l], weights[l], biases[l], code, acts[l][:m], deltas[l][:m])
         inputs.append(acts[l][:m])
     dZ = acts[L - 1][:m]
-    np.dot(inputs[L - 1], weights[L - 1].T, dZ)
+    _gemm(False, True, 1, inputs[L - 1], weights[L - 1], 0, dZ)
     _inplace_softmax_cross_entropy_grad(dZ, biases[L - 1], yb, losses[:m], hits[:m])
     for l in range(L - 1, -1, -1):
         if norms.shape[0] > 0:
-            np.dot(dZ.T, inputs[l], grad_w[l])
+            _gemm(True, False, 1, dZ, inputs[l], 0, grad_w[l])
             norms[l] += _frobenius_norm(grad_w[l]) / m
         if l > 0:  # dA[l-1] needs W[l] before its update
             _backpropagate(dZ, weights[l], inputs[l], code, deltas[l - 1][:m])

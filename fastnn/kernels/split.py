@@ -32,6 +32,7 @@ import numpy as np
 from ._jit import kernel
 from ._scalar import like
 from .backward import _backpropagate
+from .blas import _gemm
 from .dense import _dense_forward
 from .epoch import _gather_rows
 from .softmax import _inplace_softmax_cross_entropy_grad
@@ -87,7 +88,7 @@ def _train_epoch_share(worker, n_workers, X, y, order, batch_size, W0, b0, W1, b
             Xb, yb = X[start:stop], y[start:stop]
         A, dZ = hidden[:m], logits[:m]
         _dense_forward(Xb, W0, b0, code, A, delta[:m])
-        np.dot(A, W1.T, partials[k % 2, worker, :m])
+        _gemm(False, True, 1, A, W1, 0, partials[k % 2, worker, :m])
         if not _arrive_and_wait(sync, n_workers * (2 * k + 2)):
             return np.nan, -1
         lo, hi = worker * m // n_workers, (worker + 1) * m // n_workers
