@@ -13,7 +13,7 @@ Modules and their kernels:
 - :mod:`.backward` — ``_inplace_activation_backward``, ``_column_sums``
 - :mod:`.update` — ``_inplace_sgd``
 - :mod:`.dense` — ``_dense_forward``, ``_dense_softmax`` (BLAS GEMM + epilogue)
-- :mod:`.blas` — ``_gemm``, ``_inplace_gemm_update`` (SciPy's BLAS called by name)
+- :mod:`.blas` — ``_gemm``, ``_inplace_gemm_update`` (OpenBLAS, called by name)
 - :mod:`.epoch` — ``_gather_rows``, ``_train_batch``, ``_train_epoch``
 - :mod:`.split` — ``_train_epoch_share``: one worker's part of an epoch whose
   hidden units are shared out to worker threads
