@@ -7,6 +7,7 @@ Each library runs in its own process (the kernels bind one at import,
 first layer's GEMMs in the split epoch of a 784-128-10 network (64 units, one
 BLAS thread), forward and fused update, summed over 60,000 samples; then one
 whole epoch of the split engine (2 workers), best of three after a warm-up.
+First, for scale, the library's one-thread rate on a 2048³ product.
 """
 
 import argparse
@@ -53,6 +54,9 @@ rng = np.random.default_rng(0)
 cells = [blas.SOURCE]
 batches = [int(b) for b in sys.argv[2].split(",")]
 with threadpool_limits(1, user_api="blas"):
+    big = rng.random((2048, 2048), dtype=np.float32)
+    seconds = best(lambda: forward(big, big, np.empty_like(big), 1))
+    cells.append(f"{2 * 2048 ** 3 / seconds / 1e9:.0f}")
     for batch in batches:
         X = rng.random((batch, N_IN), dtype=np.float32)
         W = rng.standard_normal((UNITS, N_IN), dtype=np.float32)
@@ -89,12 +93,13 @@ def main():
     batches = args.batches.split(",")
     print("per 60,000 samples, one worker's share (64 units, 1 BLAS thread): forward / update GEMM ms;"
           " then a whole split epoch (2 workers) ms")
-    print(f"{'library':<48}" + "".join(f"{'batch ' + b:>16}" for b in batches)
+    print(f"{'library':<30}{'2048³, 1 thread':>18}" + "".join(f"{'batch ' + b:>16}" for b in batches)
           + "".join(f"{'epoch b' + b:>13}" for b in batches))
     for library in ("wheel", "scipy"):
-        source, *cells = run(library, args.batches)
+        source, peak, *cells = run(library, args.batches)
         gemms, epochs = cells[:len(batches)], cells[len(batches):]
-        print(f"{os.path.basename(source):<48}" + "".join(f"{c.replace(' ', ' / '):>16}" for c in gemms)
+        print(f"{os.path.basename(source):<30}{peak + ' GFLOP/s':>18}"
+              + "".join(f"{c.replace(' ', ' / '):>16}" for c in gemms)
               + "".join(f"{c:>13}" for c in epochs), flush=True)
 
 
