@@ -1,8 +1,8 @@
 """Who owns the cores while fastnn trains or predicts.
 
 Numba's ``prange`` workers and OpenBLAS's threads must not run at once: on a
-2-core machine a ``parallel=True`` epoch with both at 2 threads ran 40x (batch
-1024) to over 400x (batch 32) slower than with either at 1 (``bench/threads.py``
+2-core machine a ``parallel=True`` epoch with both at 2 threads ran about 40x (batch
+1024) to 400x (batch 32) slower than with Numba at 1 (``bench/threads.py``
 measures every setting).
 The kernels are therefore compiled serial (see :mod:`fastnn.kernels._jit`);
 the cores go either to BLAS or to the split epoch's worker threads, each of

@@ -22,3 +22,19 @@ def digits():
     """scikit-learn's bundled digits, scaled to [0, 1], split 80/20 with a fixed seed."""
     X, y = load_digits(return_X_y=True)
     return train_test_split(X / 16, y, test_size=0.2, random_state=0, stratify=y)
+
+
+@pytest.fixture
+def made_engines(monkeypatch):
+    """The fast engines that the test's fits create, in order."""
+    from fastnn import fast
+
+    made = []
+
+    class Recorded(fast.Engine):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(fast, "Engine", Recorded)
+    return made

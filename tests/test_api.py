@@ -111,24 +111,15 @@ def blas_threads():
 # 64 x 512 first-layer weights: just big enough to split (fastnn.fast.MIN_SPLIT_WEIGHTS).
 @pytest.mark.parametrize("engine, hidden", [("fast", (512,)), ("fast", (32,)), ("fast", (32, 16)),
                                             ("reference", (32,))])
-def test_threads_during_fit(digits, monkeypatch, n_threads, outer, inside, engine, hidden):
+def test_threads_during_fit(digits, made_engines, n_threads, outer, inside, engine, hidden):
     """fit uses every core (or n_threads), never more than an outer limit (a joblib worker's).
     The fast engine trains a one-hidden-layer network with that many workers over one-thread
     BLAS; otherwise BLAS gets the threads. Numba's pool runs one thread."""
     import numba
     from threadpoolctl import threadpool_limits
 
-    from fastnn import fast
     from fastnn._threads import available_cores
 
-    made = []
-
-    class Recorded(fast.Engine):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(fast, "Engine", Recorded)
     X_train, _, y_train, _ = digits
     seen = []
     model = MLPClassifier(epochs=1, n_threads=n_threads, engine=engine, hidden_layer_sizes=hidden)
@@ -139,7 +130,7 @@ def test_threads_during_fit(digits, monkeypatch, n_threads, outer, inside, engin
             (blas_threads(), numba.get_num_threads())))
     split = engine == "fast" and hidden == (512,) and threads > 1
     assert seen == [({1 if split else threads}, 1)]
-    assert [e.n_workers for e in made] == ([threads] if split else [1] if engine == "fast" else [])
+    assert [e.n_workers for e in made_engines] == ([threads] if split else [1] if engine == "fast" else [])
 
 
 def test_fit_restores_thread_settings(digits):

@@ -22,19 +22,6 @@ def many_cores(monkeypatch):
     monkeypatch.setattr(fast, "MIN_SPLIT_WEIGHTS", 0)
 
 
-def workers_of_fit(monkeypatch, model, X, y):
-    made = []
-
-    class Recorded(fast.Engine):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(fast, "Engine", Recorded)
-    model.fit(X, y)
-    return [engine.n_workers for engine in made]
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("n_threads, settings", [
@@ -48,10 +35,10 @@ def test_split_agrees_with_reference(digits, many_cores, dtype, activation, n_th
                          epochs=10, n_threads=n_threads, **settings)
 
 
-def test_fit_uses_the_workers_it_is_given(digits, many_cores, monkeypatch):
+def test_fit_uses_the_workers_it_is_given(digits, many_cores, made_engines):
     X_train, _, y_train, _ = digits
-    model = MLPClassifier(epochs=1, n_threads=3, hidden_layer_sizes=(16,))
-    assert workers_of_fit(monkeypatch, model, X_train, y_train) == [3]
+    MLPClassifier(epochs=1, n_threads=3, hidden_layer_sizes=(16,)).fit(X_train, y_train)
+    assert [engine.n_workers for engine in made_engines] == [3]
 
 
 @pytest.mark.parametrize("hidden, n_threads, track, want", [

@@ -23,7 +23,7 @@ Every elementwise, row-wise and reduction kernel is written with ``prange``
 over independent rows (or row chunks with private partial sums) but compiled
 serial by default: inside an epoch BLAS owns the cores, and ``bench/threads.py``
 measured no gain from ``parallel=True`` kernels beside a 2-thread BLAS (and a
-40x to over 400x loss when both pools run 2 threads). ``FASTNN_PARALLEL_KERNELS=1``
+40x to 400x loss when both pools run 2 threads). ``FASTNN_PARALLEL_KERNELS=1``
 builds the parallel variant for that measurement (:mod:`._jit`). The cores are
 shared out instead by :mod:`.split`, whose workers are Python threads running
 the serial kernels without the GIL. The GEMMs are BLAS calls; the epoch and
