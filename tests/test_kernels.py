@@ -189,7 +189,8 @@ def test_train_batch_is_one_reference_step(rng, dtype, activation, sizes, m):
     norms = np.zeros(L)
     loss, hits = _train_batch(
         X, y, _typed_list(weights), _flat_biases(biases), *_layer_buffers(weights, m, dtype),
-        np.empty(m), np.empty(m, np.int64), norms, ACTIVATION_CODES[activation], dtype(0.5))
+        np.empty(m), np.empty(m, np.int64), norms, ACTIVATION_CODES[activation], dtype(0.5),
+        np.empty((0, sizes[0]), dtype))
 
     for got, expected in zip(weights + biases, want):
         assert_close(got, expected, dtype)
@@ -272,3 +273,23 @@ def test_kernels_use_the_openblas_wheel():
     from fastnn.kernels import blas
 
     assert "scipy_openblas" in blas.SOURCE
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("sizes, m", [([5, 4, 3], 7), ([9, 8, 6, 4], 33)])
+def test_train_batch_gives_the_gradient_below(rng, dtype, activation, sizes, m):
+    """Trained on a hidden layer's output, a step also returns that layer's ``dZ``:
+    ``(W[1]ᵀ·dZ[1]) ∗ g'(Z[0])``, propagated down from ``A − Y`` by the chain rule."""
+    weights, biases = ref.init_params(sizes, "kaiming", rng, dtype)
+    X, y = random(rng, (m, sizes[0]), dtype, 1.0), rng.integers(0, sizes[-1], m)
+    Zs, As = ref.forward(weights, biases, activation, X.T)
+    dZ = As[-1] - ref.one_hot(y, sizes[-1], dtype)
+    for l in range(len(weights) - 1, 0, -1):
+        dZ = (weights[l].T @ dZ) * ref.DERIVATIVES[activation](Zs[l - 1])
+    above, above_biases = weights[1:], biases[1:]
+    got = np.empty((m, sizes[1]), dtype)
+    _train_batch(np.ascontiguousarray(As[1].T), y, _typed_list(above), _flat_biases(above_biases),
+                 *_layer_buffers(above, m, dtype), np.empty(m), np.empty(m, np.int64), np.zeros(0),
+                 ACTIVATION_CODES[activation], dtype(0.5), got)
+    assert_close(got, dZ.T, dtype)

@@ -42,10 +42,13 @@ def _gather_rows(X, y, idx, X_out, y_out):
 
 @kernel
 def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, hits, norms,
-                 code, step):
+                 code, step, input_delta):
     """One SGD step on the batch ``Xb`` (``m × n_in``); return its summed loss and hit count.
 
     When ``norms`` is not empty, ``norms[l] += ‖dW[l]‖`` (the batch-mean gradient's norm).
+    When ``input_delta`` is not empty, it receives ``(dZ[1] · W[1]) ∗ g'(Xb)``: the
+    gradient of the layer below, when ``Xb = g(Z)`` is itself a hidden layer's output
+    (the split epoch trains the layers above its second this way).
     """
     L = len(weights)
     m = Xb.shape[0]
@@ -63,6 +66,8 @@ def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, 
             norms[l] += _frobenius_norm(grad_w[l]) / m
         if l > 0:  # dA[l-1] needs W[l] before its update
             _backpropagate(dZ, weights[l], inputs[l], code, deltas[l - 1][:m])
+        elif input_delta.shape[0] > 0:
+            _backpropagate(dZ, weights[0], Xb, code, input_delta)
         _inplace_sgd_layer(dZ, inputs[l], weights[l], biases[l], grad_b[l], step_m)
         if l > 0:
             dZ = deltas[l - 1][:m]
@@ -94,7 +99,7 @@ def _train_epoch(X, y, order, batch_size, weights, biases, acts, deltas, grad_w,
             Xb, yb = x_batch[:stop - start], y_batch[:stop - start]
             _gather_rows(X, y, order[start:stop], Xb, yb)
         batch_loss, batch_hits = _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b,
-                                              losses, hits, norms, code, step)
+                                              losses, hits, norms, code, step, x_batch[:0])
         loss += batch_loss
         n_hits += batch_hits
     return loss, n_hits
