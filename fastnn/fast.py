@@ -2,6 +2,7 @@
 
 import threading
 
+import numba
 import numpy as np
 from numba import typed
 
@@ -17,26 +18,28 @@ from .reference import EpochStats
 _NO_ORDER = np.empty(0, dtype=np.int64)
 
 
-def _typed_list(arrays):
-    out = typed.List()
+def _typed_list(arrays, ndim=2, dtype=None):
+    """A Numba typed list of C-ordered ``arrays``; ``ndim`` and ``dtype`` type it when empty."""
+    like = arrays[0] if arrays else np.empty((0,) * ndim, dtype)
+    out = typed.List.empty_list(numba.typeof(like))
     for a in arrays:
         out.append(a)
     return out
 
 
-def _flat_biases(biases):
+def _flat_biases(biases, dtype=None):
     # (n_out, 1) arrays seen as (n_out,) views: the kernels update the caller's memory.
-    return _typed_list([B.reshape(-1) for B in biases])
+    return _typed_list([B.reshape(-1) for B in biases], 1, dtype)
 
 
 def _layer_buffers(weights, rows, dtype):
     """Work arrays for batches of up to ``rows`` samples: activations, deltas, dW and db."""
-    acts = _typed_list([np.empty((rows, W.shape[0]), dtype) for W in weights])
-    # One delta per hidden layer; a typed list needs an element to know its type.
+    acts = _typed_list([np.empty((rows, W.shape[0]), dtype) for W in weights], 2, dtype)
+    # One delta per hidden layer; at least one, which the kernels' types expect.
     deltas = _typed_list([np.empty((rows, W.shape[0]), dtype) for W in weights[:-1]]
                          or [np.empty((0, 0), dtype)])
-    grad_w = _typed_list([np.empty_like(W) for W in weights])
-    grad_b = _typed_list([np.empty(W.shape[0], dtype) for W in weights])
+    grad_w = _typed_list([np.empty_like(W) for W in weights], 2, dtype)
+    grad_b = _typed_list([np.empty(W.shape[0], dtype) for W in weights], 1, dtype)
     return acts, deltas, grad_w, grad_b
 
 
@@ -50,13 +53,13 @@ MIN_SPLIT_WEIGHTS = 32768
 def split_workers(weights, n_threads, track_gradients=False):
     """How many workers train side by side (:mod:`fastnn.kernels.split`); 1: the serial epoch.
 
-    At most one worker per core (a waiting worker spins) and one hidden unit per
-    worker. The split needs one hidden layer (deeper networks run serial, with
-    BLAS threads) of at least :data:`MIN_SPLIT_WEIGHTS` weights, the serial
-    kernel build (Numba's parallel regions may not be entered from two threads
-    at once) and a way to yield a core. Tracking gradient norms uses the serial epoch.
+    At most one worker per core (a waiting worker spins) and one unit of the
+    first hidden layer per worker. The split needs a hidden layer, a first layer
+    of at least :data:`MIN_SPLIT_WEIGHTS` weights, the serial kernel build
+    (Numba's parallel regions may not be entered from two threads at once) and a
+    way to yield a core. Tracking gradient norms uses the serial epoch.
     """
-    if (len(weights) != 2 or weights[0].size < MIN_SPLIT_WEIGHTS or track_gradients or PARALLEL
+    if (len(weights) < 2 or weights[0].size < MIN_SPLIT_WEIGHTS or track_gradients or PARALLEL
             or not sync.AVAILABLE):
         return 1
     return max(1, min(n_threads, available_cores(), weights[0].shape[0]))
@@ -128,7 +131,7 @@ class Engine:
     def _split_epoch(self, order, step):
         """Run the workers (worker 0 in this thread); put their output-layer copies back."""
         buffers = self._split
-        buffers.load(self.weights[1], self.biases[1])
+        buffers.load(self.weights, self.biases)
         results = [None] * self.n_workers
 
         def run(worker):
@@ -137,7 +140,7 @@ class Engine:
                     worker, self.n_workers, self.X, self.y, order, self.batch_size,
                     *buffers.blocks(worker, self.weights[0], self.biases[0]), self._x_batch,
                     self._y_batch, buffers.partials, buffers.logits, buffers.sync, *buffers.own[worker],
-                    self.code, step)
+                    buffers.upper[worker], *buffers.hidden1[worker], self.code, step)
             except BaseException:
                 buffers.sync[sync.ABORT] = 1  # the other workers stop waiting for this one
                 raise
@@ -152,7 +155,7 @@ class Engine:
                 thread.join()
         if any(r is None for r in results):
             raise RuntimeError("a training worker failed; the weights are partly updated")
-        buffers.store(self.weights[1], self.biases[1])
+        buffers.store(self.weights, self.biases)
         return sum(loss for loss, _ in results), sum(hits for _, hits in results)
 
     def _checked(self, order):
@@ -172,40 +175,62 @@ class Engine:
 class _SplitBuffers:
     """What the workers of :mod:`fastnn.kernels.split` share and what each owns.
 
-    Worker ``c`` owns hidden units ``bounds[c]:bounds[c+1]``. It updates its rows of
-    ``W0``, ``b0`` in place, and its own contiguous copy of its columns of ``W1``
-    and of all of ``b1``, which :meth:`load` and :meth:`store` move in and out
-    once per epoch.
+    Worker ``c`` owns units ``bounds[c]:bounds[c+1]`` of the first hidden layer. It
+    updates its rows of ``W0``, ``b0`` in place, and its own copies of its columns
+    of ``W1``, of ``b1`` and of every layer above (``upper``), which :meth:`load`
+    and :meth:`store` move in and out once per epoch.
     """
 
     def __init__(self, weights, n_workers, rows, dtype):
-        n_hidden, n_out = weights[0].shape[0], weights[1].shape[0]
+        n_hidden, n_next = weights[0].shape[0], weights[1].shape[0]
+        deep = len(weights) > 2
         self.bounds = [n_hidden * c // n_workers for c in range(n_workers + 1)]
         widths = np.diff(self.bounds)
-        self.partials = np.empty((2, n_workers, rows, n_out), dtype)
-        self.logits = np.empty((rows, n_out), dtype)
+        self.partials = np.empty((2, n_workers, rows, n_next), dtype)
+        self.logits = np.empty((0 if deep else rows, n_next), dtype)
         self.sync = np.zeros(2, np.int64)
-        self.W1 = [np.empty((n_out, w), dtype) for w in widths]
-        self.b1 = [np.empty(n_out, dtype) for _ in widths]
+        self.W1 = [np.empty((n_next, w), dtype) for w in widths]
+        self.b1 = [np.empty(n_next, dtype) for _ in widths]
         # hidden, delta, grad_b0, grad_b1, losses, hits
         self.own = [(np.empty((rows, w), dtype), np.empty((rows, w), dtype), np.empty(w, dtype),
-                     np.empty(n_out, dtype), np.empty(rows), np.empty(rows, np.int64)) for w in widths]
+                     np.empty(n_next, dtype), np.empty(rows), np.empty(rows, np.int64)) for w in widths]
+        # The second layer's output and its dZ, for the layers above it.
+        upper_rows = rows if deep else 0
+        self.hidden1 = [(np.empty((upper_rows, n_next), dtype), np.empty((upper_rows, n_next), dtype))
+                        for _ in widths]
+        self.upper = [self._upper(weights[2:], rows, dtype) for _ in widths]
+
+    @staticmethod
+    def _upper(weights, rows, dtype):
+        """Copies of the layers above the second and their buffers, as ``_train_batch`` takes them."""
+        copies = [np.empty_like(W) for W in weights]
+        biases = [np.empty(W.shape[0], dtype) for W in weights]
+        return (_typed_list(copies, 2, dtype), _typed_list(biases, 1, dtype),
+                *_layer_buffers(copies, rows, dtype))
 
     def blocks(self, worker, W0, B0):
         """Worker ``worker``'s ``W0`` rows, ``b0`` rows, ``W1`` columns and ``b1``."""
         lo, hi = self.bounds[worker], self.bounds[worker + 1]
         return W0[lo:hi], B0.reshape(-1)[lo:hi], self.W1[worker], self.b1[worker]
 
-    def load(self, W1, B1):
+    def load(self, weights, biases):
         self.sync[:] = 0
-        for c, (block, bias) in enumerate(zip(self.W1, self.b1)):
-            block[...] = W1[:, self.bounds[c]:self.bounds[c + 1]]
-            bias[...] = B1.reshape(-1)
+        for c, (block, bias, upper) in enumerate(zip(self.W1, self.b1, self.upper)):
+            block[...] = weights[1][:, self.bounds[c]:self.bounds[c + 1]]
+            bias[...] = biases[1].reshape(-1)
+            for copy, W in zip(upper[0], weights[2:]):
+                copy[...] = W
+            for copy, B in zip(upper[1], biases[2:]):
+                copy[...] = B.reshape(-1)
 
-    def store(self, W1, B1):
+    def store(self, weights, biases):
         for c, block in enumerate(self.W1):
-            W1[:, self.bounds[c]:self.bounds[c + 1]] = block
-        B1[:, 0] = self.b1[0]
+            weights[1][:, self.bounds[c]:self.bounds[c + 1]] = block
+        biases[1][:, 0] = self.b1[0]
+        for W, copy in zip(weights[2:], self.upper[0][0]):
+            W[...] = copy
+        for B, copy in zip(biases[2:], self.upper[0][1]):
+            B[:, 0] = copy
 
 
 def predict_proba(weights, biases, activation, X):

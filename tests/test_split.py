@@ -28,7 +28,10 @@ def many_cores(monkeypatch):
     (2, {"batch_size": 32, "hidden_layer_sizes": (64,)}),
     (3, {"batch_size": 50, "hidden_layer_sizes": (7,)}),  # uneven shares, last batch partial
     (2, {"batch_size": None, "hidden_layer_sizes": (32,)}),  # full batch, rows as stored
-], ids=["2-batch32", "3-batch50-uneven", "2-full"])
+    (2, {"batch_size": 50, "hidden_layer_sizes": (40, 20)}),  # the layers above the second
+    (3, {"batch_size": 32, "hidden_layer_sizes": (25, 16, 12)}),
+    (2, {"batch_size": None, "hidden_layer_sizes": (24, 12)}),
+], ids=["2-batch32", "3-batch50-uneven", "2-full", "2-two-hidden", "3-three-hidden", "2-full-two-hidden"])
 def test_split_agrees_with_reference(digits, many_cores, dtype, activation, n_threads, settings):
     X_train, X_test, y_train, _ = digits
     assert_engines_equal(X_train, y_train, X_test=X_test, dtype=dtype, activation=activation,
@@ -42,10 +45,11 @@ def test_fit_uses_the_workers_it_is_given(digits, many_cores, made_engines):
 
 
 @pytest.mark.parametrize("hidden, n_threads, track, want", [
-    ((16,), 4, False, 4), ((3,), 4, False, 3), ((16, 8), 4, False, 1), ((16,), 4, True, 1),
-    ((16,), 1, False, 1)])
+    ((16,), 4, False, 4), ((3,), 4, False, 3), ((16, 8), 4, False, 4), ((3, 8), 4, False, 3),
+    ((), 4, False, 1), ((16,), 4, True, 1), ((16,), 1, False, 1)])
 def test_split_workers(many_cores, hidden, n_threads, track, want):
-    """One hidden layer only, at most one worker per hidden unit, none when tracking gradients."""
+    """A hidden layer needed, at most one worker per unit of the first, none when tracking
+    gradients."""
     sizes = [64, *hidden, 10]
     weights = [np.empty((n_out, n_in)) for n_in, n_out in zip(sizes, sizes[1:])]
     assert fast.split_workers(weights, n_threads, track) == want
@@ -78,27 +82,28 @@ def test_split_fits_are_bitwise_repeatable(digits, many_cores):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_worker_is_bitwise_the_serial_epoch(digits, dtype):
-    """Alone, a worker does the serial epoch's arithmetic exactly: only the split of the
-    logits' sum and the GEMM shapes differ between the two."""
+@pytest.mark.parametrize("sizes", [[64, 24, 10], [64, 24, 16, 10]], ids=["1-hidden", "2-hidden"])
+def test_one_worker_is_bitwise_the_serial_epoch(digits, dtype, sizes):
+    """Alone, a worker does the serial epoch's arithmetic exactly: with more, only the split
+    of the second layer's sum and the GEMM shapes differ."""
     X_train, _, y_train, _ = digits
     X, y = np.ascontiguousarray(X_train, dtype), y_train.astype(np.int64)
-    weights, biases = reference.init_params([64, 24, 10], "kaiming", np.random.default_rng(0), dtype)
+    weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(0), dtype)
     order = np.random.default_rng(1).permutation(len(X))
     step, code = dtype(0.1), ACTIVATION_CODES["relu"]
 
     serial = fast.Engine(X, y, 10, [W.copy() for W in weights], [B.copy() for B in biases], "relu", 32)
     serial.epoch(order, step)
 
-    W0, b0, W1 = weights[0].copy(), biases[0].ravel().copy(), weights[1].copy()
-    b1 = biases[1].ravel().copy()
     buffers = fast._SplitBuffers(weights, 1, 32, dtype)
+    buffers.load(weights, biases)
     x_batches = np.empty((3, 32, 64), dtype)
     y_batches = np.empty((3, 32), np.int64)
-    _train_epoch_share(0, 1, X, y, order, 32, W0, b0, W1, b1, x_batches, y_batches,
-                       buffers.partials, buffers.logits, buffers.sync, *buffers.own[0], code, step)
-    want = [serial.weights[0], serial.biases[0].ravel(), serial.weights[1], serial.biases[1].ravel()]
-    for got, want in zip([W0, b0, W1, b1], want):
+    _train_epoch_share(0, 1, X, y, order, 32, *buffers.blocks(0, weights[0], biases[0]), x_batches,
+                       y_batches, buffers.partials, buffers.logits, buffers.sync, *buffers.own[0],
+                       buffers.upper[0], *buffers.hidden1[0], code, step)
+    buffers.store(weights, biases)
+    for got, want in zip(weights + biases, serial.weights + serial.biases):
         np.testing.assert_array_equal(got, want)
 
 

@@ -31,10 +31,11 @@ import numpy as np
 
 from ._jit import kernel
 from ._scalar import like
+from .activations import _bias_activate
 from .backward import _backpropagate
 from .blas import _gemm
 from .dense import _dense_forward
-from .epoch import _gather_rows
+from .epoch import _gather_rows, _train_batch
 from .softmax import _inplace_softmax_cross_entropy_grad
 from .sync import _arrive_and_wait
 from .update import _inplace_sgd_layer
@@ -59,20 +60,50 @@ def _sum_partials(partials, out):
 
 
 @kernel
+def _output_delta_share(partials, b1, yb, worker, n_workers, logits, losses, hits):
+    """One hidden layer: this worker's rows of ``dZ = softmax(Σ_c P_c + b1) − onehot(y)``,
+    written to the shared ``logits``; return their summed loss and hits."""
+    m = yb.shape[0]
+    lo, hi = worker * m // n_workers, (worker + 1) * m // n_workers
+    _sum_partials(partials[:, lo:hi], logits[lo:hi])
+    _inplace_softmax_cross_entropy_grad(logits[lo:hi], b1, yb[lo:hi], losses[lo:hi], hits[lo:hi])
+    return np.sum(losses[lo:hi]), np.sum(hits[lo:hi])
+
+
+@kernel
+def _upper_layers_step(partials, b1, yb, worker, n_workers, upper, code, step, hidden1, delta1,
+                       losses, hits):
+    """Deeper networks: the layers above the second, stepped by every worker alike on its own
+    copies ``upper``. ``hidden1 = g(Σ_c P_c + b1)``; ``delta1`` receives the second layer's
+    ``dZ``. Return this worker's share of the batch's summed loss and hits."""
+    weights, biases, acts, deltas, grad_w, grad_b = upper
+    m = yb.shape[0]
+    _sum_partials(partials, hidden1)
+    _bias_activate(hidden1, b1, code, hidden1)
+    _train_batch(hidden1, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, hits,
+                 np.zeros(0), code, step, delta1)
+    lo, hi = worker * m // n_workers, (worker + 1) * m // n_workers
+    return np.sum(losses[lo:hi]), np.sum(hits[lo:hi])
+
+
+@kernel
 def _train_epoch_share(worker, n_workers, X, y, order, batch_size, W0, b0, W1, b1, x_batches,
                        y_batches, partials, logits, sync, hidden, delta, grad_b0, grad_b1, losses, hits,
-                       code, step):
+                       upper, hidden1, delta1, code, step):
     """Worker ``worker``'s part of one epoch; ``W0``, ``b0``, ``W1`` are its blocks (see above).
 
     Shared between workers: ``X``, ``y``, ``order`` (empty: rows as stored),
     ``x_batches`` (3, b, n_in), ``y_batches`` (3, b), ``partials`` (2, n_workers, b, n_out),
-    ``logits`` (b, n_out) and ``sync`` (int64 [count, abort], zero at the start). Own: the rest.
+    ``logits`` (b, n_out) and ``sync`` (int64 [count, abort], zero at the start). Own: the rest;
+    ``upper`` holds the layers above the second (empty lists for one hidden layer) and
+    their buffers, as :func:`fastnn.kernels.epoch._train_batch` takes them.
     Return the summed loss and hits of this worker's share of the rows, or (nan, -1) if
     another worker aborted.
     """
     n = X.shape[0]
     n_batches = -(-n // batch_size)
     shuffled = order.shape[0] > 0
+    deep = len(upper[0]) > 0
     for k in range(min(2, n_batches) if shuffled else 0):
         _gather_share(X, y, order, k * batch_size, min((k + 1) * batch_size, n), worker, n_workers,
                       x_batches[k], y_batches[k])
@@ -86,19 +117,25 @@ def _train_epoch_share(worker, n_workers, X, y, order, batch_size, W0, b0, W1, b
             Xb, yb = x_batches[k % N_GATHER_BUFFERS, :m], y_batches[k % N_GATHER_BUFFERS, :m]
         else:
             Xb, yb = X[start:stop], y[start:stop]
-        A, dZ = hidden[:m], logits[:m]
+        A = hidden[:m]
+        step_m = like(Xb, step / m)
         _dense_forward(Xb, W0, b0, code, A, delta[:m])
         _gemm(False, True, 1, A, W1, 0, partials[k % 2, worker, :m])
         if not _arrive_and_wait(sync, n_workers * (2 * k + 2)):
             return np.nan, -1
-        lo, hi = worker * m // n_workers, (worker + 1) * m // n_workers
-        _sum_partials(partials[k % 2, :, lo:hi], dZ[lo:hi])
-        _inplace_softmax_cross_entropy_grad(dZ[lo:hi], b1, yb[lo:hi], losses[lo:hi], hits[lo:hi])
-        loss += np.sum(losses[lo:hi])
-        n_hits += np.sum(hits[lo:hi])
+        if deep:
+            dZ = delta1[:m]
+            batch_loss, batch_hits = _upper_layers_step(partials[k % 2, :, :m], b1, yb, worker,
+                                                        n_workers, upper, code, step, hidden1[:m],
+                                                        dZ, losses, hits)
+        else:
+            dZ = logits[:m]
+            batch_loss, batch_hits = _output_delta_share(partials[k % 2, :, :m], b1, yb, worker,
+                                                         n_workers, dZ, losses, hits)
+        loss += batch_loss
+        n_hits += batch_hits
         if not _arrive_and_wait(sync, n_workers * (2 * k + 3)):
             return np.nan, -1
-        step_m = like(Xb, step / m)
         _backpropagate(dZ, W1, A, code, delta[:m])
         _inplace_sgd_layer(dZ, A, W1, b1, grad_b1, step_m)
         _inplace_sgd_layer(delta[:m], Xb, W0, b0, grad_b0, step_m)
