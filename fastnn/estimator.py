@@ -47,11 +47,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Threads during fit and predict. None: every core, but no more than
         BLAS is already allowed (fewer inside a joblib worker such as
         ``GridSearchCV(n_jobs=2)``, or under ``OPENBLAS_NUM_THREADS``). The
-        fast engine fits a one-hidden-layer network with that many worker
-        threads (at most one per core), each owning a share of the hidden units
-        and calling one-thread BLAS (:mod:`fastnn.kernels.split`); otherwise,
-        and in predict, BLAS gets the threads. Numba's pool is held at one
-        thread either way.
+        fast engine fits a network whose first layer has at least 32,768
+        weights with that many worker threads (at most one per core), each
+        owning a share of the first hidden layer and calling one-thread BLAS
+        (:mod:`fastnn.kernels.split`); otherwise, and in predict, BLAS gets
+        the threads. Numba's pool is held at one thread either way.
     warm_start : bool, default=False
         Continue from the current weights on the next :meth:`fit`.
     verbose : bool, default=False

@@ -70,8 +70,8 @@ class Engine:
 
     ``X`` is ``(n_samples, n_features)`` C-contiguous, kept as given (no copy).
     ``weights`` and ``biases`` are the reference's arrays and are updated in place.
-    With ``n_threads > 1`` a one-hidden-layer network is trained by that many
-    workers (:func:`split_workers`), each in its own thread calling one-thread
+    With ``n_threads > 1`` a network with a large enough first layer is trained by
+    that many workers (:func:`split_workers`), each in its own thread calling one-thread
     BLAS; otherwise one compiled epoch runs and BLAS may use ``n_threads``.
     :attr:`blas_threads` is the BLAS thread count the epoch needs: the caller sets it
     (:func:`fastnn._threads.thread_limits`), once per fit.

@@ -113,7 +113,7 @@ def blas_threads():
                                             ("fast", (32, 16)), ("reference", (32,))])
 def test_threads_during_fit(digits, made_engines, n_threads, outer, inside, engine, hidden):
     """fit uses every core (or n_threads), never more than an outer limit (a joblib worker's).
-    The fast engine trains a one-hidden-layer network with that many workers over one-thread
+    The fast engine trains a network with a large first layer with that many workers over one-thread
     BLAS; otherwise BLAS gets the threads. Numba's pool runs one thread."""
     import numba
     from threadpoolctl import threadpool_limits

@@ -1,7 +1,8 @@
-"""One epoch of a one-hidden-layer network, its hidden units split across workers.
+"""One epoch with the first hidden layer's units split across workers.
 
-Worker ``c`` of ``n`` owns a block of hidden units: rows ``W0[h]``, ``b0[h]``
-of the first layer and columns ``W1[:, h]`` of the output layer. Per batch::
+Worker ``c`` of ``n`` owns a block ``h`` of the first hidden layer's units:
+rows ``W0[h]``, ``b0[h]`` of the first layer and columns ``W1[:, h]`` of the
+second. Per batch, with one hidden layer (the second layer is the output)::
 
     A[h]  = g(X_b · W0[h]ᵀ + b0[h])            own rows: no other worker needed
     P_c   = A[h] · W1[:, h]ᵀ                    this worker's share of the logits
@@ -19,6 +20,14 @@ writes what another reads between barriers. ``P`` alternates between two
 buffers and shuffled batches rotate through three gather buffers: each worker
 gathers its share of batch ``k + 2`` after its step on batch ``k``, which the
 barriers of batch ``k + 1`` publish before anyone reads it.
+
+With more hidden layers, every worker sums all rows of ``Σ_c P_c + b1``, applies
+the activation, and steps the layers above the second (forward, softmax,
+backward, update) on its own copies of them, all workers alike
+(:func:`fastnn.kernels.epoch._train_batch`, which also returns the second
+layer's ``dZ``); the second and first layers are then stepped as above. The
+layers above the second are computed twice over: cheap while they are small
+beside the first.
 
 The arithmetic is :func:`fastnn.kernels.epoch._train_batch`'s, but the logits
 are summed in ``n`` pieces and the GEMMs have other shapes, so results agree
