@@ -153,9 +153,11 @@ class Engine:
         finally:
             for thread in threads:
                 thread.join()
+            # Whatever ended the epoch (even Ctrl-C in this thread), the layers the workers
+            # hold copies of must stay in step with the first, which they update in place.
+            buffers.store(self.weights, self.biases)
         if any(r is None for r in results):
             raise RuntimeError("a training worker failed; the weights are partly updated")
-        buffers.store(self.weights, self.biases)
         return sum(loss for loss, _ in results), sum(hits for _, hits in results)
 
     def _checked(self, order):

@@ -133,3 +133,33 @@ def test_a_failing_worker_stops_the_others():
     out = subprocess.run([sys.executable, "-c", FAILING_WORKER], capture_output=True, text=True,
                          timeout=120)
     assert "a training worker failed" in out.stdout, out.stderr
+
+
+def test_an_interrupted_epoch_leaves_the_layers_in_step(digits, many_cores, monkeypatch):
+    """Ctrl-C lands when the workers have finished: the layers they keep copies of must
+    then hold the same epoch as the first layer, which they update in place."""
+    X_train, _, y_train, _ = digits
+    X, y = np.ascontiguousarray(X_train), y_train.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(X))
+
+    def trained(epoch_kernel):
+        monkeypatch.setattr(fast, "_train_epoch_share", epoch_kernel)
+        weights, biases = reference.init_params([64, 16, 12, 10], "kaiming", np.random.default_rng(1),
+                                                np.float64)
+        engine = fast.Engine(X, y, 10, weights, biases, "relu", 32, n_threads=2)
+        try:
+            engine.epoch(order, 0.1)
+        except KeyboardInterrupt:
+            pass
+        return weights + biases
+
+    whole = trained(_train_epoch_share)
+
+    def interrupted(worker, *args):
+        result = _train_epoch_share(worker, *args)
+        if worker == 0:
+            raise KeyboardInterrupt
+        return result
+
+    for got, want in zip(trained(interrupted), whole):
+        np.testing.assert_array_equal(got, want)
