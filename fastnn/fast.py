@@ -27,9 +27,9 @@ def _typed_list(arrays, ndim=2, dtype=None):
     return out
 
 
-def _flat_biases(biases, dtype=None):
+def _flat_biases(biases):
     # (n_out, 1) arrays seen as (n_out,) views: the kernels update the caller's memory.
-    return _typed_list([B.reshape(-1) for B in biases], 1, dtype)
+    return _typed_list([B.reshape(-1) for B in biases])
 
 
 def _layer_buffers(weights, rows, dtype):
@@ -129,7 +129,7 @@ class Engine:
                             self._y_batch[0], self._losses, self._hits, self._norms, self.code, step)
 
     def _split_epoch(self, order, step):
-        """Run the workers (worker 0 in this thread); put their output-layer copies back."""
+        """Run the workers (worker 0 in this thread); put their copies of the layers back."""
         buffers = self._split
         buffers.load(self.weights, self.biases)
         results = [None] * self.n_workers
