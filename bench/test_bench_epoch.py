@@ -49,3 +49,13 @@ def test_tiny_epoch_split_or_serial(benchmark, monkeypatch, split):
     X, y = load_digits()
     benchmark.group = "split or serial: epoch 64-32-10 on the digits, batch 32"
     bench_epochs(benchmark, make_fast, X.astype(np.float32), y, [64, 32, 10], 32, rounds=20)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["serial", "split"])
+@pytest.mark.parametrize("batch", [32, 1024])
+def test_deeper_epoch_split_or_serial(benchmark, monkeypatch, mnist_shaped, split, batch):
+    """Two hidden layers: the split shares out the first and repeats the layers above the second."""
+    monkeypatch.setattr(fast, "MIN_SPLIT_WEIGHTS", 0 if split else np.inf)
+    X, y = mnist_shaped
+    benchmark.group = f"split or serial: epoch 784-256-128-10, batch {batch}"
+    bench_epochs(benchmark, make_fast, X, y, [784, 256, 128, 10], batch, rounds=3)
