@@ -24,6 +24,7 @@ from numba import njit
 from threadpoolctl import threadpool_limits
 from fastnn import fast, reference
 from fastnn.kernels import blas
+from fastnn.kernels.dense import _short_batch
 
 N, N_IN, UNITS = 60000, 784, 64
 
@@ -63,7 +64,7 @@ with threadpool_limits(1, user_api="blas"):
         dZ = rng.standard_normal((batch, UNITS), dtype=np.float32)
         reps = N // batch
         # The forward as the kernels run it: W·Xᵀ for short batches (dense.py), else X·Wᵀ.
-        if 2 * batch <= UNITS:
+        if _short_batch(batch, UNITS):
             f = best(lambda: forward(W, X, np.empty((UNITS, batch), np.float32), reps))
         else:
             f = best(lambda: forward(X, W, np.empty((batch, UNITS), np.float32), reps))

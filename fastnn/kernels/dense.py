@@ -22,11 +22,17 @@ from .softmax import _bias_softmax
 
 
 @kernel
+def _short_batch(m, n_out):
+    """Whether the forward GEMM of ``m`` rows and ``n_out`` units runs as ``W · A_prevᵀ``."""
+    return 2 * m <= n_out
+
+
+@kernel
 def _dense_forward(A_prev, W, b, code, out, work):
     """``out = g(A_prev · Wᵀ + b)``, ``out`` of shape ``(m, n_out)``; ``work`` (C-contiguous,
     of ``out``'s shape) is overwritten."""
     m, n_out = out.shape
-    if 2 * m <= n_out:
+    if _short_batch(m, n_out):
         Zt = work.reshape(n_out, m)
         _gemm(False, True, 1, W, A_prev, 0, Zt)
         _bias_activate_transposed(Zt, b, code, out)

@@ -53,10 +53,16 @@ N_GATHER_BUFFERS = 3  # batch k is read while k + 1 is in place and k + 2 is bei
 
 
 @kernel
+def _share(m, worker, n_workers):
+    """Worker ``worker``'s rows ``[lo, hi)`` of ``m``: ``n_workers`` near-equal blocks."""
+    return worker * m // n_workers, (worker + 1) * m // n_workers
+
+
+@kernel
 def _gather_share(X, y, order, start, stop, worker, n_workers, x_out, y_out):
     """Gather worker ``worker``'s share of the rows ``order[start:stop]`` into ``x_out``, ``y_out``."""
     m = stop - start
-    lo, hi = worker * m // n_workers, (worker + 1) * m // n_workers
+    lo, hi = _share(m, worker, n_workers)
     _gather_rows(X, y, order[start + lo:start + hi], x_out[lo:hi], y_out[lo:hi])
 
 
@@ -73,7 +79,7 @@ def _output_delta_share(partials, b1, yb, worker, n_workers, logits, losses, hit
     """One hidden layer: this worker's rows of ``dZ = softmax(Σ_c P_c + b1) − onehot(y)``,
     written to the shared ``logits``; return their summed loss and hits."""
     m = yb.shape[0]
-    lo, hi = worker * m // n_workers, (worker + 1) * m // n_workers
+    lo, hi = _share(m, worker, n_workers)
     _sum_partials(partials[:, lo:hi], logits[lo:hi])
     _inplace_softmax_cross_entropy_grad(logits[lo:hi], b1, yb[lo:hi], losses[lo:hi], hits[lo:hi])
     return np.sum(losses[lo:hi]), np.sum(hits[lo:hi])
@@ -90,8 +96,8 @@ def _upper_layers_step(partials, b1, yb, worker, n_workers, upper, code, step, h
     _sum_partials(partials, hidden1)
     _bias_activate(hidden1, b1, code, hidden1)
     _train_batch(hidden1, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, hits,
-                 np.zeros(0), code, step, delta1)
-    lo, hi = worker * m // n_workers, (worker + 1) * m // n_workers
+                 losses[:0], code, step, delta1)
+    lo, hi = _share(m, worker, n_workers)
     return np.sum(losses[lo:hi]), np.sum(hits[lo:hi])
 
 
