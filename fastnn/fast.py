@@ -3,17 +3,16 @@
 :class:`FastEngine` holds what both thread models share: the data as given, the
 network as the kernels see it (:class:`~fastnn.kernels.network.Net`), the
 gradient operations and the step (serial kernels). :class:`SerialEngine` runs
-the whole epoch in one compiled call (:func:`fastnn.kernels.epoch._train_epoch`)
+the whole epoch in one compiled call (:func:`fastnn.kernels.epoch._run_batches`)
 with BLAS owning the cores; :class:`fastnn.split.SplitEngine` shares the first
 hidden layer out to worker threads.
 """
 
 import numpy as np
 
-from .engine import Engine
+from .engine import Engine, network_of
 from .kernels._scalar import ACTIVATION_CODES
-from .kernels.dense import _dense_forward, _dense_softmax
-from .kernels.epoch import _train_batch, _train_epoch
+from .kernels.epoch import _predict, _run_batches
 from .kernels.network import Batches, Net, make_work
 from .kernels.update import _inplace_sgd
 
@@ -38,6 +37,7 @@ class FastEngine(Engine):
         self._x_batches = np.empty((self.n_gather_buffers, 0, X.shape[1]), X.dtype)
         self._y_batches = np.empty((self.n_gather_buffers, 0), np.int64)
         self._gradient_work = None
+        self._no_delta = np.empty((0, 0), X.dtype)  # no layer below the input to pass a gradient to
 
     def apply_step(self, grad, step):
         _inplace_sgd(self.theta, grad, self.theta.dtype.type(step))
@@ -47,10 +47,9 @@ class FastEngine(Engine):
         m = X.shape[0]
         if self._gradient_work is None or self._gradient_work.losses.shape[0] < m:
             self._gradient_work = make_work(self.layout.table, m, self.X.dtype)
-        work = self._gradient_work._replace(grad=grad)
-        no_delta = np.empty((0, 0), self.X.dtype)
-        return _train_batch(X, y, self.net._replace(theta=theta), work, False, self.X.dtype.type(0),
-                            no_delta)
+        data = Batches(X, y, np.empty(0, np.int64), m, X[:0], y[:0])
+        return _run_batches(data, self.net._replace(theta=theta), self._gradient_work._replace(grad=grad),
+                            False, self._step(0), self._no_delta)
 
     def _batches(self, order):
         """The epoch's :class:`~fastnn.kernels.network.Batches`; ``order`` (None: as stored)
@@ -91,18 +90,15 @@ class SerialEngine(FastEngine):
         """Train one epoch over the samples in ``order`` (None: as stored); return
         :class:`fastnn.engine.EpochStats`."""
         self.work.norms[:] = 0
-        loss, hits = _train_epoch(self._batches(order), self.net, self.work, self._step(learning_rate))
+        loss, hits = _run_batches(self._batches(order), self.net, self.work, True,
+                                  self._step(learning_rate), self._no_delta)
         return self._stats(loss, hits, self.work.norms if self.track_gradients else None)
 
 
 def predict_proba(weights, biases, activation, X):
     """Softmax probabilities for ``X`` of shape ``(n_samples, n_features)``: ``(n_samples, n_classes)``."""
-    code = ACTIVATION_CODES[activation]
-    A = X
-    for W, B in zip(weights[:-1], biases[:-1]):
-        out = np.empty((X.shape[0], W.shape[0]), X.dtype)
-        _dense_forward(A, W, B.reshape(-1), code, out, np.empty_like(out))
-        A = out
-    out = np.empty((X.shape[0], weights[-1].shape[0]), X.dtype)
-    _dense_softmax(A, weights[-1], biases[-1].reshape(-1), out)
+    net = network_of(weights, biases, activation)
+    kernel_net = Net(net.theta, net.layout.table, ACTIVATION_CODES[activation])
+    out = np.empty((X.shape[0], net.layout.sizes[-1]), X.dtype)
+    _predict(X, kernel_net, make_work(net.layout.table, X.shape[0], X.dtype), out)
     return out

@@ -17,3 +17,12 @@ from numba import njit
 PARALLEL = os.environ.get("FASTNN_PARALLEL_KERNELS") == "1"
 
 kernel = njit(parallel=PARALLEL, cache=not PARALLEL, nogil=True)
+# Two levels: kernels (the epoch drivers, and the loops and GEMM they call) are compiled
+# and cached on their own; the helpers that glue them together (views, offsets, one
+# layer's forward or backward, a whole batch step) are inlined into the driver that calls
+# them (Numba IR inlining). Every separately compiled function costs a fixed ~0.1-0.2 s,
+# and Numba optimizes and generates the code of each again inside every caller above it,
+# so a deep tree of kernels compiled the same code many times (bench/compile_time.py).
+# Helpers are compiled only inside the kernels that use them (and, uncached, when a test
+# calls one directly).
+helper = njit(inline="always", parallel=PARALLEL, nogil=True)

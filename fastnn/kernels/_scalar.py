@@ -8,7 +8,7 @@ the same arithmetic as :mod:`fastnn.reference`.
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 
 from ..reference import LEAKY_SLOPE
@@ -62,3 +62,19 @@ def derivative_from_output(a, code):
     if code == TANH:
         return one - a * a
     return a * (one - a)
+
+
+@intrinsic
+def opaque(typingctx, value):
+    """``value`` as a run-time value of its plain type, not a compile-time literal.
+
+    Numba compiles a kernel once per literal value of a constant argument (``True``
+    and ``False`` are two signatures); passing a constant flag through this makes
+    every call site share one compiled signature, and halves what is compiled.
+    """
+    plain = types.unliteral(value)
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], signature.args[0], plain)
+
+    return plain(value), codegen

@@ -11,7 +11,7 @@ then add those in order: no two threads write the same memory.
 import numpy as np
 from numba import prange
 
-from ._jit import kernel
+from ._jit import helper, kernel
 from ._scalar import derivative_from_output
 from .blas import _gemm
 
@@ -53,7 +53,7 @@ def _frobenius_norm(A):
     return np.sqrt(total)
 
 
-@kernel
+@helper
 def _backpropagate(dZ, W, A, code, out):
     """``out = (dZ · W) ∗ g'(Z)``: the next layer down's ``dZ`` from this layer's, ``A = g(Z)``."""
     _gemm(False, False, 1.0, dZ, W, 0.0, out)

@@ -56,10 +56,11 @@ _GEMM = types.void(*([types.voidptr] * 13))
 _sgemm = types.ExternalFunction("fastnn_sgemm", _GEMM)
 _dgemm = types.ExternalFunction("fastnn_dgemm", _GEMM)
 
-from ._jit import kernel  # noqa: E402  (the symbols above must exist before any kernel loads)
+from ._jit import helper, kernel  # noqa: E402  (the symbols above must exist before any kernel loads)
+from ._scalar import opaque  # noqa: E402
 
 
-@kernel
+@helper
 def _row_stride(X):
     """Elements between ``X``'s rows; raise unless its elements are contiguous within a row."""
     rows = X.strides[0] // X.itemsize
@@ -68,8 +69,15 @@ def _row_stride(X):
     return max(1, rows, X.shape[1])
 
 
-@kernel
+@helper
 def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
+    """``C = alpha · op(A) · op(B) + beta · C`` (:func:`_gemm_call`), the flags passed on as
+    run-time values, so that one compiled GEMM serves every combination of them."""
+    _gemm_call(opaque(trans_a), opaque(trans_b), alpha, A, B, beta, C)
+
+
+@kernel
+def _gemm_call(trans_a, trans_b, alpha, A, B, beta, C):
     """``C = alpha · op(A) · op(B) + beta · C``, ``op(X)`` being ``Xᵀ`` when ``trans_X``, for
     2-D arrays whose rows are contiguous (C order, or row and column slices of it).
     With ``beta = 0``, ``C``'s old values are not read (BLAS rule). Pass ``alpha`` and
@@ -99,7 +107,7 @@ def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
         _dgemm(*args)
 
 
-@kernel
+@helper
 def _inplace_gemm_update(A, dZ, W, alpha):
     """``W += alpha · dZᵀ · A`` for ``A`` (m, n_in), ``dZ`` (m, n_out), ``W`` (n_out, n_in).
 

@@ -15,19 +15,19 @@ slower with it for long batches.
 """
 
 
-from ._jit import kernel
+from ._jit import helper
 from .activations import _bias_activate, _bias_activate_transposed
 from .blas import _gemm
 from .softmax import _bias_softmax
 
 
-@kernel
+@helper
 def _short_batch(m, n_out):
     """Whether the forward GEMM of ``m`` rows and ``n_out`` units runs as ``W · A_prevᵀ``."""
     return 2 * m <= n_out
 
 
-@kernel
+@helper
 def _dense_forward(A_prev, W, b, code, out, work):
     """``out = g(A_prev · Wᵀ + b)``, ``out`` of shape ``(m, n_out)``; ``work`` (C-contiguous,
     of ``out``'s shape) is overwritten."""
@@ -41,7 +41,7 @@ def _dense_forward(A_prev, W, b, code, out, work):
         _bias_activate(out, b, code, out)
 
 
-@kernel
+@helper
 def _dense_softmax(A_prev, W, b, out):
     """``out = softmax(A_prev · Wᵀ + b)`` row by row: the output layer."""
     _gemm(False, True, 1.0, A_prev, W, 0.0, out)

@@ -19,11 +19,11 @@ interpreter is not entered between batches.
 
 from numba import prange
 
-from ._jit import kernel
+from ._jit import helper, kernel
 from ._scalar import like
 from .backward import _backpropagate, _column_sums, _frobenius_norm
 from .blas import _gemm
-from .dense import _dense_forward
+from .dense import _dense_forward, _dense_softmax
 from .network import _bias, _block, _layer, _units_below, _weights
 from .softmax import _inplace_softmax_cross_entropy_grad
 from .update import _inplace_sgd, _inplace_sgd_layer
@@ -44,22 +44,31 @@ def _gather_rows(X, y, idx, X_out, y_out):
             X_out[i, j] = X[row, j]
 
 
-@kernel
+@helper
+def _hidden_forward(Xb, net, work):
+    """Every hidden layer's output for the batch ``Xb`` into ``work.acts``; return the last
+    (``Xb`` itself when there is no hidden layer)."""
+    m = Xb.shape[0]
+    capacity = work.losses.shape[0]
+    A = Xb
+    for l in range(net.table.shape[0] - 1):
+        out = _block(work.acts, net.table, l, capacity, m)
+        scratch = _block(work.deltas, net.table, l, capacity, m)
+        _dense_forward(A, _weights(net.theta, net.table, l), _bias(net.theta, net.table, l), net.code,
+                       out, scratch)
+        A = out
+    return A
+
+
+@helper
 def _forward(Xb, yb, net, work):
     """Every layer's output for the batch ``Xb`` into ``work.acts``; the output layer's
     block ends as ``dZ[L] = softmax − onehot(yb)``, which is returned. Each row's loss
     and hit go to ``work.losses``, ``work.hits``."""
     L = net.table.shape[0]
     m = Xb.shape[0]
-    capacity = work.losses.shape[0]
-    A = Xb
-    for l in range(L - 1):
-        out = _block(work.acts, net.table, l, capacity, m)
-        scratch = _block(work.deltas, net.table, l, capacity, m)
-        _dense_forward(A, _weights(net.theta, net.table, l), _bias(net.theta, net.table, l), net.code,
-                       out, scratch)
-        A = out
-    dZ = _block(work.acts, net.table, L - 1, capacity, m)
+    A = _hidden_forward(Xb, net, work)
+    dZ = _block(work.acts, net.table, L - 1, work.losses.shape[0], m)
     _gemm(False, True, 1.0, A, _weights(net.theta, net.table, L - 1), 0.0, dZ)
     _inplace_softmax_cross_entropy_grad(dZ, _bias(net.theta, net.table, L - 1), yb, work.losses[:m],
                                         work.hits[:m])
@@ -67,13 +76,22 @@ def _forward(Xb, yb, net, work):
 
 
 @kernel
+def _predict(X, net, work, out):
+    """``out = softmax(…)``: the class probabilities of every row of ``X`` (``work`` holds
+    ``X.shape[0]`` rows)."""
+    L = net.table.shape[0]
+    A = _hidden_forward(X, net, work)
+    _dense_softmax(A, _weights(net.theta, net.table, L - 1), _bias(net.theta, net.table, L - 1), out)
+
+
+@helper
 def _layer_gradient(dZ, A_in, grad, table, l):
     """Layer ``l``'s summed gradient into the flat ``grad``: ``dW = dZᵀ·A_in``, ``db = Σ_rows dZ``."""
     _gemm(True, False, 1.0, dZ, A_in, 0.0, _weights(grad, table, l))
     _column_sums(dZ, _bias(grad, table, l))
 
 
-@kernel
+@helper
 def _train_batch(Xb, yb, net, work, update, step, input_delta):
     """Forward and backward through the batch ``Xb`` (``m × n_in``); return its summed loss
     and hit count.
@@ -116,7 +134,7 @@ def _train_batch(Xb, yb, net, work, update, step, input_delta):
     return work.losses[:m].sum(), work.hits[:m].sum()
 
 
-@kernel
+@helper
 def _batch(data, k):
     """Batch ``k`` of the epoch: rows ``k·batch_size…`` of ``X`` as stored, or gathered in
     ``order`` into the batch buffers."""
@@ -131,25 +149,31 @@ def _batch(data, k):
 
 
 @kernel
-def _train_epoch(data, net, work, step):
-    """Run one epoch of SGD steps of size ``step`` over ``data`` (:class:`~.network.Batches`);
-    return the summed loss and hits.
+def _run_batches(data, net, work, update, step, input_delta):
+    """Run :func:`_train_batch` on each batch of ``data`` (:class:`~.network.Batches`) in turn:
+    with ``update``, one epoch of SGD steps of size ``step``; without, the summed gradient of
+    ``data``'s single batch into ``work.grad``. Return the summed loss and hits.
 
+    One compiled function serves the epoch, the gradient and the split epoch's layers above
+    its second (which pass their ``input_delta``): the cold start compiles it once.
     The work buffers must hold ``min(batch_size, n)`` rows (and the gather buffers
     too when ``data.order`` is given); ``order`` must hold valid row indices. Only the
-    sizes are checked here: the engine (:mod:`fastnn.serial`) checks ``order``.
+    sizes are checked here: the engine (:mod:`fastnn.fast`) checks ``order``.
     """
     n = data.X.shape[0]
     rows = min(data.batch_size, n)
+    n_batches = -(-n // data.batch_size) if data.batch_size > 0 else 0
     if data.batch_size < 1 or work.losses.shape[0] < rows:
         raise ValueError("work buffers are smaller than a batch")
+    if not update and (n_batches != 1 or work.grad.shape[0] == 0):
+        raise ValueError("a gradient is taken of one batch, into a gradient array")
     if data.order.shape[0] != 0 and (data.order.shape[0] != n or data.x_batch.shape[0] < rows
                                      or data.y_batch.shape[0] < rows):
         raise ValueError("order or the gather buffers do not fit the data")
     loss, n_hits = 0.0, 0
-    for k in range(-(-n // data.batch_size)):
+    for k in range(n_batches):
         Xb, yb = _batch(data, k)
-        batch_loss, batch_hits = _train_batch(Xb, yb, net, work, True, step, data.x_batch[:0])
+        batch_loss, batch_hits = _train_batch(Xb, yb, net, work, update, step, input_delta)
         loss += batch_loss
         n_hits += batch_hits
     return loss, n_hits

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import helper
 
 
 class Net(NamedTuple):
@@ -71,28 +71,28 @@ def make_work(table, capacity, dtype, grad_size=0, track_norms=False):
                 hits=np.empty(capacity, np.int64))
 
 
-@kernel
+@helper
 def _weights(theta, table, l):
     """``W[l]``, shape ``(n_out, n_in)``, a view into ``theta`` (or a gradient of its layout)."""
     start, n_out, n_in = table[l, 0], table[l, 1], table[l, 2]
     return theta[start:start + n_out * n_in].reshape(n_out, n_in)
 
 
-@kernel
+@helper
 def _bias(theta, table, l):
     """``b[l]``, shape ``(n_out,)``, a view into ``theta``."""
     start = table[l, 3]
     return theta[start:start + table[l, 1]]
 
 
-@kernel
+@helper
 def _layer(theta, table, l):
     """Layer ``l``'s ``W`` and ``b`` together: one contiguous slice of ``theta``."""
     start = table[l, 0]
     return theta[start:start + table[l, 1] * (table[l, 2] + 1)]
 
 
-@kernel
+@helper
 def _units_below(table, l):
     """``Σ_{k<l} n_out[k]``: where layer ``l``'s block starts, in units, in a flat work buffer."""
     total = 0
@@ -101,7 +101,7 @@ def _units_below(table, l):
     return total
 
 
-@kernel
+@helper
 def _block(buffer, table, l, capacity, m):
     """Layer ``l``'s ``m × n_out`` block of a work buffer of ``capacity`` rows per layer."""
     start = capacity * _units_below(table, l)

@@ -41,14 +41,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._jit import kernel
-from ._scalar import like
+from ._jit import helper, kernel
+from ._scalar import like, opaque
 from .activations import _bias_activate
 from .backward import _backpropagate
 from .blas import _gemm
 from .dense import _dense_forward
-from .epoch import _gather_rows, _train_batch
-from .network import Net, Work
+from .epoch import _gather_rows, _run_batches
+from .network import Batches, Net, Work
 from .softmax import _inplace_softmax_cross_entropy_grad
 from .sync import _arrive_and_wait
 from .update import _inplace_sgd_layer
@@ -93,13 +93,13 @@ class Share(NamedTuple):
     delta1: np.ndarray
 
 
-@kernel
+@helper
 def _share(m, worker, n_workers):
     """Worker ``worker``'s rows ``[lo, hi)`` of ``m``: ``n_workers`` near-equal blocks."""
     return worker * m // n_workers, (worker + 1) * m // n_workers
 
 
-@kernel
+@helper
 def _gather_share(data, k, worker, n_workers, shared):
     """Gather worker ``worker``'s share of batch ``k``'s rows into gather buffer ``k % 3``."""
     start = k * data.batch_size
@@ -110,15 +110,21 @@ def _gather_share(data, k, worker, n_workers, shared):
                  shared.y_batches[slot, lo:hi])
 
 
-@kernel
+@helper
 def _sum_partials(partials, out):
-    """``out = partials[0] + partials[1] + ...`` in that order."""
-    out[:] = partials[0]
-    for c in range(1, partials.shape[0]):
-        out += partials[c]
+    """``out = partials[0] + partials[1] + ...`` in that order.
+
+    Loops, not ``out[:] = …`` and ``+=`` on arrays: those pull Numba's broadcasting and
+    its error-message formatting into the compiled code (about 1.5 s of compiling)."""
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            total = partials[0, i, j]
+            for c in range(1, partials.shape[0]):
+                total += partials[c, i, j]
+            out[i, j] = total
 
 
-@kernel
+@helper
 def _output_delta_share(partials, yb, worker, n_workers, shared, share):
     """One hidden layer: this worker's rows of ``dZ = softmax(Σ_c P_c + b1) − onehot(y)``,
     written to the shared logits; return their summed loss and hits."""
@@ -131,7 +137,7 @@ def _output_delta_share(partials, yb, worker, n_workers, shared, share):
     return np.sum(share.losses[lo:hi]), np.sum(share.hits[lo:hi])
 
 
-@kernel
+@helper
 def _upper_layers_step(partials, yb, worker, n_workers, share, code, step):
     """Deeper networks: the layers above the second, stepped by every worker alike on its own
     copies ``share.upper``. ``hidden1 = g(Σ_c P_c + b1)``; ``delta1`` receives the second
@@ -140,7 +146,8 @@ def _upper_layers_step(partials, yb, worker, n_workers, share, code, step):
     hidden1 = share.hidden1[:m]
     _sum_partials(partials, hidden1)
     _bias_activate(hidden1, share.b1, code, hidden1)
-    _train_batch(hidden1, yb, share.upper, share.upper_work, True, step, share.delta1[:m])
+    one_batch = Batches(hidden1, yb, yb[:0], m, hidden1[:0], yb[:0])
+    _run_batches(one_batch, share.upper, share.upper_work, opaque(True), step, share.delta1[:m])
     lo, hi = _share(m, worker, n_workers)
     losses, hits = share.upper_work.losses, share.upper_work.hits
     return np.sum(losses[lo:hi]), np.sum(hits[lo:hi])

@@ -39,7 +39,7 @@ if AVAILABLE:
     binding.add_symbol("fastnn_yield", _address)
 _yield_core = types.ExternalFunction("fastnn_yield", types.int32())
 
-from ._jit import kernel  # noqa: E402  (the symbol above must exist before a kernel loads)
+from ._jit import helper  # noqa: E402  (the symbol above must exist before a kernel loads)
 
 
 @intrinsic
@@ -62,7 +62,7 @@ def _atomic_load(typingctx, sync, slot):
     return types.int64(sync, types.intp), codegen
 
 
-@kernel
+@helper
 def _arrive_and_wait(sync, target):
     """Count this worker in, then wait until ``sync[COUNT]`` reaches ``target``.
 

@@ -7,7 +7,7 @@ that float32 arithmetic matches :func:`fastnn.reference.sgd_update` bitwise.
 
 from numba import prange
 
-from ._jit import kernel
+from ._jit import helper, kernel
 from .backward import _column_sums
 from .blas import _inplace_gemm_update
 
@@ -20,7 +20,7 @@ def _inplace_sgd(theta, grad, step):
         flat_theta[k] -= step * flat_grad[k]
 
 
-@kernel
+@helper
 def _inplace_sgd_layer(dZ, A_in, W, b, grad_b, step):
     """One layer's step from its ``dZ`` (m, n_out) and input ``A_in`` (m, n_in):
     ``W -= step · dZᵀ·A_in``, ``b -= step · Σ_rows dZ`` (``grad_b`` is work space)."""
