@@ -79,6 +79,10 @@ class Engine:
         """``θ ← θ − step · grad``, elementwise over the flat vector, in place."""
         raise NotImplementedError
 
+    def will_compile(self):
+        """Whether the first epoch will compile code (and so take seconds longer)."""
+        return False
+
     def loss_and_gradient(self, theta):
         """Mean loss and mean gradient over every sample, at the parameters ``theta`` (a flat
         vector of this network's layout; the engine's own are not touched)."""

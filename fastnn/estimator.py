@@ -1,5 +1,7 @@
 """``MLPClassifier``: the scikit-learn estimator that drives either engine."""
 
+import logging
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
@@ -11,6 +13,10 @@ from ._threads import default_blas_threads, thread_limits
 from ._trainer import train
 from .engine import Network, make_engine
 from .layout import Layout
+
+logger = logging.getLogger("fastnn")
+# What compiling the fast engine took on a cold cache (python bench/compile_time.py).
+COMPILE_ESTIMATE = "about 5-10 s"
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -142,6 +148,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         network = Network(self._layout, self._theta, params["activation"])
         engine = make_engine(params["engine"], X, y_idx, network, batch, threads,
                              params["track_gradients"])
+        if engine.will_compile():
+            self._say(f"compiling the fast engine for {X.dtype} ({type(engine).__name__}), first use "
+                      f"only: {COMPILE_ESTIMATE}; later runs load it from Numba's cache")
         with thread_limits(engine.blas_threads):
             train(engine, epochs=epochs, learning_rate=params["learning_rate"],
                   shuffle=params["shuffle"], rng=self._rng,
@@ -224,6 +233,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             n_in = W.shape[0]
         if len(self.weights_) != len(self.biases_) or n_in != len(self.classes_):
             raise ValueError(f"the last layer has {n_in} outputs for {len(self.classes_)} classes")
+
+    def _say(self, message):
+        """Tell the user: printed with ``verbose``, and logged (INFO) on the "fastnn" logger."""
+        logger.info(message)
+        if self.verbose:
+            print(message)
 
     def _record(self, record, on_epoch):
         for key, value in record.items():

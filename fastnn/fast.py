@@ -8,6 +8,7 @@ with BLAS owning the cores; :class:`fastnn.split.SplitEngine` shares the first
 hidden layer out to worker threads.
 """
 
+import numba
 import numpy as np
 
 from .engine import Engine, network_of
@@ -41,6 +42,15 @@ class FastEngine(Engine):
 
     def apply_step(self, grad, step):
         _inplace_sgd(self.theta, grad, self.theta.dtype.type(step))
+
+    def will_compile(self):
+        """Whether the first epoch compiles the epoch kernel (a cold cache) rather than
+        loading it from Numba's disk cache."""
+        return will_compile(*self._epoch_call(None, 0.1))
+
+    def _epoch_call(self, order, learning_rate):
+        """The epoch kernel and the arguments of its call (for worker 0)."""
+        raise NotImplementedError
 
     def _gradient(self, theta, rows, grad):
         X, y = (self.X, self.y) if rows is None else (self.X[rows], self.y[rows])
@@ -90,9 +100,13 @@ class SerialEngine(FastEngine):
         """Train one epoch over the samples in ``order`` (None: as stored); return
         :class:`fastnn.engine.EpochStats`."""
         self.work.norms[:] = 0
-        loss, hits = _run_batches(self._batches(order), self.net, self.work, True,
-                                  self._step(learning_rate), self._no_delta)
+        kernel, args = self._epoch_call(order, learning_rate)
+        loss, hits = kernel(*args)
         return self._stats(loss, hits, self.work.norms if self.track_gradients else None)
+
+    def _epoch_call(self, order, learning_rate):
+        return _run_batches, (self._batches(order), self.net, self.work, True, self._step(learning_rate),
+                              self._no_delta)
 
 
 def predict_proba(weights, biases, activation, X):
@@ -102,3 +116,18 @@ def predict_proba(weights, biases, activation, X):
     out = np.empty((X.shape[0], net.layout.sizes[-1]), X.dtype)
     _predict(X, kernel_net, make_work(net.layout.table, X.shape[0], X.dtype), out)
     return out
+
+
+def will_compile(kernel, *args):
+    """Whether calling ``kernel`` with ``args`` compiles it: its signature is neither loaded
+    nor in Numba's disk cache. Reads the cache index through Numba's internals (tested in
+    tests/test_engine.py); if they change, it answers True."""
+    signature = tuple(numba.typeof(arg) for arg in args)
+    if signature in kernel.overloads:
+        return False
+    try:
+        cache = kernel._cache
+        key = cache._index_key(signature, kernel.targetctx.codegen())
+        return key not in cache._cache_file._load_index()
+    except Exception:  # noqa: BLE001  (any change of Numba's internals: say it may compile)
+        return True

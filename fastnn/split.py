@@ -87,16 +87,14 @@ class SplitEngine(FastEngine):
     def epoch(self, order, learning_rate):
         """Run the workers (worker 0 in this thread); put their copies of the layers back.
         Return :class:`fastnn.engine.EpochStats`."""
-        data = self._batches(order)
-        shared = self.shared._replace(x_batches=self._x_batches, y_batches=self._y_batches)
-        step = self._step(learning_rate)
+        kernel, (_, _, data, shared, _, code, step) = self._epoch_call(order, learning_rate)
         self._load()
         results = [None] * self.n_workers
 
         def run(worker):
             try:
-                results[worker] = _train_epoch_share(worker, self.n_workers, data, shared,
-                                                     self.shares[worker], self.net.code, step)
+                results[worker] = kernel(worker, self.n_workers, data, shared, self.shares[worker],
+                                         code, step)
             except BaseException:
                 shared.sync[sync.ABORT] = 1  # the other workers stop waiting for this one
                 raise
@@ -115,6 +113,12 @@ class SplitEngine(FastEngine):
         if any(r is None for r in results):
             raise RuntimeError("a training worker failed; the weights are partly updated")
         return self._stats(sum(loss for loss, _ in results), sum(hits for _, hits in results))
+
+    def _epoch_call(self, order, learning_rate):
+        data = self._batches(order)  # first: it allocates the gather buffers on the first shuffle
+        shared = self.shared._replace(x_batches=self._x_batches, y_batches=self._y_batches)
+        return _train_epoch_share, (0, self.n_workers, data, shared, self.shares[0], self.net.code,
+                                    self._step(learning_rate))
 
     def _second_layer(self):
         return self.layout.weights(self.theta)[1], self.layout.biases(self.theta)[1][:, 0]

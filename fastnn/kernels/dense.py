@@ -15,7 +15,7 @@ slower with it for long batches.
 """
 
 
-from ._jit import helper
+from ._jit import helper, kernel
 from .activations import _bias_activate, _bias_activate_transposed
 from .blas import _gemm
 from .softmax import _bias_softmax
@@ -27,7 +27,7 @@ def _short_batch(m, n_out):
     return 2 * m <= n_out
 
 
-@helper
+@kernel
 def _dense_forward(A_prev, W, b, code, out, work):
     """``out = g(A_prev · Wᵀ + b)``, ``out`` of shape ``(m, n_out)``; ``work`` (C-contiguous,
     of ``out``'s shape) is overwritten."""
