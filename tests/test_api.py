@@ -63,6 +63,20 @@ def test_partial_fit_needs_classes_first_and_accepts_subsets(digits):
     assert model.predict_proba(X_train[:2]).shape == (2, 10)
 
 
+@pytest.mark.parametrize("classes", [[2, 1, 0], [0, 1, 1, 2], np.array([1, 2, 0])],
+                         ids=["reversed", "repeated", "shuffled array"])
+def test_partial_fit_classes_in_any_order(digits, classes):
+    """classes names a set: its order and repeats must not change the model."""
+    X_train, X_test, y_train, _ = digits
+    few = y_train < 3
+    want = MLPClassifier(random_state=0).partial_fit(X_train[few], y_train[few], classes=[0, 1, 2])
+    got = MLPClassifier(random_state=0).partial_fit(X_train[few], y_train[few], classes=classes)
+    np.testing.assert_array_equal(got.classes_, [0, 1, 2])
+    for a, b in zip(got.weights_ + got.biases_, want.weights_ + want.biases_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got.predict(X_test), want.predict(X_test))
+
+
 def test_warm_start_continues(digits):
     X_train, _, y_train, _ = digits
     once = MLPClassifier(epochs=4, random_state=0).fit(X_train, y_train)
