@@ -10,8 +10,8 @@ derivation, in the ``(features, samples)`` layout::
     θ ← θ − α · dθ
 
 ``W[l]`` has shape ``(n_out, n_in)`` and ``B[l]`` shape ``(n_out, 1)``. The fast
-engine (:mod:`fastnn.kernels`) must agree with every function here; see
-``tests/test_equivalence.py`` for the bounds.
+engine (:mod:`fastnn.kernels`) must agree with every function here; the README's
+exactness table states the bounds and the tests that hold them.
 """
 
 from typing import NamedTuple
