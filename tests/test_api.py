@@ -26,6 +26,18 @@ def test_get_set_params_and_clone():
     assert not hasattr(copy, "weights_")
 
 
+@pytest.mark.parametrize("activation, init", [("relu", "kaiming"), ("leaky_relu", "kaiming"),
+                                              ("sigmoid", "xavier"), ("tanh", "xavier")])
+def test_default_init_follows_the_activation(digits, activation, init):
+    """init=None: Kaiming for ReLU and Leaky ReLU, Xavier for sigmoid and tanh (README)."""
+    X_train, _, y_train, _ = digits
+    model = MLPClassifier(activation=activation, epochs=1, random_state=0, hidden_layer_sizes=(16,))
+    default = clone(model).fit(X_train, y_train)
+    named = clone(model).set_params(init=init).fit(X_train, y_train)
+    for got, want in zip(default.weights_, named.weights_):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_string_labels_and_shapes(digits):
     X_train, X_test, y_train, y_test = digits
     names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
