@@ -12,8 +12,8 @@ so that ``tests/test_bench_peers.py`` can check that every peer does the same ma
 
 import numpy as np
 
-from fastnn import fast, reference
 from fastnn._threads import available_cores, default_blas_threads, thread_limits
+from fastnn.engine import make_engine, network_of
 
 
 def _copies(weights, biases):
@@ -27,23 +27,22 @@ def limits(epoch):
     return thread_limits(getattr(epoch, "blas_threads", None))
 
 
-def make_fastnn(engine_module, **engine_args):
+def make_fastnn(kind):
     def make(X, y, sizes, batch, lr, weights, biases):
-        weights, biases = _copies(weights, biases)
-        engine = engine_module.Engine(X, y, sizes[-1], weights, biases, "relu", batch,
-                                      **{name: arg() for name, arg in engine_args.items()})
+        net = network_of(weights, biases, "relu")
+        engine = make_engine(kind, X, y, net, batch, n_threads=default_blas_threads())
 
         def epoch(order):
             engine.epoch(order, lr)
 
-        epoch.blas_threads = getattr(engine, "blas_threads", None)
-        return epoch, lambda: (weights, biases)
+        epoch.blas_threads = engine.blas_threads
+        return epoch, lambda: (net.layout.weights(net.theta), net.layout.biases(net.theta))
 
     return make
 
 
-make_fast = make_fastnn(fast, n_threads=default_blas_threads)
-make_reference = make_fastnn(reference)
+make_fast = make_fastnn("fast")
+make_reference = make_fastnn("reference")
 
 
 def make_numpy(X, y, sizes, batch, lr, weights, biases):

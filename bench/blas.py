@@ -22,7 +22,8 @@ if sys.argv[1] == "scipy":
 import numpy as np
 from numba import njit
 from threadpoolctl import threadpool_limits
-from fastnn import fast, reference
+from fastnn import reference
+from fastnn.engine import make_engine, network_of
 from fastnn.kernels import blas
 from fastnn.kernels.dense import _short_batch
 
@@ -74,7 +75,7 @@ X = rng.random((N, N_IN), dtype=np.float32)
 y = rng.integers(0, 10, N)
 for batch in batches:
     w, b = reference.init_params([N_IN, 128, 10], "kaiming", np.random.default_rng(1), np.float32)
-    engine = fast.Engine(X, y, 10, w, b, "relu", batch, n_threads=2)
+    engine = make_engine("fast", X, y, network_of(w, b, "relu"), batch, n_threads=2)
     with threadpool_limits(engine.blas_threads, user_api="blas"):
         cells.append(f"{best(lambda: engine.epoch(rng.permutation(N), 0.01)) * 1e3:.0f}")
 print("|".join(cells))

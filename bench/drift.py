@@ -19,6 +19,7 @@ from sklearn.model_selection import train_test_split
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fastnn import MLPClassifier, reference  # noqa: E402
 from fastnn.datasets import load_digits  # noqa: E402
+from fastnn.engine import network_of  # noqa: E402
 from tests.test_training import SETTINGS  # noqa: E402
 
 
@@ -52,11 +53,11 @@ def chaos(X, y, epochs=5):
         weights, biases = reference.init_params([64, 16, 10], "kaiming", np.random.default_rng(0),
                                                 np.float64)
         weights[0][:, 20] *= 1 + nudge
-        engine = reference.Engine(X, y, 10, weights, biases, "relu", 1)
+        engine = reference.ReferenceEngine(X, y, network_of(weights, biases, "relu"), 1)
         rng = np.random.default_rng(1)
         for _ in range(epochs):
             engine.epoch(rng.permutation(len(y)), 0.1)
-        results.append(weights[0])
+        results.append(engine.weights[0])
     change = np.abs(results[0] - results[1]).max() / np.abs(results[0]).max()
     print(f"batch 1, ReLU, lr 0.1, reference engine: a 1e-15 nudge moved the first layer by "
           f"{change:.2f} of its largest weight after {epochs} epochs")

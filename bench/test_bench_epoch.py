@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from bench._peers import limits, make_fast, make_reference
-from fastnn import fast, reference
+from fastnn import reference
+from fastnn import split as split_engine
 from fastnn.datasets import load_digits
 
 ENGINES = {"fast": make_fast, "reference": make_reference}
@@ -44,8 +45,8 @@ def test_tiny_epoch(benchmark, engine):
 
 @pytest.mark.parametrize("split", [False, True], ids=["serial", "split"])
 def test_tiny_epoch_split_or_serial(benchmark, monkeypatch, split):
-    """Why fastnn.fast.MIN_SPLIT_WEIGHTS exists: on a small network the split costs more than it saves."""
-    monkeypatch.setattr(fast, "MIN_SPLIT_WEIGHTS", 0 if split else np.inf)
+    """Why fastnn.split.MIN_SPLIT_WEIGHTS exists: on a small network the split costs more than it saves."""
+    monkeypatch.setattr(split_engine, "MIN_SPLIT_WEIGHTS", 0 if split else np.inf)
     X, y = load_digits()
     benchmark.group = "split or serial: epoch 64-32-10 on the digits, batch 32"
     bench_epochs(benchmark, make_fast, X.astype(np.float32), y, [64, 32, 10], 32, rounds=20)
@@ -55,7 +56,7 @@ def test_tiny_epoch_split_or_serial(benchmark, monkeypatch, split):
 @pytest.mark.parametrize("batch", [32, 1024])
 def test_deeper_epoch_split_or_serial(benchmark, monkeypatch, mnist_shaped, split, batch):
     """Two hidden layers: the split shares out the first and repeats the layers above the second."""
-    monkeypatch.setattr(fast, "MIN_SPLIT_WEIGHTS", 0 if split else np.inf)
+    monkeypatch.setattr(split_engine, "MIN_SPLIT_WEIGHTS", 0 if split else np.inf)
     X, y = mnist_shaped
     benchmark.group = f"split or serial: epoch 784-256-128-10, batch {batch}"
     bench_epochs(benchmark, make_fast, X, y, [784, 256, 128, 10], batch, rounds=3)

@@ -1,8 +1,8 @@
 """The trainer: epochs, shuffling, history and divergence checks, for either engine.
 
-An engine holds the data and the parameters and offers ``epoch(order, learning_rate)``
-returning :class:`fastnn.reference.EpochStats`; the trainer does not know which
-engine it drives.
+An engine (:mod:`fastnn.engine`) holds the data and the flat parameter vector and
+offers ``epoch(order, learning_rate)`` returning :class:`fastnn.engine.EpochStats`;
+the trainer does not know which engine it drives.
 """
 
 import time
@@ -14,11 +14,7 @@ class TrainingDivergedError(FloatingPointError):
     """The loss or a weight became NaN or infinite during an epoch."""
 
 
-def _finite(stats, params):
-    return np.isfinite(stats.loss) and all(np.isfinite(p).all() for p in params)
-
-
-def train(engine, params, n_samples, *, epochs, learning_rate, shuffle, rng, on_epoch):
+def train(engine, *, epochs, learning_rate, shuffle, rng, on_epoch):
     """Run ``epochs`` epochs of ``engine``; call ``on_epoch(record)`` after each.
 
     ``record`` is a dict with ``loss``, ``accuracy``, ``time`` (seconds) and,
@@ -26,18 +22,25 @@ def train(engine, params, n_samples, *, epochs, learning_rate, shuffle, rng, on_
     permutation per epoch from ``rng`` (none for a full batch, where the order
     changes nothing). If an epoch leaves a non-finite loss or weight, the
     parameters are put back as they were before it and
-    :class:`TrainingDivergedError` names the epoch.
+    :class:`TrainingDivergedError` names the epoch. An epoch ended by an exception
+    (Ctrl-C's ``KeyboardInterrupt`` too) also puts them back, then lets it through:
+    the parameters are always those of the last finished epoch.
     """
-    full_batch = engine.batch_size >= n_samples
+    full_batch = engine.batch_size >= engine.n_samples
+    theta = engine.theta
     for epoch in range(1, epochs + 1):
-        before = [p.copy() for p in params]
-        order = rng.permutation(n_samples) if shuffle and not full_batch else None
+        before = theta.copy()
+        order = rng.permutation(engine.n_samples) if shuffle and not full_batch else None
         start = time.perf_counter()
-        stats = engine.epoch(order, learning_rate)
-        elapsed = time.perf_counter() - start
-        if not _finite(stats, params):
-            for p, saved in zip(params, before):
-                p[...] = saved
+        try:
+            stats = engine.epoch(order, learning_rate)
+            elapsed = time.perf_counter() - start
+            diverged = not (np.isfinite(stats.loss) and np.isfinite(theta).all())
+        except BaseException:
+            theta[...] = before
+            raise
+        if diverged:
+            theta[...] = before
             reason = (f"the loss became {stats.loss}" if not np.isfinite(stats.loss)
                       else "a weight became NaN or infinite")
             raise TrainingDivergedError(

@@ -6,9 +6,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _validation as check
-from . import fast, reference
+from . import reference
 from ._threads import default_blas_threads, thread_limits
 from ._trainer import train
+from .engine import Network, make_engine
+from .layout import Layout
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -137,17 +139,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         else:
             self._init_state(X.shape[1], params)
         threads = params["n_threads"] or default_blas_threads()
-        args = (X, y_idx, len(self.classes_), self.weights_, self.biases_, params["activation"],
-                batch, params["track_gradients"])
-        if params["engine"] == "fast":
-            engine = fast.Engine(*args, n_threads=threads)
-            blas_threads = engine.blas_threads
-        else:
-            engine, blas_threads = reference.Engine(*args), threads
-        with thread_limits(blas_threads):
-            train(engine, self.weights_ + self.biases_, n, epochs=epochs,
-                  learning_rate=params["learning_rate"], shuffle=params["shuffle"],
-                  rng=self._rng, on_epoch=lambda record: self._record(record, on_epoch))
+        network = Network(self._layout, self._theta, params["activation"])
+        engine = make_engine(params["engine"], X, y_idx, network, batch, threads,
+                             params["track_gradients"])
+        with thread_limits(engine.blas_threads):
+            train(engine, epochs=epochs, learning_rate=params["learning_rate"],
+                  shuffle=params["shuffle"], rng=self._rng,
+                  on_epoch=lambda record: self._record(record, on_epoch))
         return self
 
     def _check_Xy(self, X, y, dtype, reset):
@@ -183,8 +181,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _init_state(self, n_features, params):
         self._rng = np.random.default_rng(self.random_state)
         sizes = [n_features, *params["hidden_layer_sizes"], len(self.classes_)]
-        self.weights_, self.biases_ = reference.init_params(
-            sizes, params["init"], self._rng, params["dtype"])
+        weights, biases = reference.init_params(sizes, params["init"], self._rng, params["dtype"])
+        self._use_parameters(Layout(sizes), weights, biases)
         self.history_ = {"loss": [], "accuracy": [], "time": []}
         if params["track_gradients"]:
             self.history_["grad_norms"] = []
@@ -199,8 +197,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                              f"trained weights {[W.shape for W in self.weights_]}; refit without "
                              "warm_start")
         self._check_parameter_arrays()
+        self._use_parameters(Layout([n_features, *params["hidden_layer_sizes"], len(self.classes_)]),
+                             self.weights_, self.biases_)
         if not hasattr(self, "_rng"):  # a loaded model: its shuffling starts from random_state
             self._rng = np.random.default_rng(self.random_state)
+
+    def _use_parameters(self, layout, weights, biases):
+        """Train a new flat vector holding ``weights`` and ``biases``; ``weights_`` and
+        ``biases_`` become views into it. (Packed afresh for every fit, so arrays a user
+        assigned or loaded are what the fit starts from.)"""
+        self._layout = layout
+        self._theta = layout.pack(weights, biases, weights[0].dtype)
+        self.weights_, self.biases_ = layout.weights(self._theta), layout.biases(self._theta)
 
     def _check_parameter_arrays(self):
         """The kernels trust these shapes and dtypes: refuse weights_ or biases_ (edited or
@@ -250,7 +258,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         with thread_limits(params["n_threads"]):
             if self.engine == "reference":
                 return reference.predict_proba(self.weights_, self.biases_, params["activation"], X.T).T
-            return fast.predict_proba(self.weights_, self.biases_, params["activation"], X)
+            from .fast import predict_proba
+
+            return predict_proba(self.weights_, self.biases_, params["activation"], X)
 
     def predict(self, X):
         """Most probable class of each row of ``X`` (shape ``(n_samples, n_features)``)."""

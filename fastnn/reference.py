@@ -10,13 +10,13 @@ derivation, in the ``(features, samples)`` layout::
     θ ← θ − α · dθ
 
 ``W[l]`` has shape ``(n_out, n_in)`` and ``B[l]`` shape ``(n_out, 1)``. The fast
-engine (:mod:`fastnn.kernels`) must agree with every function here; the README's
-exactness table states the bounds and the tests that hold them.
+engine (:mod:`fastnn.kernels`) must agree with every function here, to the
+bounds that ``tests/test_kernels.py`` and ``tests/test_training.py`` state.
 """
 
-from typing import NamedTuple
-
 import numpy as np
+
+from .engine import Engine
 
 LEAKY_SLOPE = 0.01
 
@@ -96,8 +96,9 @@ def cross_entropy(A_out, Y):
     return float(-(1 / m) * np.sum(Y * np.log(np.maximum(A_out, tiny))))
 
 
-def accuracy(A_out, y):
-    return float(np.mean(np.argmax(A_out, axis=0) == y))
+def correct(A_out, y):
+    """How many samples' most probable class (first, on a tie) is their label."""
+    return int(np.count_nonzero(np.argmax(A_out, axis=0) == y))
 
 
 def init_params(layer_sizes, init, rng, dtype):
@@ -149,53 +150,51 @@ def predict_proba(weights, biases, activation, X):
     return forward(weights, biases, activation, X)[1][-1]
 
 
-class EpochStats(NamedTuple):
-    """What an engine reports after an epoch.
-
-    ``loss`` and ``accuracy`` are averaged over the epoch's samples, each taken
-    from its batch's forward pass before that batch's update. ``grad_norms``
-    (when tracked) holds, per layer, the mean over batches of ``‖dW[l]‖``.
-    """
-
-    loss: float
-    accuracy: float
-    grad_norms: np.ndarray | None
-
-
-class Engine:
+class ReferenceEngine(Engine):
     """Mini-batch gradient descent on the reference math.
 
-    Holds the data once in the ``(features, samples)`` layout and updates
-    ``weights`` and ``biases`` (lists of arrays) in place.
+    Holds the data once in the ``(features, samples)`` layout and updates the
+    network's flat parameter vector through its per-layer views ``weights`` and
+    ``biases`` (:mod:`fastnn.layout`).
     """
 
-    def __init__(self, X, y, n_classes, weights, biases, activation, batch_size,
-                 track_gradients=False):
+    def __init__(self, X, y, network, batch_size, n_threads=1, track_gradients=False):
+        super().__init__(X, y, network, batch_size, n_threads, track_gradients)
         self.X = np.ascontiguousarray(X.T)
         self.y = y
-        self.Y = one_hot(y, n_classes, X.dtype)
-        self.track_gradients = track_gradients
-        self.weights, self.biases = weights, biases
-        self.activation = activation
-        self.batch_size = batch_size
+        self.Y = one_hot(y, self.layout.sizes[-1], X.dtype)
+        self.weights, self.biases = self.layout.weights(self.theta), self.layout.biases(self.theta)
 
     def epoch(self, order, learning_rate):
-        """Train one epoch over the samples in ``order`` (None: as stored); return :class:`EpochStats`."""
+        """Train one epoch over the samples in ``order`` (None: as stored); return
+        :class:`fastnn.engine.EpochStats`."""
         n = self.X.shape[1]
         loss = hits = 0.0
         norms = np.zeros(len(self.weights))
-        starts = range(0, n, self.batch_size)
-        for start in starts:
+        for start in range(0, n, self.batch_size):
             stop = start + self.batch_size
             idx = slice(start, stop) if order is None else order[start:stop]
             X, Y = self.X[:, idx], self.Y[:, idx]
             m = X.shape[1]
             Zs, As = forward(self.weights, self.biases, self.activation, X)
             loss += cross_entropy(As[-1], Y) * m
-            hits += accuracy(As[-1], self.y[idx]) * m
+            hits += correct(As[-1], self.y[idx])
             dWs, dBs = backward(self.weights, self.activation, Zs, As, Y)
             norms += [np.linalg.norm(dW.astype(np.float64)) for dW in dWs]
             sgd_update(self.weights + self.biases, dWs + dBs, learning_rate)
-        grad_norms = norms / len(starts) if self.track_gradients else None
-        return EpochStats(loss / n, hits / n, grad_norms)
+        return self._stats(loss, hits, norms if self.track_gradients else None)
 
+    def _gradient(self, theta, rows, grad):
+        """``m ·`` the batch-mean gradients of :func:`backward`, at ``theta``, into ``grad``."""
+        weights, biases = self.layout.weights(theta), self.layout.biases(theta)
+        idx = slice(None) if rows is None else rows
+        X, Y = self.X[:, idx], self.Y[:, idx]
+        m = X.shape[1]
+        Zs, As = forward(weights, biases, self.activation, X)
+        dWs, dBs = backward(weights, self.activation, Zs, As, Y)
+        for view, mean in zip(self.layout.weights(grad) + self.layout.biases(grad), dWs + dBs):
+            view[...] = m * mean
+        return cross_entropy(As[-1], Y) * m, correct(As[-1], self.y[idx])
+
+    def apply_step(self, grad, step):
+        sgd_update([self.theta], [grad], step)

@@ -29,19 +29,26 @@ def digits():
     return train_test_split(X / 16, y, test_size=0.2, random_state=0, stratify=y)
 
 
+def network(weights, biases, activation="relu"):
+    """An engine's :class:`~fastnn.engine.Network` holding copies of ``weights`` and ``biases``."""
+    from fastnn.engine import network_of
+
+    return network_of(weights, biases, activation)
+
+
 @pytest.fixture
 def made_engines(monkeypatch):
-    """The fast engines that the test's fits create, in order."""
+    """The fast engines (serial or split) that the test's fits create, in order."""
     from fastnn import fast
 
     made = []
+    init = fast.FastEngine.__init__
 
-    class Recorded(fast.Engine):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
+    def recorded(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
 
-    monkeypatch.setattr(fast, "Engine", Recorded)
+    monkeypatch.setattr(fast.FastEngine, "__init__", recorded)
     return made
 
 

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from fastnn import reference as ref
-from fastnn.fast import _flat_biases, _layer_buffers, _typed_list
 from fastnn.kernels._scalar import ACTIVATION_CODES
 from fastnn.kernels.activations import (
     _activate,
@@ -26,10 +25,11 @@ from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_acti
 from fastnn.kernels.blas import _gemm, _inplace_gemm_update
 from fastnn.kernels.dense import _dense_forward, _dense_softmax
 from fastnn.kernels.epoch import _gather_rows, _train_batch
+from fastnn.kernels.network import Net, make_work
 from fastnn.kernels.softmax import _bias_softmax, _inplace_softmax_cross_entropy_grad
 from fastnn.kernels.update import _inplace_sgd
 
-from .conftest import ACTIVATIONS, DTYPES
+from .conftest import ACTIVATIONS, DTYPES, network
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 SHAPES = [(1, 1), (1, 7), (5, 3), (33, 17), (257, 129)]
@@ -216,11 +216,19 @@ def test_dense_forward(rng, dtype, m, n_in, n_out, activation):
     assert_close(out, ref.softmax(Z).T, dtype, scale)
 
 
+def kernel_net(weights, biases, activation):
+    """The kernels' :class:`Net` holding copies of ``weights`` and ``biases``, and its layout."""
+    net = network(weights, biases, activation)
+    return Net(net.theta, net.layout.table, ACTIVATION_CODES[activation]), net.layout
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("sizes, m", [([4, 3], 1), ([7, 5, 3], 9), ([13, 11, 6, 4], 33)])
-def test_train_batch_is_one_reference_step(rng, dtype, activation, sizes, m):
-    """One fused forward + backward + update equals the reference's three steps."""
+@pytest.mark.parametrize("with_gradient", [False, True], ids=["fused", "from the gradient"])
+def test_train_batch_is_one_reference_step(rng, dtype, activation, sizes, m, with_gradient):
+    """One forward + backward + update equals the reference's three steps: with the update
+    fused into the GEMM, and taken from the flat gradient (which also gives the norms)."""
     weights, biases = ref.init_params(sizes, "kaiming", rng, dtype)
     for B in biases:
         B[:] = random(rng, B.shape, dtype, 0.1)
@@ -231,18 +239,19 @@ def test_train_batch_is_one_reference_step(rng, dtype, activation, sizes, m):
     want = [p.copy() for p in weights + biases]
     ref.sgd_update(want, dWs + dBs, 0.5)
 
-    L = len(weights)
-    norms = np.zeros(L)
-    loss, hits = _train_batch(
-        X, y, _typed_list(weights), _flat_biases(biases), *_layer_buffers(weights, m, dtype),
-        np.empty(m), np.empty(m, np.int64), norms, ACTIVATION_CODES[activation], dtype(0.5),
-        np.empty((0, sizes[0]), dtype))
+    net, layout = kernel_net(weights, biases, activation)
+    work = make_work(layout.table, m, dtype, grad_size=layout.size if with_gradient else 0,
+                     track_norms=with_gradient)
+    loss, hits = _train_batch(X, y, net, work, True, dtype(0.5), np.empty((0, sizes[0]), dtype))
 
-    for got, expected in zip(weights + biases, want):
+    for got, expected in zip(layout.weights(net.theta) + layout.biases(net.theta), want):
         assert_close(got, expected, dtype)
     np.testing.assert_allclose(loss / m, ref.cross_entropy(As[-1], Y), rtol=RTOL[dtype])
     assert hits == np.sum(np.argmax(As[-1], axis=0) == y)
-    np.testing.assert_allclose(norms, [np.linalg.norm(dW) for dW in dWs], rtol=RTOL[dtype])
+    if with_gradient:
+        np.testing.assert_allclose(work.norms, [np.linalg.norm(dW) for dW in dWs], rtol=RTOL[dtype])
+        for got, mean in zip(layout.weights(work.grad) + layout.biases(work.grad), dWs + dBs):
+            assert_close(got / m, mean, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -333,9 +342,8 @@ def test_train_batch_gives_the_gradient_below(rng, dtype, activation, sizes, m):
     dZ = As[-1] - ref.one_hot(y, sizes[-1], dtype)
     for l in range(len(weights) - 1, 0, -1):
         dZ = (weights[l].T @ dZ) * ref.DERIVATIVES[activation](Zs[l - 1])
-    above, above_biases = weights[1:], biases[1:]
+    net, layout = kernel_net(weights[1:], biases[1:], activation)
     got = np.empty((m, sizes[1]), dtype)
-    _train_batch(np.ascontiguousarray(As[1].T), y, _typed_list(above), _flat_biases(above_biases),
-                 *_layer_buffers(above, m, dtype), np.empty(m), np.empty(m, np.int64), np.zeros(0),
-                 ACTIVATION_CODES[activation], dtype(0.5), got)
+    _train_batch(np.ascontiguousarray(As[1].T), y, net, make_work(layout.table, m, dtype), True,
+                 dtype(0.5), got)
     assert_close(got, dZ.T, dtype)

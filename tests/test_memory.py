@@ -7,7 +7,8 @@ import pytest
 
 from fastnn import MLPClassifier
 from fastnn._threads import default_blas_threads
-from fastnn.fast import split_workers
+from fastnn.layout import Layout
+from fastnn.split import split_workers
 
 N, FEATURES, HIDDEN, CLASSES = 20_000, 784, 128, 10
 
@@ -52,8 +53,7 @@ def test_full_batch_memory_need_is_as_stated(data, n_threads):
     itemsize · n · (2 · H + c · n_classes) bytes beyond the data, c = 1 with one
     worker and 2·w + 1 with w workers."""
     X, y = data
-    shapes = [np.empty((HIDDEN, FEATURES)), np.empty((CLASSES, HIDDEN))]
-    workers = split_workers(shapes, n_threads or default_blas_threads())
+    workers = split_workers(Layout([FEATURES, HIDDEN, CLASSES]), n_threads or default_blas_threads())
     copies = 2 * workers + 1 if workers > 1 else 1
     stated = X.itemsize * N * (2 * HIDDEN + copies * CLASSES)
     peak = peak_of_fit(X, y, batch_size=None, n_threads=n_threads)

@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from fastnn import MLPClassifier, fast, reference
-from fastnn.kernels._scalar import ACTIVATION_CODES
+from fastnn import MLPClassifier, fast, reference, split
 from fastnn.kernels.split import _train_epoch_share
+from fastnn.layout import Layout
 from fastnn.testing import assert_engines_equal
 
-from .conftest import ACTIVATIONS, assert_stable
+from .conftest import ACTIVATIONS, assert_stable, network
 from .test_training import SETTINGS
 
 
@@ -19,8 +19,8 @@ from .test_training import SETTINGS
 def many_cores(monkeypatch):
     """Let the engine split the small networks of these tests, and start more workers
     than this machine has cores (they then take turns)."""
-    monkeypatch.setattr(fast, "available_cores", lambda: 8)
-    monkeypatch.setattr(fast, "MIN_SPLIT_WEIGHTS", 0)
+    monkeypatch.setattr(split, "available_cores", lambda: 8)
+    monkeypatch.setattr(split, "MIN_SPLIT_WEIGHTS", 0)
 
 
 # Learning rate 0.1, 10 epochs: stable with every activation (test_split_settings_are_stable).
@@ -67,21 +67,19 @@ def test_fit_uses_the_workers_it_is_given(digits, many_cores, made_engines):
 def test_split_workers(many_cores, hidden, n_threads, track, want):
     """A hidden layer needed, at most one worker per unit of the first, none when tracking
     gradients."""
-    sizes = [64, *hidden, 10]
-    weights = [np.empty((n_out, n_in)) for n_in, n_out in zip(sizes, sizes[1:])]
-    assert fast.split_workers(weights, n_threads, track) == want
+    assert split.split_workers(Layout([64, *hidden, 10]), n_threads, track) == want
 
 
 @pytest.mark.parametrize("n_in, hidden, want", [(64, 511, 1), (64, 512, 2), (784, 41, 1), (784, 42, 2)])
 def test_no_split_below_the_minimum_size(monkeypatch, n_in, hidden, want):
-    monkeypatch.setattr(fast, "available_cores", lambda: 2)
-    assert fast.MIN_SPLIT_WEIGHTS == 32768
-    assert fast.split_workers([np.empty((hidden, n_in)), np.empty((10, hidden))], 2) == want
+    monkeypatch.setattr(split, "available_cores", lambda: 2)
+    assert split.MIN_SPLIT_WEIGHTS == 32768
+    assert split.split_workers(Layout([n_in, hidden, 10]), 2) == want
 
 
 def test_workers_at_most_one_per_core(monkeypatch):
-    monkeypatch.setattr(fast, "available_cores", lambda: 2)
-    assert fast.split_workers([np.empty((64, 784)), np.empty((10, 64))], 8) == 2
+    monkeypatch.setattr(split, "available_cores", lambda: 2)
+    assert split.split_workers(Layout([784, 64, 10]), 8) == 2
 
 
 def test_batch_of_one_sample(digits, many_cores):
@@ -108,37 +106,27 @@ def test_one_worker_is_bitwise_the_serial_epoch(digits, dtype, sizes):
     X, y = np.ascontiguousarray(X_train, dtype), y_train.astype(np.int64)
     weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(0), dtype)
     order = np.random.default_rng(1).permutation(len(X))
-    step, code = dtype(0.1), ACTIVATION_CODES["relu"]
-
-    serial = fast.Engine(X, y, 10, [W.copy() for W in weights], [B.copy() for B in biases], "relu", 32)
-    serial.epoch(order, step)
-
-    buffers = fast._SplitBuffers(weights, 1, 32, dtype)
-    buffers.load(weights, biases)
-    x_batches = np.empty((3, 32, 64), dtype)
-    y_batches = np.empty((3, 32), np.int64)
-    _train_epoch_share(0, 1, X, y, order, 32, *buffers.blocks(0, weights[0], biases[0]), x_batches,
-                       y_batches, buffers.partials, buffers.logits, buffers.sync, *buffers.own[0],
-                       buffers.upper[0], *buffers.hidden1[0], code, step)
-    buffers.store(weights, biases)
-    for got, want in zip(weights + biases, serial.weights + serial.biases):
-        np.testing.assert_array_equal(got, want)
+    serial, alone = network(weights, biases), network(weights, biases)
+    fast.SerialEngine(X, y, serial, 32).epoch(order, 0.1)
+    split.SplitEngine(X, y, alone, 32, n_workers=1).epoch(order, 0.1)
+    np.testing.assert_array_equal(alone.theta, serial.theta)
 
 
 FAILING_WORKER = """
 import numpy as np
-from fastnn import fast, reference
-fast.available_cores = lambda: 2
-fast.MIN_SPLIT_WEIGHTS = 0
-blocks = fast._SplitBuffers.blocks
-def broken(self, worker, W0, B0):
-    W0, b0, W1, b1 = blocks(self, worker, W0, B0)
-    return (W0[:, :-1] if worker == 1 else W0), b0, W1, b1  # a wrong shape: np.dot raises
-fast._SplitBuffers.blocks = broken
+from fastnn import reference, split
+from fastnn.engine import Network
+from fastnn.layout import Layout
+share = split.SplitEngine._share
+def broken(self, worker, b, deep):
+    own = share(self, worker, b, deep)
+    return own._replace(W0=own.W0[:, :-1]) if worker == 1 else own  # a wrong shape: the GEMM raises
+split.SplitEngine._share = broken
 rng = np.random.default_rng(0)
 X, y = rng.random((500, 20)), rng.integers(0, 3, 500)
 W, B = reference.init_params([20, 8, 3], "kaiming", rng, np.float64)
-engine = fast.Engine(X, y, 3, W, B, "relu", 32, n_threads=2)
+layout = Layout([20, 8, 3])
+engine = split.SplitEngine(X, y, Network(layout, layout.pack(W, B, np.float64), "relu"), 32, n_workers=2)
 try:
     engine.epoch(np.arange(500), 0.1)
 except RuntimeError as error:
@@ -161,15 +149,16 @@ def test_an_interrupted_epoch_leaves_the_layers_in_step(digits, many_cores, monk
     order = np.random.default_rng(0).permutation(len(X))
 
     def trained(epoch_kernel):
-        monkeypatch.setattr(fast, "_train_epoch_share", epoch_kernel)
+        monkeypatch.setattr(split, "_train_epoch_share", epoch_kernel)
         weights, biases = reference.init_params([64, 16, 12, 10], "kaiming", np.random.default_rng(1),
                                                 np.float64)
-        engine = fast.Engine(X, y, 10, weights, biases, "relu", 32, n_threads=2)
+        net = network(weights, biases)
+        engine = split.SplitEngine(X, y, net, 32, n_workers=2)
         try:
             engine.epoch(order, 0.1)
         except KeyboardInterrupt:
             pass
-        return weights + biases
+        return net.theta
 
     whole = trained(_train_epoch_share)
 
@@ -179,5 +168,4 @@ def test_an_interrupted_epoch_leaves_the_layers_in_step(digits, many_cores, monk
             raise KeyboardInterrupt
         return result
 
-    for got, want in zip(trained(interrupted), whole):
-        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(trained(interrupted), whole)

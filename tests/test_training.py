@@ -9,7 +9,7 @@ import pytest
 from fastnn import MLPClassifier, TrainingDivergedError, fast, reference
 from fastnn.testing import TRAINING_RTOL, assert_engines_equal
 
-from .conftest import ACTIVATIONS, assert_stable
+from .conftest import ACTIVATIONS, assert_stable, network
 
 # Learning rate 0.1, 10 epochs: stable with every activation (test_whole_run_settings_are_stable).
 SETTINGS = [
@@ -51,8 +51,8 @@ def test_engines_agree_with_gradient_tracking(digits):
 def test_assert_engines_equal_catches_a_wrong_step(digits, monkeypatch):
     """A fast engine whose step is off by 0.1% must fail the check."""
     X_train, _, y_train, _ = digits
-    epoch = fast.Engine.epoch
-    monkeypatch.setattr(fast.Engine, "epoch", lambda self, order, lr: epoch(self, order, lr * 1.001))
+    epoch = fast.SerialEngine.epoch
+    monkeypatch.setattr(fast.SerialEngine, "epoch", lambda self, order, lr: epoch(self, order, lr * 1.001))
     # The default model for 2 epochs, as stable as SETTINGS' batch-32 run: only the wrong step fails it.
     with pytest.raises(AssertionError, match="differs between engines"):
         assert_engines_equal(X_train, y_train, epochs=2, dtype="float64")
@@ -152,13 +152,13 @@ def test_fast_engine_takes_an_order_for_any_batch(digits, batch):
     order = np.random.default_rng(0).permutation(len(X))
     batch = batch or len(X)
     models = []  # one epoch: too few steps for any setting's rounding differences to grow
-    for module in (fast, reference):
+    for engine in (fast.SerialEngine, reference.ReferenceEngine):
         weights, biases = reference.init_params([64, 16, 10], "kaiming", np.random.default_rng(1),
                                                 np.float64)
-        module.Engine(X, y_train, 10, weights, biases, "relu", batch).epoch(order, 0.1)
-        models.append(weights + biases)
-    for got, want in zip(*models):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        net = network(weights, biases)
+        engine(X, y_train, net, batch).epoch(order, 0.1)
+        models.append(net.theta)
+    np.testing.assert_allclose(models[0], models[1], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("order", [np.arange(5), np.arange(1437) + 1, -np.arange(1437)],
@@ -166,6 +166,6 @@ def test_fast_engine_takes_an_order_for_any_batch(digits, batch):
 def test_fast_engine_refuses_a_bad_order(digits, order):
     X_train, _, y_train, _ = digits
     weights, biases = reference.init_params([64, 10], "kaiming", np.random.default_rng(1), np.float32)
-    engine = fast.Engine(X_train.astype(np.float32), y_train, 10, weights, biases, "relu", 32)
+    engine = fast.SerialEngine(X_train.astype(np.float32), y_train, network(weights, biases), 32)
     with pytest.raises(ValueError, match="order must hold 1437 row indices"):
         engine.epoch(order, 0.1)

@@ -56,5 +56,5 @@ def _frobenius_norm(A):
 @kernel
 def _backpropagate(dZ, W, A, code, out):
     """``out = (dZ · W) ∗ g'(Z)``: the next layer down's ``dZ`` from this layer's, ``A = g(Z)``."""
-    _gemm(False, False, 1, dZ, W, 0, out)
+    _gemm(False, False, 1.0, dZ, W, 0.0, out)
     _inplace_activation_backward(out, A, code)

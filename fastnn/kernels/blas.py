@@ -72,7 +72,8 @@ def _row_stride(X):
 def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
     """``C = alpha · op(A) · op(B) + beta · C``, ``op(X)`` being ``Xᵀ`` when ``trans_X``, for
     2-D arrays whose rows are contiguous (C order, or row and column slices of it).
-    With ``beta = 0``, ``C``'s old values are not read (BLAS rule).
+    With ``beta = 0``, ``C``'s old values are not read (BLAS rule). Pass ``alpha`` and
+    ``beta`` as floats, so that one compiled signature per dtype serves every call.
 
     BLAS is column-major, where a C-ordered array is its own transpose, so the
     call computes ``Cᵀ = op(B)ᵀ · op(A)ᵀ``: the operands swap places.
@@ -100,5 +101,9 @@ def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
 
 @kernel
 def _inplace_gemm_update(A, dZ, W, alpha):
-    """``W += alpha · dZᵀ · A`` for ``A`` (m, n_in), ``dZ`` (m, n_out), ``W`` (n_out, n_in)."""
-    _gemm(True, False, alpha, dZ, A, 1, W)
+    """``W += alpha · dZᵀ · A`` for ``A`` (m, n_in), ``dZ`` (m, n_out), ``W`` (n_out, n_in).
+
+    ``alpha`` goes to BLAS as a float64 (exact for a float32 step, which BLAS casts
+    back): every call of ``_gemm`` then has float64 scalars, one signature per dtype.
+    """
+    _gemm(True, False, np.float64(alpha), dZ, A, 1.0, W)

@@ -34,16 +34,16 @@ def _dense_forward(A_prev, W, b, code, out, work):
     m, n_out = out.shape
     if _short_batch(m, n_out):
         Zt = work.reshape(n_out, m)
-        _gemm(False, True, 1, W, A_prev, 0, Zt)
+        _gemm(False, True, 1.0, W, A_prev, 0.0, Zt)
         _bias_activate_transposed(Zt, b, code, out)
     else:
-        _gemm(False, True, 1, A_prev, W, 0, out)
+        _gemm(False, True, 1.0, A_prev, W, 0.0, out)
         _bias_activate(out, b, code, out)
 
 
 @kernel
 def _dense_softmax(A_prev, W, b, out):
     """``out = softmax(A_prev · Wᵀ + b)`` row by row: the output layer."""
-    _gemm(False, True, 1, A_prev, W, 0, out)
+    _gemm(False, True, 1.0, A_prev, W, 0.0, out)
     _bias_softmax(out, b, out)
 

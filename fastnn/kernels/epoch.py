@@ -1,4 +1,4 @@
-"""One whole epoch of mini-batch SGD in a single compiled call.
+"""One whole epoch of mini-batch SGD in a single compiled call, and its parts.
 
 Per batch of ``m`` samples (rows of ``X`` in ``order``), layers ``l = 1..L``::
 
@@ -9,20 +9,24 @@ Per batch of ``m`` samples (rows of ``X`` in ``order``), layers ``l = 1..L``::
                                                 (one GEMM writing into W: blas.py)
 
 which is :mod:`fastnn.reference`'s math transposed, with the ``1/m`` folded into
-the step. Every buffer is allocated once per fit by the caller and sliced to
-the batch; the interpreter is not entered between batches.
+the step. The same pass can instead write the batch's summed gradient
+``Σ_rows dZ[l]ᵀ · A[l-1]`` into a flat array of the parameters' layout and leave
+the parameters alone (:func:`_train_batch` with ``update=False``): what L-BFGS
+and a data-parallel step need. Every buffer is allocated once per fit by the
+caller (:func:`fastnn.kernels.network.make_work`) and sliced to the batch; the
+interpreter is not entered between batches.
 """
 
-import numpy as np
 from numba import prange
 
 from ._jit import kernel
 from ._scalar import like
-from .backward import _backpropagate, _frobenius_norm
+from .backward import _backpropagate, _column_sums, _frobenius_norm
 from .blas import _gemm
 from .dense import _dense_forward
+from .network import _bias, _block, _layer, _units_below, _weights
 from .softmax import _inplace_softmax_cross_entropy_grad
-from .update import _inplace_sgd_layer
+from .update import _inplace_sgd, _inplace_sgd_layer
 
 
 @kernel
@@ -41,65 +45,111 @@ def _gather_rows(X, y, idx, X_out, y_out):
 
 
 @kernel
-def _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, hits, norms,
-                 code, step, input_delta):
-    """One SGD step on the batch ``Xb`` (``m × n_in``); return its summed loss and hit count.
-
-    When ``norms`` is not empty, ``norms[l] += ‖dW[l]‖`` (the batch-mean gradient's norm).
-    When ``input_delta`` is not empty, it receives ``(dZ[1] · W[1]) ∗ g'(Xb)``: the
-    gradient of the layer below, when ``Xb = g(Z)`` is itself a hidden layer's output
-    (the split epoch trains the layers above its second this way).
-    """
-    L = len(weights)
+def _forward(Xb, yb, net, work):
+    """Every layer's output for the batch ``Xb`` into ``work.acts``; the output layer's
+    block ends as ``dZ[L] = softmax − onehot(yb)``, which is returned. Each row's loss
+    and hit go to ``work.losses``, ``work.hits``."""
+    L = net.table.shape[0]
     m = Xb.shape[0]
-    step_m = like(Xb, step / m)
-    inputs = [Xb]
+    capacity = work.losses.shape[0]
+    A = Xb
     for l in range(L - 1):
-        _dense_forward(inputs[l], weights[l], biases[l], code, acts[l][:m], deltas[l][:m])
-        inputs.append(acts[l][:m])
-    dZ = acts[L - 1][:m]
-    _gemm(False, True, 1, inputs[L - 1], weights[L - 1], 0, dZ)
-    _inplace_softmax_cross_entropy_grad(dZ, biases[L - 1], yb, losses[:m], hits[:m])
-    for l in range(L - 1, -1, -1):
-        if norms.shape[0] > 0:
-            _gemm(True, False, 1, dZ, inputs[l], 0, grad_w[l])
-            norms[l] += _frobenius_norm(grad_w[l]) / m
-        if l > 0:  # dA[l-1] needs W[l] before its update
-            _backpropagate(dZ, weights[l], inputs[l], code, deltas[l - 1][:m])
-        elif input_delta.shape[0] > 0:
-            _backpropagate(dZ, weights[0], Xb, code, input_delta)
-        _inplace_sgd_layer(dZ, inputs[l], weights[l], biases[l], grad_b[l], step_m)
-        if l > 0:
-            dZ = deltas[l - 1][:m]
-    return np.sum(losses[:m]), np.sum(hits[:m])
+        out = _block(work.acts, net.table, l, capacity, m)
+        scratch = _block(work.deltas, net.table, l, capacity, m)
+        _dense_forward(A, _weights(net.theta, net.table, l), _bias(net.theta, net.table, l), net.code,
+                       out, scratch)
+        A = out
+    dZ = _block(work.acts, net.table, L - 1, capacity, m)
+    _gemm(False, True, 1.0, A, _weights(net.theta, net.table, L - 1), 0.0, dZ)
+    _inplace_softmax_cross_entropy_grad(dZ, _bias(net.theta, net.table, L - 1), yb, work.losses[:m],
+                                        work.hits[:m])
+    return dZ
 
 
 @kernel
-def _train_epoch(X, y, order, batch_size, weights, biases, acts, deltas, grad_w, grad_b,
-                 x_batch, y_batch, losses, hits, norms, code, step):
-    """Run one epoch; ``order`` empty means the rows as stored. Return the summed loss and hits.
+def _layer_gradient(dZ, A_in, grad, table, l):
+    """Layer ``l``'s summed gradient into the flat ``grad``: ``dW = dZᵀ·A_in``, ``db = Σ_rows dZ``."""
+    _gemm(True, False, 1.0, dZ, A_in, 0.0, _weights(grad, table, l))
+    _column_sums(dZ, _bias(grad, table, l))
 
-    The buffers must hold ``min(batch_size, n)`` rows (and ``x_batch``, ``y_batch``
-    too when ``order`` is given); ``order`` must hold valid row indices. Only the
-    sizes are checked here: :class:`fastnn.fast.Engine` checks ``order``.
+
+@kernel
+def _train_batch(Xb, yb, net, work, update, step, input_delta):
+    """Forward and backward through the batch ``Xb`` (``m × n_in``); return its summed loss
+    and hit count.
+
+    With ``update``, take the SGD step ``θ −= (step/m) · dθ`` on ``net.theta``. When
+    ``work.grad`` is not empty, the summed gradient of the batch is written there
+    first (and the step, if any, taken from it); otherwise the step is fused into
+    the weight-gradient GEMM. When ``work.norms`` is not empty, ``norms[l] += ‖dW[l]‖``
+    (the batch mean's norm). When ``input_delta`` is not empty it receives
+    ``(dZ[1] · W[1]) ∗ g'(Xb)``: the gradient of the layer below, when ``Xb = g(Z)``
+    is itself a hidden layer's output (the split epoch trains the layers above its
+    second this way).
     """
-    n = X.shape[0]
-    rows = min(batch_size, n)
-    if batch_size < 1 or acts[0].shape[0] < rows or losses.shape[0] < rows or hits.shape[0] < rows:
+    table, theta, code = net.table, net.theta, net.code
+    m = Xb.shape[0]
+    capacity = work.losses.shape[0]
+    step_m = like(Xb, step / m)
+    with_grad = work.grad.shape[0] > 0
+    dZ = _forward(Xb, yb, net, work)
+    for l in range(table.shape[0] - 1, -1, -1):
+        A_in = Xb if l == 0 else _block(work.acts, table, l - 1, capacity, m)
+        W = _weights(theta, table, l)
+        if with_grad:
+            _layer_gradient(dZ, A_in, work.grad, table, l)
+            if work.norms.shape[0] > 0:
+                work.norms[l] += _frobenius_norm(_weights(work.grad, table, l)) / m
+        if l > 0:  # dA[l-1] needs W[l] before its update
+            below = _block(work.deltas, table, l - 1, capacity, m)
+            _backpropagate(dZ, W, A_in, code, below)
+        elif input_delta.shape[0] > 0:
+            _backpropagate(dZ, W, Xb, code, input_delta)
+        if update and with_grad:
+            _inplace_sgd(_layer(theta, table, l), _layer(work.grad, table, l), step_m)
+        elif update:
+            start = _units_below(table, l)
+            _inplace_sgd_layer(dZ, A_in, W, _bias(theta, table, l),
+                               work.grad_b[start:start + table[l, 1]], step_m)
+        if l > 0:
+            dZ = _block(work.deltas, table, l - 1, capacity, m)
+    return work.losses[:m].sum(), work.hits[:m].sum()
+
+
+@kernel
+def _batch(data, k):
+    """Batch ``k`` of the epoch: rows ``k·batch_size…`` of ``X`` as stored, or gathered in
+    ``order`` into the batch buffers."""
+    n = data.X.shape[0]
+    start = k * data.batch_size
+    stop = min(start + data.batch_size, n)
+    if data.order.shape[0] == 0:
+        return data.X[start:stop], data.y[start:stop]
+    Xb, yb = data.x_batch[:stop - start], data.y_batch[:stop - start]
+    _gather_rows(data.X, data.y, data.order[start:stop], Xb, yb)
+    return Xb, yb
+
+
+@kernel
+def _train_epoch(data, net, work, step):
+    """Run one epoch of SGD steps of size ``step`` over ``data`` (:class:`~.network.Batches`);
+    return the summed loss and hits.
+
+    The work buffers must hold ``min(batch_size, n)`` rows (and the gather buffers
+    too when ``data.order`` is given); ``order`` must hold valid row indices. Only the
+    sizes are checked here: the engine (:mod:`fastnn.serial`) checks ``order``.
+    """
+    n = data.X.shape[0]
+    rows = min(data.batch_size, n)
+    if data.batch_size < 1 or work.losses.shape[0] < rows:
         raise ValueError("work buffers are smaller than a batch")
-    if order.shape[0] != 0 and (order.shape[0] != n or x_batch.shape[0] < rows
-                                or y_batch.shape[0] < rows):
+    if data.order.shape[0] != 0 and (data.order.shape[0] != n or data.x_batch.shape[0] < rows
+                                     or data.y_batch.shape[0] < rows):
         raise ValueError("order or the gather buffers do not fit the data")
     loss, n_hits = 0.0, 0
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        if order.shape[0] == 0:
-            Xb, yb = X[start:stop], y[start:stop]
-        else:
-            Xb, yb = x_batch[:stop - start], y_batch[:stop - start]
-            _gather_rows(X, y, order[start:stop], Xb, yb)
-        batch_loss, batch_hits = _train_batch(Xb, yb, weights, biases, acts, deltas, grad_w, grad_b,
-                                              losses, hits, norms, code, step, x_batch[:0])
+    for k in range(-(-n // data.batch_size)):
+        Xb, yb = _batch(data, k)
+        batch_loss, batch_hits = _train_batch(Xb, yb, net, work, True, step, data.x_batch[:0])
         loss += batch_loss
         n_hits += batch_hits
     return loss, n_hits

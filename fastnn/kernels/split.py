@@ -29,12 +29,15 @@ layer's ``dZ``); the second and first layers are then stepped as above. The
 layers above the second are computed twice over: cheap while they are small
 beside the first.
 
-The arithmetic is :func:`fastnn.kernels.epoch._train_batch`'s, but the logits
+What the workers share travels as :class:`Shared`, what each owns as
+:class:`Share`. The arithmetic is :func:`fastnn.kernels.epoch._train_batch`'s, but the logits
 are summed in ``n`` pieces and the GEMMs have other shapes, so results agree
 with one worker to the training tolerance, not bitwise; with ``n = 1`` they
 are bitwise equal (tested). They do not depend on timing: every run with the
 same ``n`` gives the same bits.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,11 +48,49 @@ from .backward import _backpropagate
 from .blas import _gemm
 from .dense import _dense_forward
 from .epoch import _gather_rows, _train_batch
+from .network import Net, Work
 from .softmax import _inplace_softmax_cross_entropy_grad
 from .sync import _arrive_and_wait
 from .update import _inplace_sgd_layer
 
 N_GATHER_BUFFERS = 3  # batch k is read while k + 1 is in place and k + 2 is being gathered
+
+
+class Shared(NamedTuple):
+    """What every worker reads and writes: the gather buffers ``x_batches`` (3, b, n_in) and
+    ``y_batches`` (3, b), the partial second-layer sums ``partials`` (2, workers, b, n_next),
+    the output layer's ``logits`` (b, n_next; one hidden layer only) and ``sync``
+    (int64 ``[count, abort]``, zero at the start of an epoch)."""
+
+    x_batches: np.ndarray
+    y_batches: np.ndarray
+    partials: np.ndarray
+    logits: np.ndarray
+    sync: np.ndarray
+
+
+class Share(NamedTuple):
+    """What one worker owns: views ``W0`` (w, n_in) and ``b0`` (w,) of its rows of the first
+    layer (in the network's flat vector), its own copies ``W1`` (n_next, w) of its columns of
+    the second layer and ``b1`` of that layer's bias, its work arrays (``hidden``, ``delta``:
+    b × w; ``grad_b0``, ``grad_b1``; ``losses``, ``hits``), and, for deeper networks, its own
+    copy ``upper`` of the layers above the second with their ``upper_work`` buffers, the
+    second layer's output ``hidden1`` and its ``delta1`` (b × n_next; empty otherwise)."""
+
+    W0: np.ndarray
+    b0: np.ndarray
+    W1: np.ndarray
+    b1: np.ndarray
+    hidden: np.ndarray
+    delta: np.ndarray
+    grad_b0: np.ndarray
+    grad_b1: np.ndarray
+    losses: np.ndarray
+    hits: np.ndarray
+    upper: Net
+    upper_work: Work
+    hidden1: np.ndarray
+    delta1: np.ndarray
 
 
 @kernel
@@ -59,11 +100,14 @@ def _share(m, worker, n_workers):
 
 
 @kernel
-def _gather_share(X, y, order, start, stop, worker, n_workers, x_out, y_out):
-    """Gather worker ``worker``'s share of the rows ``order[start:stop]`` into ``x_out``, ``y_out``."""
-    m = stop - start
-    lo, hi = _share(m, worker, n_workers)
-    _gather_rows(X, y, order[start + lo:start + hi], x_out[lo:hi], y_out[lo:hi])
+def _gather_share(data, k, worker, n_workers, shared):
+    """Gather worker ``worker``'s share of batch ``k``'s rows into gather buffer ``k % 3``."""
+    start = k * data.batch_size
+    stop = min(start + data.batch_size, data.X.shape[0])
+    lo, hi = _share(stop - start, worker, n_workers)
+    slot = k % N_GATHER_BUFFERS
+    _gather_rows(data.X, data.y, data.order[start + lo:start + hi], shared.x_batches[slot, lo:hi],
+                 shared.y_batches[slot, lo:hi])
 
 
 @kernel
@@ -75,88 +119,78 @@ def _sum_partials(partials, out):
 
 
 @kernel
-def _output_delta_share(partials, b1, yb, worker, n_workers, logits, losses, hits):
+def _output_delta_share(partials, yb, worker, n_workers, shared, share):
     """One hidden layer: this worker's rows of ``dZ = softmax(Σ_c P_c + b1) − onehot(y)``,
-    written to the shared ``logits``; return their summed loss and hits."""
+    written to the shared logits; return their summed loss and hits."""
     m = yb.shape[0]
     lo, hi = _share(m, worker, n_workers)
-    _sum_partials(partials[:, lo:hi], logits[lo:hi])
-    _inplace_softmax_cross_entropy_grad(logits[lo:hi], b1, yb[lo:hi], losses[lo:hi], hits[lo:hi])
-    return np.sum(losses[lo:hi]), np.sum(hits[lo:hi])
+    logits = shared.logits[lo:hi]
+    _sum_partials(partials[:, lo:hi], logits)
+    _inplace_softmax_cross_entropy_grad(logits, share.b1, yb[lo:hi], share.losses[lo:hi],
+                                        share.hits[lo:hi])
+    return np.sum(share.losses[lo:hi]), np.sum(share.hits[lo:hi])
 
 
 @kernel
-def _upper_layers_step(partials, b1, yb, worker, n_workers, upper, code, step, hidden1, delta1,
-                       losses, hits):
+def _upper_layers_step(partials, yb, worker, n_workers, share, code, step):
     """Deeper networks: the layers above the second, stepped by every worker alike on its own
-    copies ``upper``. ``hidden1 = g(Σ_c P_c + b1)``; ``delta1`` receives the second layer's
-    ``dZ``. Return this worker's share of the batch's summed loss and hits."""
-    weights, biases, acts, deltas, grad_w, grad_b = upper
+    copies ``share.upper``. ``hidden1 = g(Σ_c P_c + b1)``; ``delta1`` receives the second
+    layer's ``dZ``. Return this worker's share of the batch's summed loss and hits."""
     m = yb.shape[0]
+    hidden1 = share.hidden1[:m]
     _sum_partials(partials, hidden1)
-    _bias_activate(hidden1, b1, code, hidden1)
-    _train_batch(hidden1, yb, weights, biases, acts, deltas, grad_w, grad_b, losses, hits,
-                 losses[:0], code, step, delta1)
+    _bias_activate(hidden1, share.b1, code, hidden1)
+    _train_batch(hidden1, yb, share.upper, share.upper_work, True, step, share.delta1[:m])
     lo, hi = _share(m, worker, n_workers)
+    losses, hits = share.upper_work.losses, share.upper_work.hits
     return np.sum(losses[lo:hi]), np.sum(hits[lo:hi])
 
 
 @kernel
-def _train_epoch_share(worker, n_workers, X, y, order, batch_size, W0, b0, W1, b1, x_batches,
-                       y_batches, partials, logits, sync, hidden, delta, grad_b0, grad_b1, losses, hits,
-                       upper, hidden1, delta1, code, step):
-    """Worker ``worker``'s part of one epoch; ``W0``, ``b0``, ``W1`` are its blocks (see above).
-
-    Shared between workers: ``X``, ``y``, ``order`` (empty: rows as stored),
-    ``x_batches`` (3, b, n_in), ``y_batches`` (3, b), ``partials`` (2, n_workers, b, n_out),
-    ``logits`` (b, n_out) and ``sync`` (int64 [count, abort], zero at the start). Own: the rest;
-    ``upper`` holds the layers above the second (empty lists for one hidden layer) and
-    their buffers, as :func:`fastnn.kernels.epoch._train_batch` takes them.
-    Return the summed loss and hits of this worker's share of the rows, or (nan, -1) if
-    another worker aborted.
+def _train_epoch_share(worker, n_workers, data, shared, share, code, step):
+    """Worker ``worker``'s part of one epoch over ``data`` (:class:`~.network.Batches`, whose
+    own gather buffers are not used: ``shared`` has three). Return the summed loss and hits
+    of this worker's share of the rows, or (nan, -1) if another worker aborted.
     """
-    n = X.shape[0]
-    n_batches = -(-n // batch_size)
-    shuffled = order.shape[0] > 0
-    deep = len(upper[0]) > 0
+    n = data.X.shape[0]
+    n_batches = -(-n // data.batch_size)
+    shuffled = data.order.shape[0] > 0
+    deep = share.upper.table.shape[0] > 0
     for k in range(min(2, n_batches) if shuffled else 0):
-        _gather_share(X, y, order, k * batch_size, min((k + 1) * batch_size, n), worker, n_workers,
-                      x_batches[k], y_batches[k])
-    if not _arrive_and_wait(sync, n_workers):
+        _gather_share(data, k, worker, n_workers, shared)
+    if not _arrive_and_wait(shared.sync, n_workers):
         return np.nan, -1
     loss, n_hits = 0.0, 0
     for k in range(n_batches):
-        start, stop = k * batch_size, min((k + 1) * batch_size, n)
+        start, stop = k * data.batch_size, min((k + 1) * data.batch_size, n)
         m = stop - start
         if shuffled:
-            Xb, yb = x_batches[k % N_GATHER_BUFFERS, :m], y_batches[k % N_GATHER_BUFFERS, :m]
+            Xb = shared.x_batches[k % N_GATHER_BUFFERS, :m]
+            yb = shared.y_batches[k % N_GATHER_BUFFERS, :m]
         else:
-            Xb, yb = X[start:stop], y[start:stop]
-        A = hidden[:m]
+            Xb, yb = data.X[start:stop], data.y[start:stop]
+        A = share.hidden[:m]
         step_m = like(Xb, step / m)
-        _dense_forward(Xb, W0, b0, code, A, delta[:m])
-        _gemm(False, True, 1, A, W1, 0, partials[k % 2, worker, :m])
-        if not _arrive_and_wait(sync, n_workers * (2 * k + 2)):
+        partials = shared.partials[k % 2]
+        _dense_forward(Xb, share.W0, share.b0, code, A, share.delta[:m])
+        _gemm(False, True, 1.0, A, share.W1, 0.0, partials[worker, :m])
+        if not _arrive_and_wait(shared.sync, n_workers * (2 * k + 2)):
             return np.nan, -1
         if deep:
-            dZ = delta1[:m]
-            batch_loss, batch_hits = _upper_layers_step(partials[k % 2, :, :m], b1, yb, worker,
-                                                        n_workers, upper, code, step, hidden1[:m],
-                                                        dZ, losses, hits)
+            dZ = share.delta1[:m]
+            batch_loss, batch_hits = _upper_layers_step(partials[:, :m], yb, worker, n_workers,
+                                                        share, code, step)
         else:
-            dZ = logits[:m]
-            batch_loss, batch_hits = _output_delta_share(partials[k % 2, :, :m], b1, yb, worker,
-                                                         n_workers, dZ, losses, hits)
+            dZ = shared.logits[:m]
+            batch_loss, batch_hits = _output_delta_share(partials[:, :m], yb, worker, n_workers,
+                                                         shared, share)
         loss += batch_loss
         n_hits += batch_hits
-        if not _arrive_and_wait(sync, n_workers * (2 * k + 3)):
+        if not _arrive_and_wait(shared.sync, n_workers * (2 * k + 3)):
             return np.nan, -1
-        _backpropagate(dZ, W1, A, code, delta[:m])
-        _inplace_sgd_layer(dZ, A, W1, b1, grad_b1, step_m)
-        _inplace_sgd_layer(delta[:m], Xb, W0, b0, grad_b0, step_m)
-        ahead = k + 2
-        if shuffled and ahead < n_batches:
-            _gather_share(X, y, order, ahead * batch_size, min((ahead + 1) * batch_size, n), worker,
-                          n_workers, x_batches[ahead % N_GATHER_BUFFERS],
-                          y_batches[ahead % N_GATHER_BUFFERS])
+        _backpropagate(dZ, share.W1, A, code, share.delta[:m])
+        _inplace_sgd_layer(dZ, A, share.W1, share.b1, share.grad_b1, step_m)
+        _inplace_sgd_layer(share.delta[:m], Xb, share.W0, share.b0, share.grad_b0, step_m)
+        if shuffled and k + 2 < n_batches:
+            _gather_share(data, k + 2, worker, n_workers, shared)
     return loss, n_hits

@@ -1,0 +1,104 @@
+"""What a user waits for before the first epoch: kernel compile time, cold and warm.
+
+    python bench/compile_time.py [--kernels 15]
+
+Runs the three common first uses, one after another, each in a fresh process
+sharing one new, empty ``NUMBA_CACHE_DIR`` (a cold cache, as after
+``pip install``): the default model on the digits (float32), a 784-input
+float32 network (the split epoch on a multi-core machine), and the digits in
+float64. Each process fits one epoch twice; the first fit less the second is
+the compile (or cache-load) overhead. Then the same three again, each in a new
+process with the now warm cache. Numba's ``numba:compile`` events give the
+time spent compiling each kernel, exclusive of the kernels it calls, and how
+many type signatures it was compiled for.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+CASES = {
+    "digits float32": dict(n_features=64, n_samples=1437, dtype="float32", hidden=(128,)),
+    "784-input float32": dict(n_features=784, n_samples=2048, dtype="float32", hidden=(128,)),
+    "digits float64": dict(n_features=64, n_samples=1437, dtype="float64", hidden=(128,)),
+}
+
+CHILD = r"""
+import json, sys, time
+start = time.perf_counter()
+import numpy as np
+from numba.core import event
+import fastnn
+imported = time.perf_counter()
+case = json.loads(sys.argv[1])
+rng = np.random.default_rng(0)
+X = rng.random((case["n_samples"], case["n_features"]))
+y = rng.integers(0, 10, case["n_samples"])
+recorder = event.RecordingListener()
+event.register("numba:compile", recorder)
+times = []
+for _ in range(2):
+    t = time.perf_counter()
+    fastnn.MLPClassifier(hidden_layer_sizes=case["hidden"], dtype=case["dtype"], epochs=1,
+                         random_state=0).fit(X, y)
+    times.append(time.perf_counter() - t)
+event.unregister("numba:compile", recorder)
+exclusive, stack = {}, []
+for when, ev in recorder.buffer:
+    if ev.is_start:
+        stack.append([when, 0.0])
+        continue
+    began, children = stack.pop()
+    spent = when - began
+    if stack:
+        stack[-1][1] += spent
+    name = ev.data["dispatcher"].py_func.__qualname__
+    total, count = exclusive.get(name, (0.0, 0))
+    exclusive[name] = (total + spent - children, count + 1)
+print(json.dumps({"import": imported - start, "first": times[0], "second": times[1],
+                  "kernels": exclusive}))
+"""
+
+
+def run_case(case, cache_dir):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(case)], env=env, check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernels", type=int, default=15, help="kernels to list per case")
+    args = parser.parse_args()
+    print(f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    with tempfile.TemporaryDirectory() as cache_dir:
+        for phase in ("cold", "warm"):
+            total = 0.0
+            print(f"\n{phase} cache:")
+            for label, case in CASES.items():
+                result = run_case(case, cache_dir)
+                overhead = result["first"] - result["second"]
+                total += overhead
+                print(f"  {label}: import {result['import']:.2f} s, first fit {result['first']:.2f} s, "
+                      f"second {result['second']:.3f} s, overhead {overhead:.2f} s")
+                ranked = sorted(result["kernels"].items(), key=lambda kv: -kv[1][0])
+                for name, (seconds, count) in ranked[:args.kernels]:
+                    print(f"      {seconds:6.2f} s  {count:2d} signature(s)  {name}")
+            print(f"  {phase} overhead of the three together: {total:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
