@@ -89,7 +89,7 @@ MUTANTS = [
            "shuffled batches keep the labels in stored order"),
     # Split epoch and its barrier
     Mutant("split-second-barrier-no-wait", "fastnn/kernels/split.py",
-           "_arrive_and_wait(sync, n_workers * (2 * k + 3))", "_arrive_and_wait(sync, 0)",
+           "_arrive_and_wait(shared.sync, n_workers * (2 * k + 3))", "_arrive_and_wait(shared.sync, 0)",
            "the split epoch's second barrier counts in without waiting (a race)"),
     Mutant("barrier-no-wait", "fastnn/kernels/sync.py", "while _atomic_load(sync, COUNT) < target:",
            "while _atomic_load(sync, COUNT) < 0:", "the barrier never waits"),
@@ -97,17 +97,17 @@ MUTANTS = [
            "while _atomic_load(sync, COUNT) < target - 1:", "the barrier opens with one worker missing"),
     Mutant("barrier-ignores-abort", "fastnn/kernels/sync.py", "if _atomic_load(sync, ABORT) != 0:",
            "if _atomic_load(sync, ABORT) > 1:", "workers wait forever for a worker that failed"),
-    # Fast engine's Python shell
-    Mutant("split-workers-many-threads", "fastnn/fast.py",
-           "self.blas_threads = 1 if self.n_workers > 1 else n_threads", "self.blas_threads = n_threads",
+    # Fast engines' Python shells
+    Mutant("split-workers-many-threads", "fastnn/split.py",
+           "self.n_workers, self.blas_threads = n_workers, 1",
+           "self.n_workers, self.blas_threads = n_workers, n_threads",
            "split workers each run multi-threaded BLAS"),
-    Mutant("workers-beyond-units", "fastnn/fast.py",
-           "min(n_threads, available_cores(), weights[0].shape[0])", "min(n_threads, available_cores())",
-           "more workers than first-layer units"),
+    Mutant("workers-beyond-units", "fastnn/split.py", "min(n_threads, available_cores(), sizes[1])",
+           "min(n_threads, available_cores())", "more workers than first-layer units"),
     Mutant("order-past-the-end", "fastnn/fast.py", "order.max() >= n", "order.max() > n",
            "an order holding index n accepted: the kernels read past X"),
-    Mutant("b1-from-last-worker", "fastnn/fast.py", "biases[1][:, 0] = self.b1[0]",
-           "biases[1][:, 0] = self.b1[-1]", "second layer's bias taken from the last worker's copy",
+    Mutant("b1-from-last-worker", "fastnn/split.py", "b1[...] = self.shares[0].b1",
+           "b1[...] = self.shares[-1].b1", "second layer's bias taken from the last worker's copy",
            equivalent="every worker steps its own copy of b1 with the same arithmetic on the same dZ"),
     # Estimator and trainer
     Mutant("partial-fit-classes-order", "fastnn/estimator.py",
@@ -123,8 +123,8 @@ MUTANTS = [
            "unknown = (idx > len(self.classes_))", "labels above every class caught by the second test only",
            equivalent="searchsorted never returns more than len(classes_), and for exactly that the "
                       "comparison with the last class flags the label"),
-    Mutant("diverged-weights-kept", "fastnn/_trainer.py", "p[...] = saved", "pass",
-           "after divergence the NaN weights are kept, not put back"),
+    Mutant("diverged-weights-kept", "fastnn/_trainer.py", "before = theta.copy()", "before = theta",
+           "the weights saved before an epoch are a view: after divergence nothing is put back"),
     # Persistence
     Mutant("load-dtype-unchecked", "fastnn/_persist.py", "if W.dtype != np.dtype(model.dtype):",
            "if False:", "load accepts float64 arrays in a file that says float32"),
