@@ -1,4 +1,4 @@
-"""The tutorial's classic configuration (../shared/tutorial, DESIGN.md §6) on MNIST files.
+"""The tutorial's classic configuration on MNIST files.
 
 784-32-10, ReLU and softmax, Kaiming initialisation from ``default_rng(1)``,
 full-batch gradient descent at learning rate 0.1 for 1000 epochs on the

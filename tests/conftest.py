@@ -1,8 +1,13 @@
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+
+from fastnn import MLPClassifier, reference
+from fastnn.testing import TRAINING_RTOL
 
 # "ci" keeps the property tests within CI's budget and draws the same examples every run
 # (a red CI is then a change of ours, not a new draw); "dev" explores, run it by hand:
@@ -45,3 +50,25 @@ def made_engines(monkeypatch):
 
     monkeypatch.setattr(fast.FastEngine, "__init__", recorded)
     return made
+
+
+def assert_stable(X, y, **params):
+    """Training with ``params`` is out of the chaotic regime, where comparing two engines
+    would test chaos, not rounding: one ulp more on one output weight (in use whatever the
+    data: a softmax unit is never dead) must move the trained reference model by less than
+    a tenth of the engines' bound, relative to its largest parameter."""
+    params = {"random_state": 0, **params, "engine": "reference", "n_threads": 1}
+    init = reference.init_params
+
+    def nudged(*args, **kwargs):
+        weights, biases = init(*args, **kwargs)
+        weights[-1][0, 0] = np.nextafter(weights[-1][0, 0], np.inf)
+        return weights, biases
+
+    plain = MLPClassifier(**params).fit(X, y)
+    with mock.patch.object(reference, "init_params", nudged):
+        moved = MLPClassifier(**params).fit(X, y)
+    pairs = list(zip(plain.weights_ + plain.biases_, moved.weights_ + moved.biases_))
+    change = max(np.abs(a - b).max() for a, b in pairs) / max(np.abs(a).max() for a, _ in pairs)
+    bound = TRAINING_RTOL[plain.weights_[0].dtype.name]
+    assert change < bound / 10, f"a one-ulp nudge moved the model by {change:.1e} (bound {bound})"

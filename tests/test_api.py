@@ -51,6 +51,18 @@ def test_get_set_params_and_clone():
     assert not hasattr(copy, "weights_")
 
 
+@pytest.mark.parametrize("activation, init", [("relu", "kaiming"), ("leaky_relu", "kaiming"),
+                                              ("sigmoid", "xavier"), ("tanh", "xavier")])
+def test_default_init_follows_the_activation(digits, activation, init):
+    """init=None: Kaiming for ReLU and Leaky ReLU, Xavier for sigmoid and tanh (README)."""
+    X_train, _, y_train, _ = digits
+    model = MLPClassifier(activation=activation, epochs=1, random_state=0, hidden_layer_sizes=(16,))
+    default = clone(model).fit(X_train, y_train)
+    named = clone(model).set_params(init=init).fit(X_train, y_train)
+    for got, want in zip(default.weights_, named.weights_):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_string_labels_and_shapes(digits):
     X_train, X_test, y_train, y_test = digits
     names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
@@ -86,6 +98,20 @@ def test_partial_fit_needs_classes_first_and_accepts_subsets(digits):
     few = y_train < 3
     model.partial_fit(X_train[few], y_train[few], classes=np.arange(10))
     assert model.predict_proba(X_train[:2]).shape == (2, 10)
+
+
+@pytest.mark.parametrize("classes", [[2, 1, 0], [0, 1, 1, 2], np.array([1, 2, 0])],
+                         ids=["reversed", "repeated", "shuffled array"])
+def test_partial_fit_classes_in_any_order(digits, classes):
+    """classes names a set: its order and repeats must not change the model."""
+    X_train, X_test, y_train, _ = digits
+    few = y_train < 3
+    want = MLPClassifier(random_state=0).partial_fit(X_train[few], y_train[few], classes=[0, 1, 2])
+    got = MLPClassifier(random_state=0).partial_fit(X_train[few], y_train[few], classes=classes)
+    np.testing.assert_array_equal(got.classes_, [0, 1, 2])
+    for a, b in zip(got.weights_ + got.biases_, want.weights_ + want.biases_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got.predict(X_test), want.predict(X_test))
 
 
 def test_warm_start_continues(digits):

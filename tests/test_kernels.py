@@ -1,4 +1,4 @@
-"""Each fast kernel against its reference counterpart (DESIGN.md §3).
+"""Each fast kernel against its reference counterpart (bounds: the README's exactness table).
 
 The kernels work on the transpose of the reference's layout: a kernel array
 ``K`` of shape ``(m, n)`` is the reference's ``K.T``.
@@ -105,6 +105,52 @@ class TestElementwise:
         want = dA * ref.DERIVATIVES[activation](Z)
         _inplace_activation_backward(dA, ref.ACTIVATIONS[activation](Z), ACTIVATION_CODES[activation])
         assert_matches(dA, want, dtype, activation in EXACT)
+
+
+LEAKY = ACTIVATION_CODES["leaky_relu"]
+# Leaky ReLU's documented slope is 0.01; these values are worked out by hand from it:
+# g(z) = z for z > 0, else 0.01·z; g'(z) = 1 for z > 0, else 0.01 (also at 0).
+LEAKY_Z = [-100.0, -2.0, -0.5, 0.0, 3.0]
+LEAKY_G = [-1.0, -0.02, -0.005, 0.0, 3.0]
+LEAKY_DG = [0.01, 0.01, 0.01, 0.01, 1.0]
+
+
+def kernel_out(kernel, *args):
+    """Run an elementwise kernel whose last parameter is its output, of ``args[0]``'s dtype
+    and shape (1, 5)."""
+    out = np.empty((1, 5), args[0].dtype)
+    kernel(*args, out)
+    return out
+
+
+def backward_of_ones(A):
+    dA = np.ones_like(A)
+    _inplace_activation_backward(dA, A, LEAKY)
+    return dA
+
+
+LEAKY_CASES = [
+    ("reference leaky_relu", ref.leaky_relu, LEAKY_Z, LEAKY_G),
+    ("reference derivative", ref.leaky_relu_derivative, LEAKY_Z, LEAKY_DG),
+    ("_activate", lambda Z: kernel_out(_activate, Z, LEAKY), LEAKY_Z, LEAKY_G),
+    ("_bias_activate", lambda Z: kernel_out(_bias_activate, np.zeros_like(Z), Z[0], LEAKY),
+     LEAKY_Z, LEAKY_G),
+    ("_bias_activate_transposed",
+     lambda Z: kernel_out(_bias_activate_transposed, np.zeros_like(Z.T), Z[0], LEAKY), LEAKY_Z, LEAKY_G),
+    # The fast engine takes g' from A = g(Z).
+    ("_activation_derivative", lambda A: kernel_out(_activation_derivative, A, LEAKY), LEAKY_G, LEAKY_DG),
+    ("_inplace_activation_backward", backward_of_ones, LEAKY_G, LEAKY_DG),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("function, given, want", [case[1:] for case in LEAKY_CASES],
+                         ids=[case[0] for case in LEAKY_CASES])
+def test_leaky_relu_slope_is_one_hundredth(dtype, function, given, want):
+    """Both engines against hand-computed values: the tests above compare the engines with each
+    other, so a slope changed in the constant they share would pass them."""
+    got = function(np.array([given], dtype))
+    np.testing.assert_allclose(got, [want], rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -58,6 +58,19 @@ def test_damaged_model_files(model, tmp_path, change, match):
         fastnn.load(path)
 
 
+def test_arrays_of_another_dtype_than_the_model_says(model, tmp_path):
+    """Every array float64 in a file that says float32: consistent among themselves, so only
+    the check against the dtype parameter can refuse them."""
+    path = tmp_path / "m.npz"
+    model.save(path)
+    with np.load(path) as data:
+        layers = {key: data[key].astype(np.float64) for key in data.files
+                  if key.startswith(("weight_", "bias_"))}
+    rewrite(path, **layers)
+    with pytest.raises(ValueError, match="layer 0 is float64, its dtype parameter says float32"):
+        fastnn.load(path)
+
+
 def test_not_a_model_file(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"\x00" * 100)
     with pytest.raises(ValueError, match="not a fastnn model file"):

@@ -71,6 +71,26 @@ def test_bad_hyper_parameters(params, match):
         MLPClassifier(**params).fit(X, y)
 
 
+# Every float hyper-parameter of MLPClassifier: a new one is one more line here (the next
+# test fails until it is).
+FLOAT_PARAMS = ["learning_rate"]
+NON_FINITE = [float("inf"), float("-inf"), float("nan"), np.float16("inf"), np.float32("inf"),
+              np.float32("-inf"), np.float32("nan"), np.float64("inf"), np.longdouble("inf")]
+
+
+def test_float_params_lists_every_float_hyper_parameter():
+    defaults = MLPClassifier().get_params()
+    assert sorted(FLOAT_PARAMS) == sorted(name for name, value in defaults.items()
+                                          if isinstance(value, float))
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=[f"{type(v).__name__}({v})" for v in NON_FINITE])
+@pytest.mark.parametrize("name", FLOAT_PARAMS)
+def test_non_finite_float_hyper_parameters(name, value):
+    with pytest.raises(ValueError, match=f"^{name} must be a finite number"):
+        MLPClassifier(**{name: value}).fit(X, y)
+
+
 def test_predict_before_fit():
     for method in ("predict", "predict_proba", "score"):
         with pytest.raises(NotFittedError):
