@@ -46,7 +46,8 @@ class FastEngine(Engine):
     def will_compile(self):
         """Whether the first epoch compiles the epoch kernel (a cold cache) rather than
         loading it from Numba's disk cache."""
-        return will_compile(*self._epoch_call(None, 0.1))
+        kernel, args = self._epoch_call(None, 0.1)
+        return will_compile(kernel, *args)
 
     def _epoch_call(self, order, learning_rate):
         """The epoch kernel and the arguments of its call (for worker 0)."""

@@ -4,7 +4,7 @@
 
 The SGD step is fused into the weight gradient: one ``?gemm`` call with
 ``beta = 1`` writes ``W + alpha·dZᵀ·A`` straight into ``W``, so ``dW`` is
-never stored and ``W`` is read and written once (DESIGN.md §4).
+never stored and ``W`` is read and written once (docs/design.md, "Where the speed comes from").
 
 Which BLAS: OpenBLAS from the ``scipy-openblas32`` wheel, a dependency, so the
 kernels run a known, recent OpenBLAS whatever SciPy bundles. At this project's

@@ -1,0 +1,242 @@
+"""The engines' interface: the flat parameter vector, gradients without an update, a step from
+a gradient, the full-batch loss and gradient, choosing an engine, compile announcements."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastnn import MLPClassifier, fast, reference, split
+from fastnn.engine import make_engine
+from fastnn.layout import Layout
+
+from .conftest import ACTIVATIONS, DTYPES, network
+
+BOUND = {np.float32: 1e-5, np.float64: 1e-12}  # the README's bounds, relative to the largest value
+SIZES = [[6, 5, 3], [6, 4, 5, 3]]
+
+
+def problem(dtype, sizes, n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    y = rng.integers(0, sizes[-1], n)
+    weights, biases = reference.init_params(sizes, "xavier", rng, dtype)
+    for B in biases:  # non-zero biases, so that their gradients and steps show
+        B[:] = rng.standard_normal(B.shape).astype(dtype) * 0.1
+    return X, y, weights, biases
+
+
+def engines(X, y, weights, biases, activation="tanh", batch=None):
+    """A reference and a serial fast engine on copies of the same network."""
+    batch = batch or len(X)
+    return [cls(X, y, network(weights, biases, activation), batch)
+            for cls in (reference.ReferenceEngine, fast.SerialEngine)]
+
+
+def assert_close(got, want, dtype):
+    np.testing.assert_allclose(got, want, rtol=0, atol=BOUND[dtype] * max(1.0, np.abs(want).max()))
+
+
+def test_layout_table_and_views():
+    layout = Layout([4, 3, 2])
+    np.testing.assert_array_equal(layout.table, [[0, 3, 4, 12], [15, 2, 3, 21]])
+    assert layout.size == 3 * 5 + 2 * 4
+    flat = np.arange(layout.size, dtype=np.float64)
+    W0, W1 = layout.weights(flat)
+    b0, b1 = layout.biases(flat)
+    assert W0.shape == (3, 4) and b0.shape == (3, 1) and W1.shape == (2, 3) and b1.shape == (2, 1)
+    np.testing.assert_array_equal(W0.ravel(), np.arange(12))
+    np.testing.assert_array_equal(b1.ravel(), [21, 22])
+    W1[0, 0] = -1  # views: writing one writes the flat vector
+    assert flat[15] == -1
+    repacked = layout.pack(layout.weights(flat), layout.biases(flat), np.float64)
+    np.testing.assert_array_equal(repacked, flat)
+    tail, start = layout.tail(1)
+    assert tail.sizes == (3, 2) and start == 15 and layout.tail(2)[0].n_layers == 0
+
+
+def test_estimator_parameters_are_views_of_one_vector(digits):
+    X_train, _, y_train, _ = digits
+    model = MLPClassifier(hidden_layer_sizes=(16, 8), epochs=1, random_state=0).fit(X_train, y_train)
+    for array in model.weights_ + model.biases_:
+        assert np.shares_memory(array, model._theta)
+    assert model._theta.size == sum(W.size + B.size for W, B in zip(model.weights_, model.biases_))
+
+
+def test_assigned_weights_are_what_the_next_fit_starts_from(digits):
+    """scikit-learn code assigns new arrays; a warm fit must train those, not a stale vector."""
+    X_train, _, y_train, _ = digits
+    model = MLPClassifier(epochs=1, random_state=0, warm_start=True).fit(X_train, y_train)
+    twin = MLPClassifier(epochs=1, random_state=0, warm_start=True).fit(X_train, y_train)
+    model.weights_ = [np.zeros_like(W) + 0.01 for W in model.weights_]
+    twin.weights_[0][...] = 0.01  # the same values, written into the views
+    for W in twin.weights_[1:]:
+        W[...] = 0.01
+    model.fit(X_train, y_train)
+    twin.fit(X_train, y_train)
+    for got, want in zip(model.weights_ + model.biases_, twin.weights_ + twin.biases_):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_apply_step_is_one_elementwise_kernel(dtype):
+    """θ ← θ − step·g over the flat vector: the fast kernel bitwise equals NumPy's (same ops)."""
+    X, y, weights, biases = problem(dtype, SIZES[1])
+    ref, fast_engine = engines(X, y, weights, biases)
+    grad = np.random.default_rng(1).standard_normal(ref.theta.size).astype(dtype)
+    want = ref.theta - dtype(0.3) * grad
+    for engine in (ref, fast_engine):
+        engine.apply_step(grad, 0.3)
+        np.testing.assert_array_equal(engine.theta, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", SIZES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_batch_gradient_leaves_the_parameters_alone(dtype, sizes, activation):
+    """The summed gradient of some rows: fast against reference, parameters unchanged."""
+    X, y, weights, biases = problem(dtype, sizes)
+    ref, fast_engine = engines(X, y, weights, biases, activation, batch=8)
+    rows = np.array([3, 17, 5, 5, 30])
+    before = ref.theta.copy()
+    grads = []
+    for engine in (ref, fast_engine):
+        grad = np.full_like(engine.theta, np.nan)
+        loss, hits = engine.batch_gradient(rows, grad)
+        np.testing.assert_array_equal(engine.theta, before)
+        grads.append((grad, loss, hits))
+    (g_ref, loss_ref, hits_ref), (g_fast, loss_fast, hits_fast) = grads
+    assert_close(g_fast, g_ref, dtype)
+    np.testing.assert_allclose(loss_fast, loss_ref, rtol=BOUND[dtype])
+    assert hits_fast == hits_ref
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["reference", "fast"])
+def test_gradient_then_step_is_one_training_step(dtype, kind):
+    """batch_gradient + apply_step(grad, lr/m) is the fused epoch's step on a single batch."""
+    X, y, weights, biases = problem(dtype, SIZES[1])
+    stepped = make_engine(kind, X, y, network(weights, biases, "relu"), len(X))
+    fused = make_engine(kind, X, y, network(weights, biases, "relu"), len(X))
+    grad = np.empty_like(stepped.theta)
+    loss, hits = stepped.batch_gradient(None, grad)
+    stepped.apply_step(grad, 0.5 / len(X))
+    stats = fused.epoch(None, 0.5)
+    assert_close(stepped.theta, fused.theta, dtype)
+    np.testing.assert_allclose(loss / len(X), stats.loss, rtol=BOUND[dtype])
+    assert hits / len(X) == stats.accuracy
+
+
+def central_differences(engine, theta, h=1e-6):
+    out = np.empty_like(theta)
+    for k in range(theta.size):
+        up, down = theta.copy(), theta.copy()
+        up[k] += h
+        down[k] -= h
+        out[k] = (engine.loss_and_gradient(up)[0] - engine.loss_and_gradient(down)[0]) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize("sizes", SIZES)
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("kind", ["reference", "fast"])
+def test_loss_and_gradient_against_finite_differences(sizes, activation, kind):
+    """Full batch, float64, at a parameter vector that is not the engine's own."""
+    X, y, weights, biases = problem(np.float64, sizes)
+    engine = make_engine(kind, X, y, network(weights, biases, activation), 8)
+    own = engine.theta.copy()
+    theta = own + np.random.default_rng(2).standard_normal(own.size) * 0.05
+    loss, grad = engine.loss_and_gradient(theta)
+    np.testing.assert_array_equal(engine.theta, own)
+    np.testing.assert_allclose(grad, central_differences(engine, theta), rtol=1e-5, atol=1e-8)
+    assert loss == engine.loss_and_gradient(theta)[0]
+
+
+def test_loss_and_gradient_refuses_a_vector_of_another_size():
+    X, y, weights, biases = problem(np.float64, SIZES[0])
+    engine = make_engine("fast", X, y, network(weights, biases, "relu"), 8)
+    with pytest.raises(ValueError, match=f"theta must hold {engine.theta.size} parameters"):
+        engine.loss_and_gradient(np.zeros(3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_split_engine_gradient_is_the_serial_one(monkeypatch, dtype):
+    """The split engine takes gradients and steps with the serial kernels: the same bits."""
+    monkeypatch.setattr(split, "MIN_SPLIT_WEIGHTS", 0)
+    monkeypatch.setattr(split, "available_cores", lambda: 2)
+    X, y, weights, biases = problem(dtype, SIZES[1])
+    serial = make_engine("fast", X, y, network(weights, biases, "relu"), 8, n_threads=1)
+    workers = make_engine("fast", X, y, network(weights, biases, "relu"), 8, n_threads=2)
+    assert type(serial) is fast.SerialEngine and type(workers) is split.SplitEngine
+    grads = [np.empty_like(serial.theta) for _ in range(2)]
+    serial.batch_gradient(None, grads[0])
+    workers.batch_gradient(None, grads[1])
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("kind, n_threads, track, want", [
+    ("reference", 2, False, reference.ReferenceEngine), ("fast", 1, False, fast.SerialEngine),
+    ("fast", 2, True, fast.SerialEngine), ("fast", 2, False, split.SplitEngine)])
+def test_make_engine_chooses_by_kind_threads_and_size(monkeypatch, kind, n_threads, track, want):
+    monkeypatch.setattr(split, "available_cores", lambda: 2)
+    X, y, weights, biases = problem(np.float32, [200, 200, 3])
+    engine = make_engine(kind, X, y, network(weights, biases, "relu"), 8, n_threads, track)
+    assert type(engine) is want
+    assert engine.blas_threads == (1 if want is split.SplitEngine else n_threads)
+
+
+def test_an_interrupted_fit_keeps_the_last_finished_epoch(digits, monkeypatch):
+    """Ctrl-C (KeyboardInterrupt) lands as the third epoch's kernel returns: the model holds
+    the weights of two epochs, bitwise, and says it trained two."""
+    X_train, _, y_train, _ = digits
+    two = MLPClassifier(epochs=2, random_state=0).fit(X_train, y_train)
+    epoch = fast.SerialEngine.epoch
+    calls = []
+
+    def interrupted(self, order, learning_rate):
+        stats = epoch(self, order, learning_rate)
+        calls.append(stats)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return stats
+
+    monkeypatch.setattr(fast.SerialEngine, "epoch", interrupted)
+    model = MLPClassifier(epochs=5, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X_train, y_train)
+    assert model.n_iter_ == 2 and len(model.loss_curve_) == 2
+    for got, want in zip(model.weights_ + model.biases_, two.weights_ + two.biases_):
+        np.testing.assert_array_equal(got, want)
+
+
+FIRST_FIT = """
+import numpy as np
+from fastnn import MLPClassifier
+X = np.random.default_rng(0).random((60, 5))
+MLPClassifier(epochs=1, verbose=True, dtype="float64").fit(X, np.arange(60) % 3)
+"""
+
+
+def test_a_cold_cache_is_announced_once(tmp_path):
+    """The first fit in a new Numba cache says it compiles; a later process, loading the
+    cache, says nothing. (float64, a small net: the kernels compile for these types.)"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", FIRST_FIT], env=env, capture_output=True, text=True,
+                           timeout=300) for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr + runs[1].stderr
+    assert runs[0].stdout.count("compiling the fast engine for float64") == 1
+    assert "compiling" not in runs[1].stdout
+
+
+def test_will_compile_reads_the_cache_index():
+    """In this process the default kernels are loaded or cached: a fit would not compile."""
+    X, y, weights, biases = problem(np.float32, SIZES[0])
+    engine = make_engine("fast", X, y, network(weights, biases, "relu"), 8)
+    engine.epoch(None, 0.1)
+    assert not engine.will_compile()
+    kernel, (data, *rest) = engine._epoch_call(None, 0.1)
+    never_compiled = data._replace(y=data.y.astype(np.int8))  # labels of a type no fit passes
+    assert fast.will_compile(kernel, never_compiled, *rest)
+    assert not make_engine("reference", X, y, network(weights, biases, "relu"), 8).will_compile()
