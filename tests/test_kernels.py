@@ -10,6 +10,8 @@ relative to the magnitude of the values (NumPy's SIMD ``exp`` and LLVM's differ
 by an ulp or two; sums run in another order).
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,14 @@ from .conftest import ACTIVATIONS, DTYPES, network
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 SHAPES = [(1, 1), (1, 7), (5, 3), (33, 17), (257, 129)]
 EXACT = ("relu", "leaky_relu")
+
+
+def test_kernels_are_built_as_the_environment_asks():
+    """Serial by default; with FASTNN_PARALLEL_KERNELS=1 (tests/test_parallel_build.py),
+    parallel, so that the tests of this module exercise the prange loops."""
+    parallel = os.environ.get("FASTNN_PARALLEL_KERNELS") == "1"
+    assert _column_sums.targetoptions.get("parallel", False) == parallel
+    assert _gather_rows.targetoptions.get("parallel", False) == parallel
 
 
 def assert_close(got, want, dtype, scale=None):

@@ -1,0 +1,21 @@
+"""The kernels are written with ``prange`` but compiled serial; ``FASTNN_PARALLEL_KERNELS=1``
+compiles them with ``parallel=True`` (fastnn/kernels/_jit.py). The kernel tests run against
+that build too, in a fresh process (the flag is read at import), with the same bounds, so
+that a race or a wrong reduction in a ``prange`` loop fails here."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_kernel_tests_pass_in_the_parallel_build():
+    env = dict(os.environ, FASTNN_PARALLEL_KERNELS="1", NUMBA_NUM_THREADS="2")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/test_kernels.py", "tests/test_numerics.py"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    summary = run.stdout.strip().splitlines()[-1]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert " passed" in summary and "failed" not in summary, summary
