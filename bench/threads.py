@@ -25,13 +25,14 @@ import sys
 EPOCH = """
 import sys, time, numba, numpy as np
 from threadpoolctl import threadpool_limits
-from fastnn import fast, reference
+from fastnn import reference
+from fastnn.engine import make_engine, network_of
 batch, blas, workers, split = map(int, sys.argv[1:5])
 rng = np.random.default_rng(0)
 X = rng.random((60000, 784), dtype=np.float32)
 y = rng.integers(0, 10, 60000)
 w, b = reference.init_params([784, 128, 10], "kaiming", np.random.default_rng(1), np.float32)
-engine = fast.Engine(X, y, 10, w, b, "relu", batch, n_threads=split)
+engine = make_engine("fast", X, y, network_of(w, b, "relu"), batch, n_threads=split)
 assert engine.n_workers == split
 with threadpool_limits(blas, user_api="blas"):
     numba.set_num_threads(workers)

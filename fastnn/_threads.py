@@ -6,7 +6,7 @@ Numba's ``prange`` workers and OpenBLAS's threads must not run at once: on a
 measures every setting).
 The kernels are therefore compiled serial (see :mod:`fastnn.kernels._jit`);
 the cores go either to BLAS or to the split epoch's worker threads, each of
-which then calls one-thread BLAS (:class:`fastnn.fast.Engine` says which, in
+which then calls one-thread BLAS (the engine, :mod:`fastnn.engine`, says which, in
 its ``blas_threads``). Numba's pool is held at one thread in case the parallel
 build is in use. Both settings are restored on exit.
 """
