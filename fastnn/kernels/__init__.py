@@ -2,29 +2,49 @@
 
 All kernels use the ``(samples, features)`` layout, the transpose of
 :mod:`fastnn.reference`'s, so that a sample is one contiguous row and a
-shuffled batch is a gather of rows. Weights keep the reference's
-``(n_out, n_in)`` shape and memory; biases are 1-D views of the reference's
-``(n_out, 1)`` arrays.
+shuffled batch is a gather of rows. A network's parameters are one flat
+vector with a layer table (:mod:`fastnn.layout`); the kernels cut each layer's
+``W`` (the reference's ``(n_out, n_in)``) and ``b`` out of it as views. What
+crosses the Python–kernel boundary travels as named tuples
+(:mod:`.network`: ``Net``, ``Work``, ``Batches``; :mod:`.split`: ``Shared``,
+``Share``).
 
-Modules and their kernels:
+Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
+(``@helper``) each one calls, module by module:
 
-- :mod:`.activations` — ``_activate``, ``_bias_activate``, ``_activation_derivative``
-- :mod:`.softmax` — ``_bias_softmax``, ``_inplace_softmax_cross_entropy_grad``
-- :mod:`.backward` — ``_inplace_activation_backward``, ``_column_sums``
-- :mod:`.update` — ``_inplace_sgd``
-- :mod:`.dense` — ``_dense_forward``, ``_dense_softmax`` (BLAS GEMM + epilogue)
-- :mod:`.blas` — ``_gemm``, ``_inplace_gemm_update`` (OpenBLAS, called by name)
-- :mod:`.epoch` — ``_gather_rows``, ``_train_batch``, ``_train_epoch``
-- :mod:`.split` — ``_train_epoch_share``: one worker's part of an epoch whose
-  hidden units are shared out to worker threads
-- :mod:`.sync` — ``_arrive_and_wait``: the workers' spin barrier (LLVM atomics)
+- :mod:`.epoch` — ``_run_batches``: an epoch of SGD steps, or the summed gradient of one
+  batch (called by :class:`fastnn.fast.SerialEngine` and ``FastEngine._gradient``);
+  ``_predict``: the probabilities of a batch; ``_gather_rows``; helpers ``_batch``,
+  ``_train_batch`` (one batch: forward, backward, step or gradient), ``_forward``,
+  ``_hidden_forward``, ``_layer_gradient``
+- :mod:`.split` — ``_train_epoch_share``: one worker's part of an epoch whose first
+  hidden layer is shared out (:class:`fastnn.split.SplitEngine`); helpers ``_share``,
+  ``_gather_share``, ``_sum_partials``, ``_output_delta_share``, ``_upper_layers_step``
+  (which calls ``_run_batches``)
+- :mod:`.dense` — ``_dense_forward`` (BLAS GEMM + bias + activation); helpers
+  ``_short_batch``, ``_dense_softmax``
+- :mod:`.activations` — ``_bias_activate``, ``_bias_activate_transposed``; ``_activate``
+  and ``_activation_derivative`` (tested, not called by an epoch)
+- :mod:`.softmax` — ``_inplace_softmax_cross_entropy_grad``, ``_bias_softmax``
+- :mod:`.backward` — ``_inplace_activation_backward``, ``_column_sums``,
+  ``_frobenius_norm``; helper ``_backpropagate``
+- :mod:`.update` — ``_inplace_sgd`` (the step over flat arrays: ``apply_step`` and the
+  biases); helper ``_inplace_sgd_layer`` (a layer's step, fused into its GEMM)
+- :mod:`.blas` — ``_gemm_call`` (OpenBLAS, called by name); helpers ``_gemm``,
+  ``_inplace_gemm_update``, ``_row_stride``
+- :mod:`.network` — helpers ``_weights``, ``_bias``, ``_layer``, ``_block``,
+  ``_units_below``: views into the flat arrays
+- :mod:`.sync` — helper ``_arrive_and_wait``: the workers' spin barrier (LLVM atomics)
+- :mod:`._scalar` — ``activate``, ``derivative_from_output``, ``like``, ``opaque``
+
+Why two levels: :mod:`._jit`.
 
 Every elementwise, row-wise and reduction kernel is written with ``prange``
 over independent rows (or row chunks with private partial sums) but compiled
 serial by default: inside an epoch BLAS owns the cores, and ``bench/threads.py``
 measured no gain from ``parallel=True`` kernels beside a 2-thread BLAS (and a
 40x to 400x loss when both pools run 2 threads). ``FASTNN_PARALLEL_KERNELS=1``
-builds the parallel variant for that measurement (:mod:`._jit`). The cores are
+builds the parallel variant, which ``tests/test_parallel_build.py`` tests. The cores are
 shared out instead by :mod:`.split`, whose workers are Python threads running
 the serial kernels without the GIL. The GEMMs are BLAS calls; the epoch and
 batch drivers only sequence the kernels. All kernels are cached on disk
