@@ -1,0 +1,82 @@
+"""Old code against new, in one run: ms per training epoch of two git revisions.
+
+    python bench/ab.py OLD_REV [NEW_REV] [--rounds 5] [--batches 32,128,1024,full]
+
+Each revision is checked out into a temporary worktree (NEW_REV defaults to the working
+tree). Rounds alternate between the two, each round a fresh process per revision that
+fits the README's benchmark model (784-128-10, ReLU, float32, 60,000 MNIST-shaped
+samples, plain SGD) for a few epochs through the public estimator and reports its
+fastest epoch (``history_["time"]``, which times the engine's epoch alone); the table
+shows the best over rounds. Alternating keeps a slow phase of a shared machine from
+landing on one side only. Compile time is not counted: each process warms up first.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+CHILD = r"""
+import sys, numpy as np
+from fastnn import MLPClassifier
+batches = sys.argv[1].split(",")
+rng = np.random.default_rng(0)
+X = rng.random((60000, 784), dtype=np.float32)
+y = rng.integers(0, 10, 60000)
+MLPClassifier(epochs=1, random_state=0).fit(X[:2000], y[:2000])  # load or compile first
+out = []
+for batch in batches:
+    size = None if batch == "full" else int(batch)
+    model = MLPClassifier(epochs=3, batch_size=size, learning_rate=0.01, random_state=0).fit(X, y)
+    out.append(min(model.history_["time"][1:]) * 1e3)
+print(" ".join(f"{t:.1f}" for t in out))
+"""
+
+
+def worktree(rev, root):
+    path = tempfile.mkdtemp(prefix="fastnn-ab-")
+    subprocess.run(["git", "-C", root, "worktree", "add", "--detach", path, rev], check=True,
+                   capture_output=True)
+    return path
+
+
+def epoch_ms(path, batches):
+    env = dict(os.environ, PYTHONPATH=path)
+    out = subprocess.run([sys.executable, "-c", CHILD, batches], env=env, cwd=path, check=True,
+                         capture_output=True, text=True)
+    return [float(v) for v in out.stdout.split()]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("old")
+    parser.add_argument("new", nargs="?")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batches", default="32,128,1024,full")
+    args = parser.parse_args()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sides = {args.old: worktree(args.old, root),
+             args.new or "working tree": worktree(args.new, root) if args.new else root}
+    best = {name: None for name in sides}
+    try:
+        for _ in range(args.rounds):
+            for name, path in sides.items():
+                times = epoch_ms(path, args.batches)
+                best[name] = times if best[name] is None else list(map(min, best[name], times))
+    finally:
+        for name, path in sides.items():
+            if path != root:
+                subprocess.run(["git", "-C", root, "worktree", "remove", "--force", path],
+                               capture_output=True)
+    batches = args.batches.split(",")
+    print(f"best of {args.rounds} rounds, ms per epoch")
+    print(f"{'revision':<16}" + "".join(f"{'batch ' + b:>14}" for b in batches))
+    for name, times in best.items():
+        print(f"{name[:15]:<16}" + "".join(f"{t:>14.1f}" for t in times))
+    old, new = best.values()
+    print(f"{'new / old':<16}" + "".join(f"{n / o:>14.2f}" for o, n in zip(old, new)))
+
+
+if __name__ == "__main__":
+    main()
