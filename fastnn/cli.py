@@ -19,19 +19,26 @@ DATA_HELP = ("digits (embedded, the default), mnist:FOLDER (the four IDX files, 
              "csv:FILE (label in the first column) or npz:FILE (X and y, or x_train ... y_test)")
 
 
-def load_data(spec, test_size, seed):
-    """``(X_train, y_train, X_test, y_test)`` for a ``--data`` spec; ``X_test`` is None if test_size is 0."""
+SCALE_HELP = ("divide csv/npz features by 255: they are 8-bit pixels, as in Kaggle's MNIST CSV "
+              "(default: keep them as they are; digits and MNIST IDX pixels are always scaled)")
+
+
+def read_data(spec, scale_pixels):
+    """The arrays of a ``--data`` spec, and how their features were scaled (said to the user)."""
     kind, _, path = spec.partition(":")
     if kind == "digits" and not path:
-        parts = datasets.load_digits()
-    elif kind == "mnist" and path:
-        parts = datasets.load_mnist(path)
-    elif kind == "csv" and path:
-        parts = datasets.load_csv(path)
-    elif kind == "npz" and path:
-        parts = datasets.load_npz(path)
-    else:
-        raise ValueError(f"--data must be {DATA_HELP}; got {spec!r}")
+        return datasets.load_digits(), "divided by 16 (the digits' pixel range)"
+    if kind == "mnist" and path:
+        return datasets.load_mnist(path), "pixels divided by 255"
+    if kind in ("csv", "npz") and path:
+        loader = datasets.load_csv if kind == "csv" else datasets.load_npz
+        return loader(path, scale=scale_pixels), ("divided by 255 (--scale-pixels)" if scale_pixels else
+                                                  "none (--scale-pixels divides 8-bit pixels by 255)")
+    raise ValueError(f"--data must be {DATA_HELP}; got {spec!r}")
+
+
+def load_data(parts, test_size, seed):
+    """``(X_train, y_train, X_test, y_test)``; ``X_test`` is None if test_size is 0."""
     if len(parts) == 4:
         return parts
     X, y = parts
@@ -75,6 +82,7 @@ def build_parser():
         description="Train an MLP and print per-epoch loss, training accuracy and time, then "
                     "the held-out accuracy. With no options: the embedded digits data set.")
     train.add_argument("--data", default="digits", help=DATA_HELP)
+    train.add_argument("--scale-pixels", action="store_true", help=SCALE_HELP)
     train.add_argument("--hidden", type=hidden_sizes, default=(128,), metavar="W[,W...]",
                        help="hidden layer widths (default: 128)")
     train.add_argument("--activation", choices=list(ACTIVATIONS), default="relu")
@@ -101,17 +109,20 @@ def build_parser():
         description="Print one predicted label per line; with labelled data, the accuracy goes to stderr.")
     predict.add_argument("--model", required=True, metavar="MODEL.npz")
     predict.add_argument("--data", default="digits", help=DATA_HELP)
+    predict.add_argument("--scale-pixels", action="store_true", help=SCALE_HELP + "; as at training")
     return parser
 
 
 def run_train(args):
-    X_train, y_train, X_test, y_test = load_data(args.data, args.test_size, args.seed)
+    parts, scaling = read_data(args.data, args.scale_pixels)
+    X_train, y_train, X_test, y_test = load_data(parts, args.test_size, args.seed)
     model = MLPClassifier(
         hidden_layer_sizes=args.hidden, activation=args.activation, init=args.init,
         learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
         engine=args.engine, dtype=args.dtype, random_state=args.seed, n_threads=args.threads)
     print(f"data: {args.data}, {X_train.shape[0]} training samples, {X_train.shape[1]} features; "
           f"engine {args.engine}, {args.dtype}")
+    print(f"scaling: {scaling}")
     # disable=None: no bar when stderr is not a terminal (logs, CI).
     bar = tqdm(total=args.epochs, unit="epoch", disable=True if args.quiet else None, leave=False)
 
@@ -143,7 +154,7 @@ def run_train(args):
 
 def run_predict(args):
     model = load(args.model)
-    parts = load_data(args.data, 0, 0)
+    parts = load_data(read_data(args.data, args.scale_pixels)[0], 0, 0)
     X, y = (parts[2], parts[3]) if parts[2] is not None else (parts[0], parts[1])
     labels = model.predict(X)
     sys.stdout.write("".join(f"{label}\n" for label in labels))

@@ -1,8 +1,11 @@
 """Data loaders: the embedded digits, and MNIST from IDX, CSV or ``.npz`` files.
 
-Every loader returns ``X`` of shape ``(n_samples, n_features)`` (float64,
-scaled to [0, 1] unless ``scale=False``) and integer labels ``y``. Nothing here
-downloads unless asked (``load_mnist(path, download=True)``).
+Every loader returns ``X`` of shape ``(n_samples, n_features)`` (float64) and
+integer labels ``y``. Only data known to be 8-bit pixels is divided by 255 by
+default: MNIST's IDX files (``scale=False`` keeps 0..255). CSV and npz files
+may hold any features (iris's lengths in cm, say), so their values are kept as
+they are unless ``scale=True`` says that they are 8-bit pixels (as in Kaggle's
+MNIST CSV). Nothing here downloads unless asked (``load_mnist(path, download=True)``).
 """
 
 import gzip
@@ -90,9 +93,15 @@ def _download(folder):
             f.write(payload)
 
 
-def _scaled(images, scale):
-    X = images.reshape(len(images), int(np.prod(images.shape[1:]))).astype(np.float64)
-    return X / PIXEL_MAX if scale else X
+def _features(array, scale, source):
+    """One row of float64 features per sample; divided by 255 when ``scale`` says they are 8-bit pixels."""
+    X = array.reshape(len(array), int(np.prod(array.shape[1:]))).astype(np.float64)
+    if not scale:
+        return X
+    if X.size and (X.min() < 0 or X.max() > PIXEL_MAX):
+        raise ValueError(f"{source}: scale=True divides 8-bit pixels by 255, but the values run "
+                         f"from {X.min():g} to {X.max():g}")
+    return X / PIXEL_MAX
 
 
 def _labels(y, source):
@@ -105,7 +114,7 @@ def _labels(y, source):
 def load_mnist(path, *, scale=True, download=False):
     """MNIST from the four original IDX files (gzipped or not) in the folder ``path``.
 
-    With ``download=True``, missing files are fetched first (needs a network).
+    Pixels are divided by 255 unless ``scale=False``. With ``download=True``, missing files are fetched first (needs a network).
 
     Returns
     -------
@@ -126,14 +135,18 @@ def load_mnist(path, *, scale=True, download=False):
         n_images, n_labels = len(parts[f"{split}_images"]), len(parts[f"{split}_labels"])
         if n_images != n_labels:
             raise ValueError(f"MNIST {split} set in {path}: {n_images} images but {n_labels} labels")
-    return (_scaled(parts["train_images"], scale), parts["train_labels"].astype(np.int64),
-            _scaled(parts["test_images"], scale), parts["test_labels"].astype(np.int64))
+    return (_features(parts["train_images"], scale, found["train_images"]),
+            parts["train_labels"].astype(np.int64),
+            _features(parts["test_images"], scale, found["test_images"]),
+            parts["test_labels"].astype(np.int64))
 
 
-def load_csv(path, *, scale=True):
-    """A CSV with the label in the first column and one pixel per other column (Kaggle's MNIST).
+def load_csv(path, *, scale=False):
+    """A CSV with the label in the first column and one feature per other column.
 
-    A first line that is not numeric is taken as a header and skipped.
+    A first line that is not numeric is taken as a header and skipped. Features
+    are kept as they are; ``scale=True`` divides them by 255, for 8-bit pixels
+    such as Kaggle's MNIST CSV (values outside 0..255 are then an error).
     """
     with open(path) as f:
         first = f.readline().split(",")
@@ -148,13 +161,14 @@ def load_csv(path, *, scale=True):
         raise ValueError(f"{path} is not a numeric CSV with one sample per row: {error}") from error
     if table.shape[1] < 2:
         raise ValueError(f"{path} needs a label column and at least one feature column")
-    return _scaled(table[:, 1:], scale), _labels(table[:, 0], f"{path}, first column")
+    return _features(table[:, 1:], scale, path), _labels(table[:, 0], f"{path}, first column")
 
 
-def load_npz(path, *, scale=True):
+def load_npz(path, *, scale=False):
     """An ``.npz`` with ``X`` and ``y`` (or Keras's ``x_train``/``y_train``/``x_test``/``y_test``).
 
     Returns ``(X, y)``, or ``(X_train, y_train, X_test, y_test)`` for the Keras layout.
+    Features are kept as they are; ``scale=True`` divides 8-bit pixels by 255.
     Never unpickles (``allow_pickle=False``).
     """
     try:
@@ -165,6 +179,6 @@ def load_npz(path, *, scale=True):
     for names in (("X", "y"), ("x_train", "y_train", "x_test", "y_test")):
         if all(name in arrays for name in names):
             return tuple(_labels(arrays[name], f"{path}, {name}") if name.startswith("y")
-                         else _scaled(arrays[name], scale) for name in names)
+                         else _features(arrays[name], scale, f"{path}, {name}") for name in names)
     raise ValueError(f"{path} must hold arrays 'X' and 'y' (or x_train, y_train, x_test, y_test); "
                      f"it holds {sorted(arrays)}")
