@@ -22,10 +22,7 @@ def save(model, path):
     params = model.get_params()
     if not isinstance(params["random_state"], (numbers.Integral, type(None))):
         params["random_state"] = None  # a Generator has no portable text form
-    classes = np.asarray(model.classes_)
-    if classes.dtype.kind not in "iufbU":
-        raise ValueError(f"classes_ of dtype {classes.dtype} cannot be saved without pickle; "
-                         "use int or str labels")
+    classes = _savable_classes(np.asarray(model.classes_))
     arrays = {f"weight_{l}": W for l, W in enumerate(model.weights_)}
     arrays.update({f"bias_{l}": B for l, B in enumerate(model.biases_)})
     history = {key: np.asarray(values).tolist() for key, values in model.history_.items()}
@@ -33,6 +30,25 @@ def save(model, path):
              n_features_in=np.array(model.n_features_in_),
              params=np.array(json.dumps(params)), history=np.array(json.dumps(history)),
              **arrays)
+
+
+def _savable_classes(classes):
+    """``classes`` as an array that loads without pickle: numbers, bools or fixed-width text.
+
+    pandas hands text labels over as an object array of ``str``; it becomes a
+    unicode array, which loads back equal unless a label ends in NUL.
+    """
+    if classes.dtype.kind in "iufbU":
+        return classes
+    types = sorted({type(c).__name__ for c in classes})
+    if classes.dtype.kind != "O" or types != ["str"]:
+        raise ValueError(f"classes_ hold objects of type {', '.join(types)} (dtype {classes.dtype}), "
+                         "which cannot be saved without pickle; fit with labels that are numbers or str")
+    text = classes.astype(str)
+    if not (text == classes).all():
+        raise ValueError("classes_ hold str labels ending in NUL characters, which a saved text "
+                         "array drops; fit with labels that do not end in NUL")
+    return text
 
 
 def _read(path):

@@ -78,3 +78,40 @@ def test_a_loaded_model_trains_on(model, digits, tmp_path):
     loaded.partial_fit(X_train, names[y_train])
     assert loaded.n_iter_ == 3 and len(loaded.loss_curve_) == 3
     assert loaded.loss_curve_[-1] < loaded.loss_curve_[0]
+
+
+def test_string_labels_of_dtype_object_round_trip(digits, tmp_path):
+    """pandas gives text columns as object arrays of str; they save as fixed-width text."""
+    X_train, X_test, y_train, _ = digits
+    names = np.array([f"digit {k}" for k in range(10)], dtype=object)
+    model = fastnn.MLPClassifier(hidden_layer_sizes=(8,), epochs=1, random_state=0).fit(
+        X_train, names[y_train])
+    assert model.classes_.dtype == object
+    model.save(tmp_path / "m.npz")
+    loaded = fastnn.load(tmp_path / "m.npz")
+    assert loaded.classes_.dtype.kind == "U" and loaded.classes_.tolist() == sorted(names)
+    np.testing.assert_array_equal(loaded.predict(X_test), model.predict(X_test))
+
+
+def refused_save(model, path):
+    with pytest.raises(ValueError) as error:
+        model.save(path)
+    assert not path.exists()
+    return str(error.value)
+
+
+def test_classes_of_non_string_objects_are_refused(tmp_path):
+    X, y = np.random.default_rng(0).random((30, 4)), np.arange(30) % 3
+    model = fastnn.MLPClassifier(hidden_layer_sizes=(4,), random_state=0)
+    # fit refuses labels of int objects ("Unknown label type"); partial_fit takes such classes.
+    model.partial_fit(X, y, classes=np.array([0, 1, 2], dtype=object))
+    message = refused_save(model, tmp_path / "m.npz")
+    assert message.startswith("classes_ hold objects of type int (dtype object), which cannot be "
+                              "saved without pickle")
+
+
+def test_string_labels_that_fixed_width_text_would_change_are_refused(tmp_path):
+    X, y = np.random.default_rng(0).random((30, 4)), np.empty(30, dtype=object)
+    y[:] = ["a", "b", "c\x00"] * 10  # NumPy's fixed-width text drops trailing NULs
+    model = fastnn.MLPClassifier(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X, y)
+    assert "classes_ hold str labels ending in NUL" in refused_save(model, tmp_path / "m.npz")
