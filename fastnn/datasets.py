@@ -114,7 +114,8 @@ def _labels(y, source):
 def load_mnist(path, *, scale=True, download=False):
     """MNIST from the four original IDX files (gzipped or not) in the folder ``path``.
 
-    Pixels are divided by 255 unless ``scale=False``. With ``download=True``, missing files are fetched first (needs a network).
+    Pixels are divided by 255 unless ``scale=False``. With ``download=True``,
+    missing files are fetched first (needs a network).
 
     Returns
     -------
