@@ -16,6 +16,8 @@ import urllib.request
 import numpy as np
 from sklearn import datasets as _sklearn_datasets
 
+from ._npz import read_npz
+
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -170,13 +172,9 @@ def load_npz(path, *, scale=False):
 
     Returns ``(X, y)``, or ``(X_train, y_train, X_test, y_test)`` for the Keras layout.
     Features are kept as they are; ``scale=True`` divides 8-bit pixels by 255.
-    Never unpickles (``allow_pickle=False``).
+    Never unpickles: an array of Python objects is an error.
     """
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (ValueError, OSError) as error:
-        raise ValueError(f"{path} is not a readable .npz file: {error}") from error
+    arrays = read_npz(path, "a readable .npz file")
     for names in (("X", "y"), ("x_train", "y_train", "x_test", "y_test")):
         if all(name in arrays for name in names):
             return tuple(_labels(arrays[name], f"{path}, {name}") if name.startswith("y")
