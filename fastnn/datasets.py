@@ -12,6 +12,7 @@ import gzip
 import os
 import urllib.error
 import urllib.request
+import warnings
 
 import numpy as np
 from sklearn import datasets as _sklearn_datasets
@@ -150,21 +151,54 @@ def load_csv(path, *, scale=False):
     A first line that is not numeric is taken as a header and skipped. Features
     are kept as they are; ``scale=True`` divides them by 255, for 8-bit pixels
     such as Kaggle's MNIST CSV (values outside 0..255 are then an error).
+    Raises ``ValueError`` naming the file and the line of a ragged row or a
+    cell that is not a number.
     """
-    with open(path) as f:
-        first = f.readline().split(",")
-    try:
-        [float(cell) for cell in first]
-        skip = 0
-    except ValueError:
-        skip = 1
-    try:
-        table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
-    except ValueError as error:
-        raise ValueError(f"{path} is not a numeric CSV with one sample per row: {error}") from error
+    skip = _header_lines(path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "loadtxt: input contained no data")  # said below
+        try:
+            table = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, comments=None)
+        except ValueError as error:  # NumPy's message counts rows from 0 or 1 and suggests usecols
+            raise ValueError(f"{path}: {_csv_problem(path, skip)}") from error
+    if table.shape[0] == 0:
+        raise ValueError(f"{path} has no rows of data")
     if table.shape[1] < 2:
         raise ValueError(f"{path} needs a label column and at least one feature column")
     return _features(table[:, 1:], scale, path), _labels(table[:, 0], f"{path}, first column")
+
+
+def _header_lines(path):
+    """1 if the first line is a header (not all numbers), else 0."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not a text file (UTF-8), as a CSV must be") from error
+    try:
+        [float(cell) for cell in first.split(",")]
+        return 0
+    except ValueError:
+        return 1
+
+
+def _csv_problem(path, skip):
+    """The first line that ``np.loadtxt`` cannot read as a row of numbers, and why, in the file's terms."""
+    width = None
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            cells = line.rstrip("\r\n").split(",")
+            if number <= skip or cells == [""]:  # loadtxt skips empty lines
+                continue
+            width = width or len(cells)
+            if len(cells) != width:
+                return f"line {number} has {len(cells)} cells where the first row has {width}"
+            for column, cell in enumerate(cells, start=1):
+                try:
+                    float(cell)
+                except ValueError:
+                    return f"line {number}, column {column}: {cell.strip()!r} is not a number"
+    return "not a table of numbers with the same number of cells on every line"
 
 
 def load_npz(path, *, scale=False):
