@@ -5,10 +5,11 @@
 the bounds stated in the README and checked by :mod:`fastnn.testing`.
 """
 
+from ._diagnostics import TrainingFailedWarning
 from ._persist import load
 from ._trainer import TrainingDivergedError
 from .estimator import MLPClassifier
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "TrainingDivergedError", "load", "__version__"]
+__all__ = ["MLPClassifier", "TrainingDivergedError", "TrainingFailedWarning", "load", "__version__"]

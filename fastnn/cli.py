@@ -3,12 +3,14 @@
 import argparse
 import sys
 import time
+import warnings
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from . import datasets
+from ._diagnostics import TrainingFailedWarning
 from ._persist import load
 from ._trainer import TrainingDivergedError
 from ._validation import DTYPES, ENGINES
@@ -135,7 +137,9 @@ def run_train(args):
 
     start = time.perf_counter()
     try:
-        model.fit(X_train, y_train, on_epoch=report)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TrainingFailedWarning)  # no held-out accuracy, no model saved
+            model.fit(X_train, y_train, on_epoch=report)
     finally:
         bar.close()
     total = time.perf_counter() - start
@@ -166,7 +170,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         (run_train if args.command == "train" else run_predict)(args)
-    except (ValueError, OSError, ImportError, TrainingDivergedError) as error:
+    except (ValueError, OSError, ImportError, TrainingDivergedError, TrainingFailedWarning) as error:
         print(f"fastnn: error: {error}", file=sys.stderr)
         return 1
     return 0

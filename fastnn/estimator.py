@@ -7,6 +7,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _validation as check
 from . import fast, reference
+from ._diagnostics import warn_if_failed
 from ._threads import default_blas_threads, thread_limits
 from ._trainer import train
 
@@ -109,6 +110,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Warns
+        -----
+        fastnn.TrainingFailedWarning
+            When the last 5 epochs show a saturated or dead network (a learning
+            rate far too high): see :func:`fastnn._diagnostics.training_failure`.
         """
         params = check.check_params(self)
         keep = params["warm_start"] and hasattr(self, "weights_")
@@ -148,6 +155,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             train(engine, self.weights_ + self.biases_, n, epochs=epochs,
                   learning_rate=params["learning_rate"], shuffle=params["shuffle"],
                   rng=self._rng, on_epoch=lambda record: self._record(record, on_epoch))
+        warn_if_failed(self, X, y_idx, params["learning_rate"])
         return self
 
     def _check_Xy(self, X, y, dtype, reset):

@@ -13,6 +13,7 @@ from fastnn import MLPClassifier
 
 @parametrize_with_checks([MLPClassifier(epochs=3, random_state=0),
                           MLPClassifier(epochs=3, random_state=0, engine="reference")])
+@pytest.mark.filterwarnings("error::fastnn.TrainingFailedWarning")  # their small data sets train fine
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 

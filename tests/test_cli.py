@@ -90,6 +90,7 @@ def test_plot_writes_a_png(tmp_path, capsys):
     (["train", "--data", "mnist:/nonexistent"], "lacks the MNIST files"),
     (["train", "--data", "imagenet"], "--data must be"),
     (["train", "--lr", "1e38", "--activation", "tanh"], "training diverged in epoch 1"),
+    (["train", "--lr", "1e6"], "training failed: the network saturated"),
     (["predict", "--model", "/nonexistent.npz"], "No such file"),
 ])
 def test_bad_input_is_one_line_and_exit_1(argv, message, capsys):
