@@ -1,9 +1,14 @@
 """The ``fastnn`` command: ``fastnn train`` and ``fastnn predict``."""
 
 import argparse
+import os
+import signal
 import sys
+import tempfile
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -17,6 +22,8 @@ from ._validation import DTYPES, ENGINES
 from .estimator import MLPClassifier
 from .reference import ACTIVATIONS, INIT_GAINS
 
+# The exit status of a process ended by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
 DATA_HELP = ("digits (embedded, the default), mnist:FOLDER (the four IDX files, gzipped or not), "
              "csv:FILE (label in the first column) or npz:FILE (X and y, or x_train ... y_test)")
 
@@ -115,7 +122,66 @@ def build_parser():
     return parser
 
 
+def check_output(option, path):
+    """Refuse an output file that could not be written, before a long training run."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path}: that is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"{option} {path}: cannot write to the folder {folder} "
+                         f"({error.strerror})") from error
+
+
+def check_outputs(args):
+    if args.save:
+        check_output("--save", args.save)
+        if not args.save.endswith(".npz"):  # np.savez would add the suffix behind the user's back
+            raise ValueError(f"--save {args.save}: the file name must end in .npz")
+    if args.plot:
+        check_output("--plot", args.plot)
+        try:
+            import matplotlib.figure  # noqa: F401
+        except ImportError:
+            raise ImportError('--plot needs matplotlib: pip install "fastnn[plot]"') from None
+
+
+class StopAfterEpoch:
+    """SIGINT handler while training: the first Ctrl-C asks to stop after the current epoch
+    (``requested``), a second one stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nfastnn: stopping after this epoch (Ctrl-C again to stop at once)", file=sys.stderr)
+
+
+class Stopped(Exception):
+    """Raised from the epoch callback to end fit after the epoch that Ctrl-C interrupted."""
+
+
+@contextmanager
+def sigint_handler(handler):
+    if threading.current_thread() is not threading.main_thread():  # only it can take signals
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_train(args):
+    check_outputs(args)
     parts, scaling = read_data(args.data, args.scale_pixels)
     X_train, y_train, X_test, y_test = load_data(parts, args.test_size, args.seed)
     model = MLPClassifier(
@@ -127,6 +193,7 @@ def run_train(args):
     print(f"scaling: {scaling}")
     # disable=None: no bar when stderr is not a terminal (logs, CI).
     bar = tqdm(total=args.epochs, unit="epoch", disable=True if args.quiet else None, leave=False)
+    stop = StopAfterEpoch()
 
     def report(record):
         bar.update()
@@ -134,12 +201,16 @@ def run_train(args):
         if not args.quiet:
             bar.write(f"epoch {model.n_iter_:>4}/{args.epochs}  loss {record['loss']:.4f}  "
                       f"accuracy {record['accuracy']:.4f}  {record['time']:.3f} s")
+        if stop.requested:
+            raise Stopped
 
     start = time.perf_counter()
     try:
-        with warnings.catch_warnings():
+        with sigint_handler(stop), warnings.catch_warnings():
             warnings.simplefilter("error", TrainingFailedWarning)  # no held-out accuracy, no model saved
             model.fit(X_train, y_train, on_epoch=report)
+    except Stopped:
+        print(f"interrupted after epoch {model.n_iter_} of {args.epochs}")
     finally:
         bar.close()
     total = time.perf_counter() - start
@@ -148,12 +219,14 @@ def run_train(args):
     print(f"total time: {total:.2f} s")
     if args.save:
         model.save(args.save)
-        print(f"model saved to {args.save}")
+        so_far = f" trained so far ({model.n_iter_} epochs)" if stop.requested else ""
+        print(f"model{so_far} saved to {args.save}")
     if args.plot:
         from .plot import learning_curve
 
         learning_curve(model, args.plot)
         print(f"learning curve saved to {args.plot}")
+    return INTERRUPTED if stop.requested else 0
 
 
 def run_predict(args):
@@ -164,13 +237,16 @@ def run_predict(args):
     sys.stdout.write("".join(f"{label}\n" for label in labels))
     if y is not None:
         print(f"accuracy: {np.mean(labels == y):.4f} ({len(y)} samples)", file=sys.stderr)
+    return 0
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        (run_train if args.command == "train" else run_predict)(args)
+        return (run_train if args.command == "train" else run_predict)(args)
     except (ValueError, OSError, ImportError, TrainingDivergedError, TrainingFailedWarning) as error:
         print(f"fastnn: error: {error}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:
+        print("fastnn: interrupted; nothing saved", file=sys.stderr)
+        return INTERRUPTED

@@ -1,15 +1,19 @@
 """The fastnn command line, run in-process and (once) as the installed console script."""
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastnn
+import fastnn.estimator
 from fastnn import datasets
-from fastnn.cli import main
+from fastnn.cli import StopAfterEpoch, main
 
 from .test_datasets import write_iris, write_mnist
 
@@ -127,3 +131,83 @@ def test_console_script_and_module_run():
     for command in commands:
         result = subprocess.run(command, capture_output=True, text=True, check=True)
         assert "held-out accuracy:" in result.stdout
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Any fit fails the test: the outputs must be refused before training starts."""
+    def fit(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(fastnn.estimator.MLPClassifier, "fit", fit)
+
+
+@pytest.mark.parametrize("option, path, message", [
+    ("--save", "/no/such/dir/m.npz", "--save /no/such/dir/m.npz: the folder /no/such/dir does not exist"),
+    ("--plot", "/no/such/dir/c.png", "--plot /no/such/dir/c.png: the folder /no/such/dir does not exist"),
+    ("--save", ".", "--save .: that is a folder; give a file name"),
+    ("--save", "model", "--save model: the file name must end in .npz"),
+])
+def test_outputs_are_checked_before_training(no_training, option, path, message, capsys):
+    assert main(["train", "--quiet", "--epochs", "1000", option, path]) == 1
+    assert capsys.readouterr().err == f"fastnn: error: {message}\n"
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    if os.geteuid() != 0:
+        tmp_path.chmod(0o500)
+        yield tmp_path
+        tmp_path.chmod(0o700)
+    elif os.path.isdir("/sys"):
+        yield Path("/sys")  # sysfs takes no new files, not even from root
+    else:
+        pytest.skip("root may write to any folder")
+
+
+def test_an_unwritable_folder_is_refused_before_training(no_training, unwritable_folder, capsys):
+    assert main(["train", "--quiet", "--save", str(unwritable_folder / "m.npz")]) == 1
+    assert f"cannot write to the folder {unwritable_folder} (Permission denied)" in capsys.readouterr().err
+
+
+def test_plot_without_matplotlib_is_refused_before_training(no_training, monkeypatch, capsys):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    assert main(["train", "--quiet", "--plot", "c.png"]) == 1
+    assert capsys.readouterr().err == 'fastnn: error: --plot needs matplotlib: pip install "fastnn[plot]"\n'
+
+
+def test_ctrl_c_stops_after_the_epoch_and_saves_the_model(tmp_path):
+    """A real SIGINT, sent once the first epoch is reported."""
+    path = tmp_path / "m.npz"
+    command = [sys.executable, "-u", "-m", "fastnn", "train", "--epochs", "100000", "--save", str(path)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        lines = iter(process.stdout.readline, "")
+        next(line for line in lines if line.startswith("epoch"))
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "stopping after this epoch" in err
+    epochs = fastnn.load(path).n_iter_
+    assert 1 <= epochs < 100000
+    assert f"interrupted after epoch {epochs} of 100000" in out
+    assert f"model trained so far ({epochs} epochs) saved to {path}" in out
+    assert "held-out accuracy:" in out
+
+
+def test_second_ctrl_c_stops_at_once_and_saves_nothing(monkeypatch, tmp_path, capsys):
+    stop = StopAfterEpoch()
+    stop(signal.SIGINT, None)
+    assert stop.requested
+    with pytest.raises(KeyboardInterrupt):
+        stop(signal.SIGINT, None)
+    assert "stopping after this epoch" in capsys.readouterr().err
+
+    def interrupted(*args, **kwargs):  # what the second Ctrl-C raises inside fit
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fastnn.estimator.MLPClassifier, "fit", interrupted)
+    assert main(["train", "--quiet", "--save", str(tmp_path / "m.npz")]) == 130
+    assert capsys.readouterr().err == "fastnn: interrupted; nothing saved\n"
+    assert not (tmp_path / "m.npz").exists()
