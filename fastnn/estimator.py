@@ -11,6 +11,17 @@ from ._diagnostics import warn_if_failed
 from ._threads import default_blas_threads, thread_limits
 from ._trainer import train
 
+# predict_proba goes through the rows in chunks whose activations take at most this many bytes.
+PREDICT_CHUNK_BYTES = 64 * 2**20
+
+
+def _row_chunks(n_rows, row_bytes):
+    """Slices of nearly equal size that tile ``range(n_rows)``, each of at most
+    ``ceil(PREDICT_CHUNK_BYTES / row_bytes)`` rows (at least one)."""
+    n_chunks = min(n_rows, -(-n_rows * row_bytes // PREDICT_CHUNK_BYTES))
+    bounds = [k * n_rows // n_chunks for k in range(n_chunks + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
+
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Multilayer perceptron classifier trained by plain (mini-batch) gradient descent.
@@ -244,6 +255,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities.
 
+        The rows go through the network in chunks of nearly equal size whose
+        activations take at most about 64 MB (``PREDICT_CHUNK_BYTES``), so that
+        memory beyond ``X`` and the result does not grow with the number of
+        rows. Each chunk's probabilities are bitwise the engine's one pass over
+        that chunk; an ``X`` that fits in one chunk is computed in one pass. For
+        a larger ``X`` a row can differ from a single pass over all rows in the
+        last bits (within the README's bound for a dense layer): OpenBLAS rounds
+        a row of a product differently depending on the rows around it (its
+        register blocks, thread shares and small-matrix kernels), as it does
+        within a single pass when the rows are reordered.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -255,10 +277,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         X = self._check_X(X)
         self._check_parameter_arrays()
         params = check.check_params(self)
+        proba = np.empty((X.shape[0], len(self.classes_)), X.dtype)
+        # Each layer's Z and A for every row of a chunk (the reference engine keeps both).
+        row_bytes = 2 * X.itemsize * sum(W.shape[0] for W in self.weights_)
         with thread_limits(params["n_threads"]):
-            if self.engine == "reference":
-                return reference.predict_proba(self.weights_, self.biases_, params["activation"], X.T).T
-            return fast.predict_proba(self.weights_, self.biases_, params["activation"], X)
+            for rows in _row_chunks(X.shape[0], row_bytes):
+                proba[rows] = self._predict_chunk(X[rows], params["activation"])
+        return proba
+
+    def _predict_chunk(self, X, activation):
+        if self.engine == "reference":
+            return reference.predict_proba(self.weights_, self.biases_, activation, X.T).T
+        return fast.predict_proba(self.weights_, self.biases_, activation, X)
 
     def predict(self, X):
         """Most probable class of each row of ``X`` (shape ``(n_samples, n_features)``)."""
