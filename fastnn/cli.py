@@ -11,16 +11,16 @@ import warnings
 from contextlib import contextmanager
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from . import datasets
 from ._diagnostics import TrainingFailedWarning
-from ._persist import load
 from ._trainer import TrainingDivergedError
 from ._validation import DTYPES, ENGINES
-from .estimator import MLPClassifier
 from .reference import ACTIVATIONS, INIT_GAINS
+
+# scikit-learn and Numba (through the estimator) take seconds to import: the commands import them
+# when they run, so that `fastnn --help` and bad arguments answer at once.
 
 # The exit status of a process ended by Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
@@ -53,6 +53,8 @@ def load_data(parts, test_size, seed):
     X, y = parts
     if test_size == 0:
         return X, y, None, None
+    from sklearn.model_selection import train_test_split
+
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=test_size, random_state=seed, stratify=y)
     return X_train, y_train, X_test, y_test
@@ -181,6 +183,8 @@ def sigint_handler(handler):
 
 
 def run_train(args):
+    from .estimator import MLPClassifier
+
     check_outputs(args)
     parts, scaling = read_data(args.data, args.scale_pixels)
     X_train, y_train, X_test, y_test = load_data(parts, args.test_size, args.seed)
@@ -230,6 +234,8 @@ def run_train(args):
 
 
 def run_predict(args):
+    from ._persist import load
+
     model = load(args.model)
     parts = load_data(read_data(args.data, args.scale_pixels)[0], 0, 0)
     X, y = (parts[2], parts[3]) if parts[2] is not None else (parts[0], parts[1])

@@ -15,7 +15,6 @@ import urllib.request
 import warnings
 
 import numpy as np
-from sklearn import datasets as _sklearn_datasets
 
 from ._npz import read_npz
 
@@ -39,7 +38,9 @@ def load_digits():
     X : ndarray of shape (1797, 64)
     y : ndarray of shape (1797,)
     """
-    X, y = _sklearn_datasets.load_digits(return_X_y=True)
+    from sklearn.datasets import load_digits as sklearn_digits  # slow to import: only when used
+
+    X, y = sklearn_digits(return_X_y=True)
     return X / 16.0, y
 
 
