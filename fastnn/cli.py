@@ -28,36 +28,44 @@ DATA_HELP = ("digits (embedded, the default), mnist:FOLDER (the four IDX files, 
              "csv:FILE (label in the first column) or npz:FILE (X and y, or x_train ... y_test)")
 
 
+TEST_SIZE_HELP = "held-out fraction when the data has no test set (default: 0.2)"
 SCALE_HELP = ("divide csv/npz features by 255: they are 8-bit pixels, as in Kaggle's MNIST CSV "
               "(default: keep them as they are; digits and MNIST IDX pixels are always scaled)")
 
 
-def read_data(spec, scale_pixels):
-    """The arrays of a ``--data`` spec, and how their features were scaled (said to the user)."""
-    kind, _, path = spec.partition(":")
+def read_data(args):
+    """The arrays of the ``--data`` spec, and how their features were scaled (said to the user)."""
+    kind, _, path = args.data.partition(":")
     if kind == "digits" and not path:
         return datasets.load_digits(), "divided by 16 (the digits' pixel range)"
     if kind == "mnist" and path:
-        return datasets.load_mnist(path), "pixels divided by 255"
+        if not args.download:
+            datasets.check_mnist_folder(path, "add --download to fetch them")
+        return datasets.load_mnist(path, download=args.download), "pixels divided by 255"
     if kind in ("csv", "npz") and path:
         loader = datasets.load_csv if kind == "csv" else datasets.load_npz
-        return loader(path, scale=scale_pixels), ("divided by 255 (--scale-pixels)" if scale_pixels else
-                                                  "none (--scale-pixels divides 8-bit pixels by 255)")
-    raise ValueError(f"--data must be {DATA_HELP}; got {spec!r}")
+        scaling = ("divided by 255 (--scale-pixels)" if args.scale_pixels
+                   else "none (--scale-pixels divides 8-bit pixels by 255)")
+        return loader(path, scale=args.scale_pixels), scaling
+    raise ValueError(f"--data must be {DATA_HELP}; got {args.data!r}")
 
 
-def load_data(parts, test_size, seed):
+def held_out_rows(y, test_size, seed):
+    """Row indices ``(train, test)`` of the split that ``fastnn train`` holds out (stratified)."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(len(y)), test_size=test_size, random_state=seed, stratify=y)
+
+
+def split_data(parts, test_size, seed):
     """``(X_train, y_train, X_test, y_test)``; ``X_test`` is None if test_size is 0."""
     if len(parts) == 4:
         return parts
     X, y = parts
     if test_size == 0:
         return X, y, None, None
-    from sklearn.model_selection import train_test_split
-
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_size, random_state=seed, stratify=y)
-    return X_train, y_train, X_test, y_test
+    train, test = held_out_rows(y, test_size, seed)
+    return X[train], y[train], X[test], y[test]
 
 
 def hidden_sizes(text):
@@ -92,8 +100,7 @@ def build_parser():
         "train", help="train a model and report held-out accuracy",
         description="Train an MLP and print per-epoch loss, training accuracy and time, then "
                     "the held-out accuracy. With no options: the embedded digits data set.")
-    train.add_argument("--data", default="digits", help=DATA_HELP)
-    train.add_argument("--scale-pixels", action="store_true", help=SCALE_HELP)
+    add_data_arguments(train)
     train.add_argument("--hidden", type=hidden_sizes, default=(128,), metavar="W[,W...]",
                        help="hidden layer widths (default: 128)")
     train.add_argument("--activation", choices=list(ACTIVATIONS), default="relu")
@@ -106,8 +113,7 @@ def build_parser():
     train.add_argument("--engine", choices=ENGINES, default="fast")
     train.add_argument("--dtype", choices=DTYPES, default="float32")
     train.add_argument("--seed", type=int, default=0, help="seeds init, shuffling and the split")
-    train.add_argument("--test-size", type=test_size, default=0.2,
-                       help="held-out fraction when the data has no test set (default: 0.2)")
+    train.add_argument("--test-size", type=test_size, default=0.2, help=TEST_SIZE_HELP)
     train.add_argument("--threads", type=int,
                        help="worker or BLAS threads (default: every core the environment allows)")
     train.add_argument("--save", metavar="MODEL.npz", help="write the trained model here")
@@ -117,11 +123,23 @@ def build_parser():
 
     predict = commands.add_parser(
         "predict", help="print a saved model's predicted labels",
-        description="Print one predicted label per line; with labelled data, the accuracy goes to stderr.")
+        description="Print one predicted label per row of the data (of its test set if it has one); "
+                    "the accuracy on the rows that training held out goes to stderr. Give --data, "
+                    "--scale-pixels and --test-size as at training; the seed is the model's.")
     predict.add_argument("--model", required=True, metavar="MODEL.npz")
-    predict.add_argument("--data", default="digits", help=DATA_HELP)
-    predict.add_argument("--scale-pixels", action="store_true", help=SCALE_HELP + "; as at training")
+    add_data_arguments(predict)
+    predict.add_argument("--test-size", type=test_size, default=0.2,
+                         help=TEST_SIZE_HELP + "; 0 scores every row")
+    predict.add_argument("--seed", type=int,
+                         help="the split's seed (default: the model's random_state, as train sets it)")
     return parser
+
+
+def add_data_arguments(command):
+    command.add_argument("--data", default="digits", help=DATA_HELP)
+    command.add_argument("--scale-pixels", action="store_true", help=SCALE_HELP)
+    command.add_argument("--download", action="store_true",
+                         help="fetch the MNIST files that mnist:FOLDER lacks (needs a network)")
 
 
 def check_output(option, path):
@@ -186,8 +204,8 @@ def run_train(args):
     from .estimator import MLPClassifier
 
     check_outputs(args)
-    parts, scaling = read_data(args.data, args.scale_pixels)
-    X_train, y_train, X_test, y_test = load_data(parts, args.test_size, args.seed)
+    parts, scaling = read_data(args)
+    X_train, y_train, X_test, y_test = split_data(parts, args.test_size, args.seed)
     model = MLPClassifier(
         hidden_layer_sizes=args.hidden, activation=args.activation, init=args.init,
         learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
@@ -237,13 +255,28 @@ def run_predict(args):
     from ._persist import load
 
     model = load(args.model)
-    parts = load_data(read_data(args.data, args.scale_pixels)[0], 0, 0)
-    X, y = (parts[2], parts[3]) if parts[2] is not None else (parts[0], parts[1])
+    parts = read_data(args)[0]
+    X, y = parts[2:] if len(parts) == 4 else parts
     labels = model.predict(X)
     sys.stdout.write("".join(f"{label}\n" for label in labels))
-    if y is not None:
-        print(f"accuracy: {np.mean(labels == y):.4f} ({len(y)} samples)", file=sys.stderr)
+    rows, which = scored_rows(args, model, y, len(parts) == 4)
+    print(f"accuracy: {np.mean(labels[rows] == y[rows]):.4f} on {which}", file=sys.stderr)
     return 0
+
+
+def scored_rows(args, model, y, own_test_set):
+    """The rows of ``y`` to score, those that training held out, and how to name them."""
+    seed = model.random_state if args.seed is None else args.seed
+    if own_test_set:
+        return slice(None), f"the {len(y)} rows of the data's own test set"
+    if args.test_size == 0:
+        return slice(None), f"all {len(y)} rows (--test-size 0)"
+    if seed is None:
+        return slice(None), (f"all {len(y)} rows: the model file records no seed, so the rows held out "
+                             "from its training are unknown (give --seed and --test-size as at training)")
+    test = held_out_rows(y, args.test_size, seed)[1]
+    return test, (f"the {len(test)} rows held out from training (--test-size {args.test_size:g}, "
+                  f"--seed {seed}); the other {len(y) - len(test)} trained the model")
 
 
 def main(argv=None):

@@ -115,6 +115,14 @@ def _labels(y, source):
     return y.astype(np.int64)
 
 
+def check_mnist_folder(path, fetch_hint="pass download=True to fetch them"):
+    """Raise ``FileNotFoundError`` naming the MNIST files that the folder ``path`` lacks."""
+    missing = [name for name in MNIST_FILES.values() if _find(path, name) is None]
+    if missing:
+        raise FileNotFoundError(f"{path} lacks the MNIST files {', '.join(missing)} (with or "
+                                f"without .gz); {fetch_hint}")
+
+
 def load_mnist(path, *, scale=True, download=False):
     """MNIST from the four original IDX files (gzipped or not) in the folder ``path``.
 
@@ -130,11 +138,8 @@ def load_mnist(path, *, scale=True, download=False):
     """
     if download:
         _download(path)
+    check_mnist_folder(path)
     found = {key: _find(path, name) for key, name in MNIST_FILES.items()}
-    missing = [MNIST_FILES[key] for key, p in found.items() if p is None]
-    if missing:
-        raise FileNotFoundError(f"{path} lacks the MNIST files {', '.join(missing)} (with or "
-                                "without .gz); pass download=True to fetch them")
     parts = {key: read_idx(p) for key, p in found.items()}
     for split in ("train", "test"):
         n_images, n_labels = len(parts[f"{split}_images"]), len(parts[f"{split}_labels"])

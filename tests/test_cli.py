@@ -48,13 +48,55 @@ def test_saved_model_predicts_the_same_in_python(tmp_path, capsys):
     assert captured.err.startswith("accuracy: ")
 
 
+@pytest.mark.parametrize("test_size", ["0.2", "0.3"])
+def test_predict_scores_the_rows_that_train_held_out(tmp_path, capsys, test_size):
+    """Same split as train: the accuracy is train's held-out accuracy, not one over training rows."""
+    path = tmp_path / "model.npz"
+    assert main(["train", "--quiet", "--seed", "4", "--test-size", test_size, "--save", str(path)]) == 0
+    trained = capsys.readouterr().out
+    assert main(["predict", "--model", str(path), "--test-size", test_size]) == 0
+    err = capsys.readouterr().err
+    n_test = int(trained.split("held-out accuracy: ")[1].split()[1].strip("("))
+    assert err.startswith(f"accuracy: {held_out_accuracy(trained):.4f} on the {n_test} rows held out "
+                          f"from training (--test-size {test_size}, --seed 4); ")
+
+
+def test_predict_scores_every_row_when_asked_or_when_the_split_is_unknown(tmp_path, capsys):
+    X, y = datasets.load_digits()
+    model = fastnn.MLPClassifier(epochs=1).fit(X[:500], y[:500])  # no random_state
+    model.save(tmp_path / "m.npz")
+    for extra in ([], ["--test-size", "0"]):
+        assert main(["predict", "--model", str(tmp_path / "m.npz"), *extra]) == 0
+        err = capsys.readouterr().err
+        assert err.startswith(f"accuracy: {model.score(X, y):.4f} on all 1797 rows")
+    assert "the model file records no seed" in err or "--test-size 0" in err
+
+
 def test_train_and_predict_on_mnist_files(tmp_path, capsys):
     write_mnist(tmp_path, n_train=60, n_test=20)
     assert main(["train", "--quiet", "--data", f"mnist:{tmp_path}", "--epochs", "1",
                  "--save", str(tmp_path / "m.npz")]) == 0
     assert "(20 samples)" in capsys.readouterr().out
     assert main(["predict", "--model", str(tmp_path / "m.npz"), "--data", f"mnist:{tmp_path}"]) == 0
-    assert len(capsys.readouterr().out.split()) == 20
+    captured = capsys.readouterr()
+    assert len(captured.out.split()) == 20
+    assert " on the 20 rows of the data's own test set" in captured.err
+
+
+def test_missing_mnist_files_speak_of_the_command_line(tmp_path, capsys):
+    assert main(["train", "--quiet", "--data", f"mnist:{tmp_path}"]) == 1
+    err = capsys.readouterr().err
+    assert "lacks the MNIST files" in err and "add --download to fetch them" in err
+    assert "download=True" not in err
+
+
+def test_download_flag_fetches_missing_files(tmp_path, monkeypatch, capsys):
+    def offline(*args, **kwargs):
+        raise datasets.urllib.error.URLError("no network")
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    assert main(["train", "--quiet", "--data", f"mnist:{tmp_path}", "--download"]) == 1
+    assert "could not download MNIST" in capsys.readouterr().err
 
 
 def test_train_on_csv_and_npz(tmp_path, capsys):
@@ -102,6 +144,35 @@ def test_bad_input_is_one_line_and_exit_1(argv, message, capsys):
     err = capsys.readouterr().err
     assert err.startswith("fastnn: error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def write_bad_files(folder):
+    (folder / "ragged.csv").write_text("3,0,255\n7,255\n")
+    (folder / "text.csv").write_text("3,0,255\n7,x,1\n")
+    np.savez(folder / "pickled.npz", X=np.array([{}, {}], dtype=object), y=[1, 2])
+    (folder / "junk.npz").write_bytes(b"PK\x03\x04garbage")
+    model = fastnn.MLPClassifier(epochs=1, hidden_layer_sizes=(4,)).fit(np.eye(4), [0, 1, 0, 1])
+    model.save(folder / "model.npz")
+    (folder / "cut.npz").write_bytes((folder / "model.npz").read_bytes()[:-100])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "csv:{}/ragged.csv"], "ragged.csv: line 2 has 2 cells where the first row has 3"),
+    (["train", "--data", "csv:{}/text.csv"], "text.csv: line 2, column 2: 'x' is not a number"),
+    (["train", "--data", "npz:{}/pickled.npz"], "pickled.npz is not a readable .npz file: array 'X' holds "
+                                                "Python objects"),
+    (["predict", "--model", "{}/junk.npz"], "junk.npz is not a fastnn model file: it is not a zip archive"),
+    (["predict", "--model", "{}/cut.npz"], "cut.npz is not a fastnn model file: it is not a zip archive, "
+                                           "or a truncated or damaged one"),
+    (["predict", "--model", "{}/ragged.csv"], "ragged.csv is not a fastnn model file"),
+])
+def test_bad_files_are_named_in_the_users_terms(tmp_path, capsys, argv, message):
+    write_bad_files(tmp_path)
+    assert main([part.format(tmp_path) for part in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastnn: error: {tmp_path}/") and message in err and err.count("\n") == 1
+    for leak in ("usecols", "allow_pickle", "BadZipFile", "Traceback"):
+        assert leak not in err
 
 
 @pytest.mark.parametrize("argv", [["train", "--hidden", "a,b"], ["train", "--batch-size", "x"],
