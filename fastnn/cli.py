@@ -213,6 +213,33 @@ def run_train(args):
     print(f"data: {args.data}, {X_train.shape[0]} training samples, {X_train.shape[1]} features; "
           f"engine {args.engine}, {args.dtype}")
     print(f"scaling: {scaling}")
+    held_out = []  # accuracy per epoch, for the plot
+
+    def score_held_out():
+        if args.plot and X_test is not None:
+            held_out.append(model.score(X_test, y_test))
+
+    start = time.perf_counter()
+    stopped = fit(model, X_train, y_train, args, after_epoch=score_held_out)
+    total = time.perf_counter() - start
+    if X_test is not None:
+        print(f"held-out accuracy: {model.score(X_test, y_test):.4f} ({len(y_test)} samples)")
+    print(f"total time: {total:.2f} s")
+    if args.save:
+        model.save(args.save)
+        so_far = f" trained so far ({model.n_iter_} epochs)" if stopped else ""
+        print(f"model{so_far} saved to {args.save}")
+    if args.plot:
+        from .plot import learning_curve
+
+        learning_curve(model, args.plot, held_out=held_out or None)
+        print(f"learning curve saved to {args.plot}")
+    return INTERRUPTED if stopped else 0
+
+
+def fit(model, X, y, args, after_epoch):
+    """Fit with a progress bar and a line per epoch; the first Ctrl-C stops after the current
+    epoch. Returns whether it did."""
     # disable=None: no bar when stderr is not a terminal (logs, CI).
     bar = tqdm(total=args.epochs, unit="epoch", disable=True if args.quiet else None, leave=False)
     stop = StopAfterEpoch()
@@ -223,32 +250,19 @@ def run_train(args):
         if not args.quiet:
             bar.write(f"epoch {model.n_iter_:>4}/{args.epochs}  loss {record['loss']:.4f}  "
                       f"accuracy {record['accuracy']:.4f}  {record['time']:.3f} s")
+        after_epoch()
         if stop.requested:
             raise Stopped
 
-    start = time.perf_counter()
     try:
         with sigint_handler(stop), warnings.catch_warnings():
             warnings.simplefilter("error", TrainingFailedWarning)  # no held-out accuracy, no model saved
-            model.fit(X_train, y_train, on_epoch=report)
+            model.fit(X, y, on_epoch=report)
     except Stopped:
         print(f"interrupted after epoch {model.n_iter_} of {args.epochs}")
     finally:
         bar.close()
-    total = time.perf_counter() - start
-    if X_test is not None:
-        print(f"held-out accuracy: {model.score(X_test, y_test):.4f} ({len(y_test)} samples)")
-    print(f"total time: {total:.2f} s")
-    if args.save:
-        model.save(args.save)
-        so_far = f" trained so far ({model.n_iter_} epochs)" if stop.requested else ""
-        print(f"model{so_far} saved to {args.save}")
-    if args.plot:
-        from .plot import learning_curve
-
-        learning_curve(model, args.plot)
-        print(f"learning curve saved to {args.plot}")
-    return INTERRUPTED if stop.requested else 0
+    return stop.requested
 
 
 def run_predict(args):

@@ -121,11 +121,19 @@ def test_train_keeps_csv_and_npz_features_as_they_are(tmp_path, capsys, name):
     assert held_out_accuracy(out) >= 0.9
 
 
-def test_plot_writes_a_png(tmp_path, capsys):
+def test_plot_writes_a_png_with_the_held_out_curve(tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
+    from fastnn import plot
+
+    figures = []
+    learning_curve = plot.learning_curve
+    monkeypatch.setattr(plot, "learning_curve", lambda *a, **k: figures.append(learning_curve(*a, **k)))
     path = tmp_path / "curve.png"
     assert main(["train", "--quiet", "--epochs", "3", "--plot", str(path)]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    training, held_out = figures[0].axes[1].lines
+    assert len(held_out.get_ydata()) == 3
+    assert round(held_out.get_ydata()[-1], 4) == held_out_accuracy(capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("argv, message", [
