@@ -2,7 +2,10 @@
 
 The file holds ``format_version``, the hyper-parameters and training history as
 JSON text, ``classes``, ``n_features_in``, and ``weight_<l>`` / ``bias_<l>``
-per layer. Loading uses ``allow_pickle=False``: a model file cannot run code.
+per layer. Loading never unpickles (:mod:`fastnn._npz` refuses object
+arrays): a model file cannot run code. It checks every byte (each member's
+CRC-32) and what the arrays and parameters say, so that a damaged file loads
+the very model that was saved or is refused with a ``ValueError`` naming it.
 """
 
 import json

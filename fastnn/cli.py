@@ -26,8 +26,6 @@ from .reference import ACTIVATIONS, INIT_GAINS
 INTERRUPTED = 130
 DATA_HELP = ("digits (embedded, the default), mnist:FOLDER (the four IDX files, gzipped or not), "
              "csv:FILE (label in the first column) or npz:FILE (X and y, or x_train ... y_test)")
-
-
 TEST_SIZE_HELP = "held-out fraction when the data has no test set (default: 0.2)"
 SCALE_HELP = ("divide csv/npz features by 255: they are 8-bit pixels, as in Kaggle's MNIST CSV "
               "(default: keep them as they are; digits and MNIST IDX pixels are always scaled)")
@@ -190,6 +188,7 @@ class Stopped(Exception):
 
 @contextmanager
 def sigint_handler(handler):
+    """Ctrl-C calls ``handler`` inside the block (in the main thread; elsewhere Python's default)."""
     if threading.current_thread() is not threading.main_thread():  # only it can take signals
         yield
         return

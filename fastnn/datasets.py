@@ -1,8 +1,9 @@
 """Data loaders: the embedded digits, and MNIST from IDX, CSV or ``.npz`` files.
 
 Every loader returns ``X`` of shape ``(n_samples, n_features)`` (float64) and
-integer labels ``y``. Only data known to be 8-bit pixels is divided by 255 by
-default: MNIST's IDX files (``scale=False`` keeps 0..255). CSV and npz files
+integer labels ``y``. Only data known to be pixels is scaled by default: the
+digits (divided by 16) and MNIST's IDX files (divided by 255; ``scale=False``
+keeps 0..255). CSV and npz files
 may hold any features (iris's lengths in cm, say), so their values are kept as
 they are unless ``scale=True`` says that they are 8-bit pixels (as in Kaggle's
 MNIST CSV). Nothing here downloads unless asked (``load_mnist(path, download=True)``).
