@@ -1,4 +1,4 @@
-"""Each fast kernel against its reference counterpart (DESIGN.md §3).
+"""Each fast kernel against its reference counterpart.
 
 The kernels work on the transpose of the reference's layout: a kernel array
 ``K`` of shape ``(m, n)`` is the reference's ``K.T``.

@@ -46,7 +46,7 @@ def test_assert_engines_equal_catches_a_wrong_step(digits, monkeypatch):
 
 
 def test_assert_engines_equal_sees_float32_rounding(digits):
-    """With no tolerance the check fails: the engines round differently (DESIGN.md §3)."""
+    """With no tolerance the check fails: the engines round differently."""
     X_train, _, y_train, _ = digits
     with pytest.raises(AssertionError):
         assert_engines_equal(X_train, y_train, epochs=1, rtol=0.0)
