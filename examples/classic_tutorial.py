@@ -1,4 +1,4 @@
-"""The tutorial's classic configuration on MNIST files.
+"""The classic MNIST tutorial's configuration, on MNIST files.
 
 784-32-10, ReLU and softmax, Kaiming initialisation from ``default_rng(1)``,
 full-batch gradient descent at learning rate 0.1 for 1000 epochs on the
@@ -27,7 +27,7 @@ def main():
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     args = parser.parse_args()
     if args.csv:
-        X_train, y_train = load_csv(args.csv)
+        X_train, y_train = load_csv(args.csv, scale=True)  # 8-bit pixels, as the IDX files
         X_test = y_test = None
     else:
         X_train, y_train, X_test, y_test = load_mnist(args.folder)

@@ -5,10 +5,27 @@
 the bounds stated in the README and checked by :mod:`fastnn.testing`.
 """
 
-from ._persist import load
+import importlib
+
+from ._diagnostics import TrainingFailedWarning
 from ._trainer import TrainingDivergedError
-from .estimator import MLPClassifier
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "TrainingDivergedError", "load", "__version__"]
+__all__ = ["MLPClassifier", "TrainingDivergedError", "TrainingFailedWarning", "load", "__version__"]
+
+# These bring in scikit-learn, SciPy and Numba, which take seconds to import: only on first use,
+# so that `import fastnn` and `fastnn --help` stay quick.
+_LAZY = {"MLPClassifier": ".estimator", "load": "._persist"}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])

@@ -1,45 +1,69 @@
 """The ``fastnn`` command: ``fastnn train`` and ``fastnn predict``."""
 
 import argparse
+import os
+import signal
 import sys
+import tempfile
+import threading
 import time
+import warnings
+from contextlib import contextmanager
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from . import datasets
-from ._persist import load
+from ._diagnostics import TrainingFailedWarning
 from ._trainer import TrainingDivergedError
 from ._validation import DTYPES, ENGINES
-from .estimator import MLPClassifier
 from .reference import ACTIVATIONS, INIT_GAINS
 
+# scikit-learn and Numba (through the estimator) take seconds to import: the commands import them
+# when they run, so that `fastnn --help` and bad arguments answer at once.
+
+# The exit status of a process ended by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
 DATA_HELP = ("digits (embedded, the default), mnist:FOLDER (the four IDX files, gzipped or not), "
              "csv:FILE (label in the first column) or npz:FILE (X and y, or x_train ... y_test)")
+TEST_SIZE_HELP = "held-out fraction when the data has no test set (default: 0.2)"
+SCALE_HELP = ("divide csv/npz features by 255: they are 8-bit pixels, as in Kaggle's MNIST CSV "
+              "(default: keep them as they are; digits and MNIST IDX pixels are always scaled)")
 
 
-def load_data(spec, test_size, seed):
-    """``(X_train, y_train, X_test, y_test)`` for a ``--data`` spec; ``X_test`` is None if test_size is 0."""
-    kind, _, path = spec.partition(":")
+def read_data(args):
+    """The arrays of the ``--data`` spec, and how their features were scaled (said to the user)."""
+    kind, _, path = args.data.partition(":")
     if kind == "digits" and not path:
-        parts = datasets.load_digits()
-    elif kind == "mnist" and path:
-        parts = datasets.load_mnist(path)
-    elif kind == "csv" and path:
-        parts = datasets.load_csv(path)
-    elif kind == "npz" and path:
-        parts = datasets.load_npz(path)
-    else:
-        raise ValueError(f"--data must be {DATA_HELP}; got {spec!r}")
+        return datasets.load_digits(), "divided by 16 (the digits' pixel range)"
+    if kind == "mnist" and path:
+        if not args.download:
+            datasets.check_mnist_folder(path, "add --download to fetch them")
+        return datasets.load_mnist(path, download=args.download), "pixels divided by 255"
+    if kind in ("csv", "npz") and path:
+        loader = datasets.load_csv if kind == "csv" else datasets.load_npz
+        scaling = ("divided by 255 (--scale-pixels)" if args.scale_pixels
+                   else "none (--scale-pixels divides 8-bit pixels by 255)")
+        return loader(path, scale=args.scale_pixels), scaling
+    raise ValueError(f"--data must be {DATA_HELP}; got {args.data!r}")
+
+
+def held_out_rows(y, test_size, seed):
+    """Row indices ``(train, test)`` of the split that ``fastnn train`` holds out (stratified)."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(len(y)), test_size=test_size, random_state=seed, stratify=y)
+
+
+def split_data(parts, test_size, seed):
+    """``(X_train, y_train, X_test, y_test)``; ``X_test`` is None if test_size is 0."""
     if len(parts) == 4:
         return parts
     X, y = parts
     if test_size == 0:
         return X, y, None, None
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_size, random_state=seed, stratify=y)
-    return X_train, y_train, X_test, y_test
+    train, test = held_out_rows(y, test_size, seed)
+    return X[train], y[train], X[test], y[test]
 
 
 def hidden_sizes(text):
@@ -74,7 +98,7 @@ def build_parser():
         "train", help="train a model and report held-out accuracy",
         description="Train an MLP and print per-epoch loss, training accuracy and time, then "
                     "the held-out accuracy. With no options: the embedded digits data set.")
-    train.add_argument("--data", default="digits", help=DATA_HELP)
+    add_data_arguments(train)
     train.add_argument("--hidden", type=hidden_sizes, default=(128,), metavar="W[,W...]",
                        help="hidden layer widths (default: 128)")
     train.add_argument("--activation", choices=list(ACTIVATIONS), default="relu")
@@ -87,8 +111,7 @@ def build_parser():
     train.add_argument("--engine", choices=ENGINES, default="fast")
     train.add_argument("--dtype", choices=DTYPES, default="float32")
     train.add_argument("--seed", type=int, default=0, help="seeds init, shuffling and the split")
-    train.add_argument("--test-size", type=test_size, default=0.2,
-                       help="held-out fraction when the data has no test set (default: 0.2)")
+    train.add_argument("--test-size", type=test_size, default=0.2, help=TEST_SIZE_HELP)
     train.add_argument("--threads", type=int,
                        help="worker or BLAS threads (default: every core the environment allows)")
     train.add_argument("--save", metavar="MODEL.npz", help="write the trained model here")
@@ -98,22 +121,127 @@ def build_parser():
 
     predict = commands.add_parser(
         "predict", help="print a saved model's predicted labels",
-        description="Print one predicted label per line; with labelled data, the accuracy goes to stderr.")
+        description="Print one predicted label per row of the data (of its test set if it has one); "
+                    "the accuracy on the rows that training held out goes to stderr. Give --data, "
+                    "--scale-pixels and --test-size as at training; the seed is the model's.")
     predict.add_argument("--model", required=True, metavar="MODEL.npz")
-    predict.add_argument("--data", default="digits", help=DATA_HELP)
+    add_data_arguments(predict)
+    predict.add_argument("--test-size", type=test_size, default=0.2,
+                         help=TEST_SIZE_HELP + "; 0 scores every row")
+    predict.add_argument("--seed", type=int,
+                         help="the split's seed (default: the model's random_state, as train sets it)")
     return parser
 
 
+def add_data_arguments(command):
+    command.add_argument("--data", default="digits", help=DATA_HELP)
+    command.add_argument("--scale-pixels", action="store_true", help=SCALE_HELP)
+    command.add_argument("--download", action="store_true",
+                         help="fetch the MNIST files that mnist:FOLDER lacks (needs a network)")
+
+
+def check_output(option, path):
+    """Refuse an output file that could not be written, before a long training run."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path}: that is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"{option} {path}: cannot write to the folder {folder} "
+                         f"({error.strerror})") from error
+
+
+def check_outputs(args):
+    if args.save:
+        check_output("--save", args.save)
+        if not args.save.endswith(".npz"):  # np.savez would add the suffix behind the user's back
+            raise ValueError(f"--save {args.save}: the file name must end in .npz")
+    if args.plot:
+        check_output("--plot", args.plot)
+        try:
+            import matplotlib.figure  # noqa: F401
+        except ImportError:
+            raise ImportError('--plot needs matplotlib: pip install "fastnn[plot]"') from None
+
+
+class StopAfterEpoch:
+    """SIGINT handler while training: the first Ctrl-C asks to stop after the current epoch
+    (``requested``), a second one stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nfastnn: stopping after this epoch (Ctrl-C again to stop at once)", file=sys.stderr)
+
+
+class Stopped(Exception):
+    """Raised from the epoch callback to end fit after the epoch that Ctrl-C interrupted."""
+
+
+@contextmanager
+def sigint_handler(handler):
+    """Ctrl-C calls ``handler`` inside the block (in the main thread; elsewhere Python's default)."""
+    if threading.current_thread() is not threading.main_thread():  # only it can take signals
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_train(args):
-    X_train, y_train, X_test, y_test = load_data(args.data, args.test_size, args.seed)
+    from .estimator import MLPClassifier
+
+    check_outputs(args)
+    parts, scaling = read_data(args)
+    X_train, y_train, X_test, y_test = split_data(parts, args.test_size, args.seed)
     model = MLPClassifier(
         hidden_layer_sizes=args.hidden, activation=args.activation, init=args.init,
         learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
         engine=args.engine, dtype=args.dtype, random_state=args.seed, n_threads=args.threads)
     print(f"data: {args.data}, {X_train.shape[0]} training samples, {X_train.shape[1]} features; "
           f"engine {args.engine}, {args.dtype}")
+    print(f"scaling: {scaling}")
+    held_out = []  # accuracy per epoch, for the plot
+
+    def score_held_out():
+        if args.plot and X_test is not None:
+            held_out.append(model.score(X_test, y_test))
+
+    start = time.perf_counter()
+    stopped = fit(model, X_train, y_train, args, after_epoch=score_held_out)
+    total = time.perf_counter() - start
+    if X_test is not None:
+        print(f"held-out accuracy: {model.score(X_test, y_test):.4f} ({len(y_test)} samples)")
+    print(f"total time: {total:.2f} s")
+    if args.save:
+        model.save(args.save)
+        so_far = f" trained so far ({model.n_iter_} epochs)" if stopped else ""
+        print(f"model{so_far} saved to {args.save}")
+    if args.plot:
+        from .plot import learning_curve
+
+        learning_curve(model, args.plot, held_out=held_out or None)
+        print(f"learning curve saved to {args.plot}")
+    return INTERRUPTED if stopped else 0
+
+
+def fit(model, X, y, args, after_epoch):
+    """Fit with a progress bar and a line per epoch; the first Ctrl-C stops after the current
+    epoch. Returns whether it did."""
     # disable=None: no bar when stderr is not a terminal (logs, CI).
     bar = tqdm(total=args.epochs, unit="epoch", disable=True if args.quiet else None, leave=False)
+    stop = StopAfterEpoch()
 
     def report(record):
         bar.update()
@@ -121,41 +249,56 @@ def run_train(args):
         if not args.quiet:
             bar.write(f"epoch {model.n_iter_:>4}/{args.epochs}  loss {record['loss']:.4f}  "
                       f"accuracy {record['accuracy']:.4f}  {record['time']:.3f} s")
+        after_epoch()
+        if stop.requested:
+            raise Stopped
 
-    start = time.perf_counter()
     try:
-        model.fit(X_train, y_train, on_epoch=report)
+        with sigint_handler(stop), warnings.catch_warnings():
+            warnings.simplefilter("error", TrainingFailedWarning)  # no held-out accuracy, no model saved
+            model.fit(X, y, on_epoch=report)
+    except Stopped:
+        print(f"interrupted after epoch {model.n_iter_} of {args.epochs}")
     finally:
         bar.close()
-    total = time.perf_counter() - start
-    if X_test is not None:
-        print(f"held-out accuracy: {model.score(X_test, y_test):.4f} ({len(y_test)} samples)")
-    print(f"total time: {total:.2f} s")
-    if args.save:
-        model.save(args.save)
-        print(f"model saved to {args.save}")
-    if args.plot:
-        from .plot import learning_curve
-
-        learning_curve(model, args.plot)
-        print(f"learning curve saved to {args.plot}")
+    return stop.requested
 
 
 def run_predict(args):
+    from ._persist import load
+
     model = load(args.model)
-    parts = load_data(args.data, 0, 0)
-    X, y = (parts[2], parts[3]) if parts[2] is not None else (parts[0], parts[1])
+    parts = read_data(args)[0]
+    X, y = parts[2:] if len(parts) == 4 else parts
     labels = model.predict(X)
     sys.stdout.write("".join(f"{label}\n" for label in labels))
-    if y is not None:
-        print(f"accuracy: {np.mean(labels == y):.4f} ({len(y)} samples)", file=sys.stderr)
+    rows, which = scored_rows(args, model, y, len(parts) == 4)
+    print(f"accuracy: {np.mean(labels[rows] == y[rows]):.4f} on {which}", file=sys.stderr)
+    return 0
+
+
+def scored_rows(args, model, y, own_test_set):
+    """The rows of ``y`` to score, those that training held out, and how to name them."""
+    seed = model.random_state if args.seed is None else args.seed
+    if own_test_set:
+        return slice(None), f"the {len(y)} rows of the data's own test set"
+    if args.test_size == 0:
+        return slice(None), f"all {len(y)} rows (--test-size 0)"
+    if seed is None:
+        return slice(None), (f"all {len(y)} rows: the model file records no seed, so the rows held out "
+                             "from its training are unknown (give --seed and --test-size as at training)")
+    test = held_out_rows(y, args.test_size, seed)[1]
+    return test, (f"the {len(test)} rows held out from training (--test-size {args.test_size:g}, "
+                  f"--seed {seed}); the other {len(y) - len(test)} trained the model")
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        (run_train if args.command == "train" else run_predict)(args)
-    except (ValueError, OSError, ImportError, TrainingDivergedError) as error:
+        return (run_train if args.command == "train" else run_predict)(args)
+    except (ValueError, OSError, ImportError, TrainingDivergedError, TrainingFailedWarning) as error:
         print(f"fastnn: error: {error}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:
+        print("fastnn: interrupted; nothing saved", file=sys.stderr)
+        return INTERRUPTED

@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _validation as check
 from . import reference
+from ._diagnostics import warn_if_failed
 from ._threads import default_blas_threads, thread_limits
 from ._trainer import train
 from .engine import Network, make_engine
@@ -17,6 +18,17 @@ from .layout import Layout
 logger = logging.getLogger("fastnn")
 # What compiling the fast engine took on a cold cache (python bench/compile_time.py).
 COMPILE_ESTIMATE = "about 5-10 s"
+
+# predict_proba goes through the rows in chunks whose activations take at most this many bytes.
+PREDICT_CHUNK_BYTES = 64 * 2**20
+
+
+def _row_chunks(n_rows, row_bytes):
+    """Slices of nearly equal size that tile ``range(n_rows)``, each of at most
+    ``ceil(PREDICT_CHUNK_BYTES / row_bytes)`` rows (at least one)."""
+    n_chunks = min(n_rows, -(-n_rows * row_bytes // PREDICT_CHUNK_BYTES))
+    bounds = [k * n_rows // n_chunks for k in range(n_chunks + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -117,6 +129,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Warns
+        -----
+        fastnn.TrainingFailedWarning
+            When the last 5 epochs show a saturated or dead network (a learning
+            rate far too high): see :func:`fastnn._diagnostics.training_failure`.
         """
         params = check.check_params(self)
         keep = params["warm_start"] and hasattr(self, "weights_")
@@ -155,6 +173,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             train(engine, epochs=epochs, learning_rate=params["learning_rate"],
                   shuffle=params["shuffle"], rng=self._rng,
                   on_epoch=lambda record: self._record(record, on_epoch))
+        warn_if_failed(self, X, y_idx, params["learning_rate"])
         return self
 
     def _check_Xy(self, X, y, dtype, reset):
@@ -259,6 +278,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities.
 
+        The rows go through the network in chunks of nearly equal size whose
+        activations take at most about 64 MB (``PREDICT_CHUNK_BYTES``), so that
+        memory beyond ``X`` and the result does not grow with the number of
+        rows. Each chunk's probabilities are bitwise the engine's one pass over
+        that chunk; an ``X`` that fits in one chunk is computed in one pass. For
+        a larger ``X`` a row can differ from a single pass over all rows in the
+        last bits (tested: by at most 1e-5 in float32, 1e-12 in float64): OpenBLAS rounds
+        a row of a product differently depending on the rows around it (its
+        register blocks, thread shares and small-matrix kernels), as it does
+        within a single pass when the rows are reordered.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -270,12 +300,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         X = self._check_X(X)
         self._check_parameter_arrays()
         params = check.check_params(self)
+        proba = np.empty((X.shape[0], len(self.classes_)), X.dtype)
+        # Each layer's Z and A for every row of a chunk (the reference engine keeps both).
+        row_bytes = 2 * X.itemsize * sum(W.shape[0] for W in self.weights_)
         with thread_limits(params["n_threads"]):
-            if self.engine == "reference":
-                return reference.predict_proba(self.weights_, self.biases_, params["activation"], X.T).T
-            from .fast import predict_proba
+            for rows in _row_chunks(X.shape[0], row_bytes):
+                proba[rows] = self._predict_chunk(X[rows], params["activation"])
+        return proba
 
-            return predict_proba(self.weights_, self.biases_, params["activation"], X)
+    def _predict_chunk(self, X, activation):
+        if self.engine == "reference":
+            return reference.predict_proba(self.weights_, self.biases_, activation, X.T).T
+        from .fast import predict_proba
+
+        return predict_proba(self.weights_, self.biases_, activation, X)
 
     def predict(self, X):
         """Most probable class of each row of ``X`` (shape ``(n_samples, n_features)``)."""

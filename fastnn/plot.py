@@ -1,5 +1,7 @@
 """Plots of a fitted model's history (needs matplotlib: ``pip install "fastnn[plot]"``)."""
 
+import numpy as np
+
 
 def _figure(**kwargs):
     # A bare Figure needs no GUI backend and leaves pyplot's state alone.
@@ -10,23 +12,43 @@ def _figure(**kwargs):
     return Figure(layout="constrained", **kwargs)
 
 
-def learning_curve(model, path=None):
-    """Loss and training accuracy per epoch, side by side; saved as a PNG when ``path`` is given.
+def learning_curve(model, path=None, held_out=None):
+    """Loss and accuracy per epoch, side by side, under the model's configuration;
+    saved as a PNG when ``path`` is given.
 
-    Returns the matplotlib ``Figure``.
+    ``held_out``: accuracy on held-out data after each epoch (e.g. recorded with
+    ``fit``'s ``on_epoch``), drawn beside the training accuracy. Returns the
+    matplotlib ``Figure``.
     """
+    from matplotlib.ticker import MaxNLocator
+
     epochs = range(1, len(model.history_["loss"]) + 1)
-    fig = _figure(figsize=(9, 3.5))
+    fig = _figure(figsize=(9, 3.8))
     loss_ax, acc_ax = fig.subplots(1, 2)
     loss_ax.plot(epochs, model.history_["loss"], marker="o")
-    loss_ax.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
-    acc_ax.plot(epochs, model.history_["accuracy"], marker="o", color="tab:green")
-    acc_ax.set(title="training accuracy", xlabel="epoch", ylabel="accuracy")
+    loss_ax.set(title="loss", xlabel="epoch", ylabel="training cross-entropy")
+    # The training accuracy is measured like the loss, in each batch's forward pass before its update.
+    acc_ax.plot(epochs, model.history_["accuracy"], marker="o", color="tab:green",
+                label="training (during the epoch)")
+    if held_out is not None:
+        acc_ax.plot(epochs, held_out, marker="s", color="tab:orange", label="held-out (after the epoch)")
+    acc_ax.set(title="accuracy", xlabel="epoch", ylabel="accuracy")
+    acc_ax.legend()
     for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
+    fig.suptitle(configuration(model))
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
+
+
+def configuration(model):
+    """The hyper-parameters that shape a learning curve, as one line of text."""
+    sizes = ", ".join(str(size) for size in np.atleast_1d(model.hidden_layer_sizes))
+    batch = "full batch" if model.batch_size is None else f"batch size {model.batch_size}"
+    return (f"hidden layers {sizes} ({model.activation}), learning rate {model.learning_rate:g}, {batch}, "
+            f"{np.dtype(model.dtype).name}, {model.engine} engine")
 
 
 def gradient_norms(models, path=None):

@@ -1,24 +1,31 @@
 """The fastnn command line, run in-process and (once) as the installed console script."""
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastnn
+import fastnn.estimator
 from fastnn import datasets
-from fastnn.cli import main
+from fastnn.cli import StopAfterEpoch, main
 
-from .test_datasets import write_mnist
+from .test_datasets import write_iris, write_mnist
+
+
+def held_out_accuracy(out):
+    return float(out.split("held-out accuracy: ")[1].split()[0])
 
 
 def test_train_on_embedded_digits(capsys):
     assert main(["train", "--quiet"]) == 0
     out = capsys.readouterr().out
-    accuracy = float(out.split("held-out accuracy: ")[1].split()[0])
-    assert accuracy >= 0.93  # same model and split as test_default_model_learns_digits
+    assert held_out_accuracy(out) >= 0.93  # same model and split as test_default_model_learns_digits
     assert "(360 samples)" in out and "total time:" in out
 
 
@@ -41,13 +48,55 @@ def test_saved_model_predicts_the_same_in_python(tmp_path, capsys):
     assert captured.err.startswith("accuracy: ")
 
 
+@pytest.mark.parametrize("test_size", ["0.2", "0.3"])
+def test_predict_scores_the_rows_that_train_held_out(tmp_path, capsys, test_size):
+    """Same split as train: the accuracy is train's held-out accuracy, not one over training rows."""
+    path = tmp_path / "model.npz"
+    assert main(["train", "--quiet", "--seed", "4", "--test-size", test_size, "--save", str(path)]) == 0
+    trained = capsys.readouterr().out
+    assert main(["predict", "--model", str(path), "--test-size", test_size]) == 0
+    err = capsys.readouterr().err
+    n_test = int(trained.split("held-out accuracy: ")[1].split()[1].strip("("))
+    assert err.startswith(f"accuracy: {held_out_accuracy(trained):.4f} on the {n_test} rows held out "
+                          f"from training (--test-size {test_size}, --seed 4); ")
+
+
+def test_predict_scores_every_row_when_asked_or_when_the_split_is_unknown(tmp_path, capsys):
+    X, y = datasets.load_digits()
+    model = fastnn.MLPClassifier(epochs=1).fit(X[:500], y[:500])  # no random_state
+    model.save(tmp_path / "m.npz")
+    for extra in ([], ["--test-size", "0"]):
+        assert main(["predict", "--model", str(tmp_path / "m.npz"), *extra]) == 0
+        err = capsys.readouterr().err
+        assert err.startswith(f"accuracy: {model.score(X, y):.4f} on all 1797 rows")
+    assert "the model file records no seed" in err or "--test-size 0" in err
+
+
 def test_train_and_predict_on_mnist_files(tmp_path, capsys):
     write_mnist(tmp_path, n_train=60, n_test=20)
     assert main(["train", "--quiet", "--data", f"mnist:{tmp_path}", "--epochs", "1",
                  "--save", str(tmp_path / "m.npz")]) == 0
     assert "(20 samples)" in capsys.readouterr().out
     assert main(["predict", "--model", str(tmp_path / "m.npz"), "--data", f"mnist:{tmp_path}"]) == 0
-    assert len(capsys.readouterr().out.split()) == 20
+    captured = capsys.readouterr()
+    assert len(captured.out.split()) == 20
+    assert " on the 20 rows of the data's own test set" in captured.err
+
+
+def test_missing_mnist_files_speak_of_the_command_line(tmp_path, capsys):
+    assert main(["train", "--quiet", "--data", f"mnist:{tmp_path}"]) == 1
+    err = capsys.readouterr().err
+    assert "lacks the MNIST files" in err and "add --download to fetch them" in err
+    assert "download=True" not in err
+
+
+def test_download_flag_fetches_missing_files(tmp_path, monkeypatch, capsys):
+    def offline(*args, **kwargs):
+        raise datasets.urllib.error.URLError("no network")
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    assert main(["train", "--quiet", "--data", f"mnist:{tmp_path}", "--download"]) == 1
+    assert "could not download MNIST" in capsys.readouterr().err
 
 
 def test_train_on_csv_and_npz(tmp_path, capsys):
@@ -56,15 +105,35 @@ def test_train_on_csv_and_npz(tmp_path, capsys):
     np.savetxt(tmp_path / "d.csv", np.column_stack([y, X]), delimiter=",", fmt="%d")
     np.savez(tmp_path / "d.npz", X=X, y=y)
     for spec in (f"csv:{tmp_path / 'd.csv'}", f"npz:{tmp_path / 'd.npz'}"):
-        assert main(["train", "--quiet", "--data", spec, "--epochs", "1", "--test-size", "0.2"]) == 0
-        assert "(10 samples)" in capsys.readouterr().out
+        assert main(["train", "--quiet", "--data", spec, "--epochs", "1", "--test-size", "0.2",
+                     "--scale-pixels"]) == 0
+        out = capsys.readouterr().out
+        assert "(10 samples)" in out and "scaling: divided by 255 (--scale-pixels)" in out
 
 
-def test_plot_writes_a_png(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["iris.csv", "iris.npz"])
+def test_train_keeps_csv_and_npz_features_as_they_are(tmp_path, capsys, name):
+    """Iris's lengths (0.1 to 7.9 cm) divided by 255 left the default model at 33-67%."""
+    write_iris(tmp_path)
+    assert main(["train", "--quiet", "--data", f"{name[-3:]}:{tmp_path / name}"]) == 0
+    out = capsys.readouterr().out
+    assert "scaling: none (--scale-pixels divides 8-bit pixels by 255)" in out
+    assert held_out_accuracy(out) >= 0.9
+
+
+def test_plot_writes_a_png_with_the_held_out_curve(tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
+    from fastnn import plot
+
+    figures = []
+    learning_curve = plot.learning_curve
+    monkeypatch.setattr(plot, "learning_curve", lambda *a, **k: figures.append(learning_curve(*a, **k)))
     path = tmp_path / "curve.png"
     assert main(["train", "--quiet", "--epochs", "3", "--plot", str(path)]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    training, held_out = figures[0].axes[1].lines
+    assert len(held_out.get_ydata()) == 3
+    assert round(held_out.get_ydata()[-1], 4) == held_out_accuracy(capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -75,6 +144,7 @@ def test_plot_writes_a_png(tmp_path, capsys):
     (["train", "--data", "mnist:/nonexistent"], "lacks the MNIST files"),
     (["train", "--data", "imagenet"], "--data must be"),
     (["train", "--lr", "1e38", "--activation", "tanh"], "training diverged in epoch 1"),
+    (["train", "--lr", "1e6"], "training failed: the network saturated"),
     (["predict", "--model", "/nonexistent.npz"], "No such file"),
 ])
 def test_bad_input_is_one_line_and_exit_1(argv, message, capsys):
@@ -82,6 +152,35 @@ def test_bad_input_is_one_line_and_exit_1(argv, message, capsys):
     err = capsys.readouterr().err
     assert err.startswith("fastnn: error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def write_bad_files(folder):
+    (folder / "ragged.csv").write_text("3,0,255\n7,255\n")
+    (folder / "text.csv").write_text("3,0,255\n7,x,1\n")
+    np.savez(folder / "pickled.npz", X=np.array([{}, {}], dtype=object), y=[1, 2])
+    (folder / "junk.npz").write_bytes(b"PK\x03\x04garbage")
+    model = fastnn.MLPClassifier(epochs=1, hidden_layer_sizes=(4,)).fit(np.eye(4), [0, 1, 0, 1])
+    model.save(folder / "model.npz")
+    (folder / "cut.npz").write_bytes((folder / "model.npz").read_bytes()[:-100])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "csv:{}/ragged.csv"], "ragged.csv: line 2 has 2 cells where the first row has 3"),
+    (["train", "--data", "csv:{}/text.csv"], "text.csv: line 2, column 2: 'x' is not a number"),
+    (["train", "--data", "npz:{}/pickled.npz"], "pickled.npz is not a readable .npz file: array 'X' holds "
+                                                "Python objects"),
+    (["predict", "--model", "{}/junk.npz"], "junk.npz is not a fastnn model file: it is not a zip archive"),
+    (["predict", "--model", "{}/cut.npz"], "cut.npz is not a fastnn model file: it is not a zip archive, "
+                                           "or a truncated or damaged one"),
+    (["predict", "--model", "{}/ragged.csv"], "ragged.csv is not a fastnn model file"),
+])
+def test_bad_files_are_named_in_the_users_terms(tmp_path, capsys, argv, message):
+    write_bad_files(tmp_path)
+    assert main([part.format(tmp_path) for part in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastnn: error: {tmp_path}/") and message in err and err.count("\n") == 1
+    for leak in ("usecols", "allow_pickle", "BadZipFile", "Traceback"):
+        assert leak not in err
 
 
 @pytest.mark.parametrize("argv", [["train", "--hidden", "a,b"], ["train", "--batch-size", "x"],
@@ -111,3 +210,83 @@ def test_console_script_and_module_run():
     for command in commands:
         result = subprocess.run(command, capture_output=True, text=True, check=True)
         assert "held-out accuracy:" in result.stdout
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Any fit fails the test: the outputs must be refused before training starts."""
+    def fit(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(fastnn.estimator.MLPClassifier, "fit", fit)
+
+
+@pytest.mark.parametrize("option, path, message", [
+    ("--save", "/no/such/dir/m.npz", "--save /no/such/dir/m.npz: the folder /no/such/dir does not exist"),
+    ("--plot", "/no/such/dir/c.png", "--plot /no/such/dir/c.png: the folder /no/such/dir does not exist"),
+    ("--save", ".", "--save .: that is a folder; give a file name"),
+    ("--save", "model", "--save model: the file name must end in .npz"),
+])
+def test_outputs_are_checked_before_training(no_training, option, path, message, capsys):
+    assert main(["train", "--quiet", "--epochs", "1000", option, path]) == 1
+    assert capsys.readouterr().err == f"fastnn: error: {message}\n"
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    if os.geteuid() != 0:
+        tmp_path.chmod(0o500)
+        yield tmp_path
+        tmp_path.chmod(0o700)
+    elif os.path.isdir("/sys"):
+        yield Path("/sys")  # sysfs takes no new files, not even from root
+    else:
+        pytest.skip("root may write to any folder")
+
+
+def test_an_unwritable_folder_is_refused_before_training(no_training, unwritable_folder, capsys):
+    assert main(["train", "--quiet", "--save", str(unwritable_folder / "m.npz")]) == 1
+    assert f"cannot write to the folder {unwritable_folder} (Permission denied)" in capsys.readouterr().err
+
+
+def test_plot_without_matplotlib_is_refused_before_training(no_training, monkeypatch, capsys):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    assert main(["train", "--quiet", "--plot", "c.png"]) == 1
+    assert capsys.readouterr().err == 'fastnn: error: --plot needs matplotlib: pip install "fastnn[plot]"\n'
+
+
+def test_ctrl_c_stops_after_the_epoch_and_saves_the_model(tmp_path):
+    """A real SIGINT, sent once the first epoch is reported."""
+    path = tmp_path / "m.npz"
+    command = [sys.executable, "-u", "-m", "fastnn", "train", "--epochs", "100000", "--save", str(path)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        lines = iter(process.stdout.readline, "")
+        next(line for line in lines if line.startswith("epoch"))
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "stopping after this epoch" in err
+    epochs = fastnn.load(path).n_iter_
+    assert 1 <= epochs < 100000
+    assert f"interrupted after epoch {epochs} of 100000" in out
+    assert f"model trained so far ({epochs} epochs) saved to {path}" in out
+    assert "held-out accuracy:" in out
+
+
+def test_second_ctrl_c_stops_at_once_and_saves_nothing(monkeypatch, tmp_path, capsys):
+    stop = StopAfterEpoch()
+    stop(signal.SIGINT, None)
+    assert stop.requested
+    with pytest.raises(KeyboardInterrupt):
+        stop(signal.SIGINT, None)
+    assert "stopping after this epoch" in capsys.readouterr().err
+
+    def interrupted(*args, **kwargs):  # what the second Ctrl-C raises inside fit
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fastnn.estimator.MLPClassifier, "fit", interrupted)
+    assert main(["train", "--quiet", "--save", str(tmp_path / "m.npz")]) == 130
+    assert capsys.readouterr().err == "fastnn: interrupted; nothing saved\n"
+    assert not (tmp_path / "m.npz").exists()

@@ -2,9 +2,11 @@
 
 import gzip
 import urllib.error
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_iris
 
 from fastnn import datasets
 
@@ -86,43 +88,82 @@ def test_load_csv_with_and_without_header(tmp_path):
     (tmp_path / "plain.csv").write_text(rows)
     (tmp_path / "header.csv").write_text("label,p0,p1,p2\n" + rows)
     for name in ("plain.csv", "header.csv"):
-        X, y = datasets.load_csv(tmp_path / name)
+        X, y = datasets.load_csv(tmp_path / name, scale=True)
         np.testing.assert_array_equal(y, [3, 7])
         np.testing.assert_allclose(X, [[0, 1, 0.2], [1, 0, 0]])
 
 
-@pytest.mark.parametrize("text, match", [
-    ("3,0,255\n7,255\n", "not a numeric CSV"),
-    ("3,0,255\n7,x,1\n", "not a numeric CSV"),
+@pytest.mark.parametrize("content, match", [
+    ("3,0,255\n7,255\n", "line 2 has 2 cells where the first row has 3"),
+    ("3,0,255\n\n7,0,1,1\n", "line 3 has 4 cells where the first row has 3"),
+    ("3,0,255\n7,x,1\n", "line 2, column 2: 'x' is not a number"),
+    ("label,a,b\n3,0,255\n7,1,\n", "line 3, column 3: '' is not a number"),
+    ("", "has no rows of data"),
+    ("label,a,b\n", "has no rows of data"),
+    (bytes(range(256)), "is not a text file"),
     ("3.5,0,1\n", "class labels must be integers"),
     ("3\n4\n", "label column and at least one feature"),
-])
-def test_bad_csv_files(tmp_path, text, match):
+], ids=["short row", "long row", "text cell", "empty cell", "empty", "header only", "binary",
+        "float label", "no features"])
+def test_bad_csv_files(tmp_path, content, match):
+    """Each message names the file and the line, in its own words (NumPy's said 'use usecols')."""
     path = tmp_path / "bad.csv"
-    path.write_text(text)
-    with pytest.raises(ValueError, match=match):
-        datasets.load_csv(path)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's "input contained no data" is not for the user either
+        with pytest.raises(ValueError, match=match) as error:
+            datasets.load_csv(path)
+    assert str(error.value).startswith(str(path)) and "usecols" not in str(error.value)
 
 
 def test_load_npz_layouts(tmp_path):
     X = np.arange(12, dtype=np.uint8).reshape(3, 2, 2)
     np.savez(tmp_path / "xy.npz", X=X, y=[1, 2, 3])
-    Xs, y = datasets.load_npz(tmp_path / "xy.npz")
+    Xs, y = datasets.load_npz(tmp_path / "xy.npz", scale=True)
     np.testing.assert_allclose(Xs, X.reshape(3, 4) / 255)
     np.savez(tmp_path / "keras.npz", x_train=X, y_train=[1, 2, 3], x_test=X[:1], y_test=[4])
     assert [a.shape for a in datasets.load_npz(tmp_path / "keras.npz")] == [(3, 4), (3,), (1, 4), (1,)]
 
 
+def write_iris(folder):
+    """Iris (features 0.1 to 7.9, not pixels) as a CSV with a header and as an npz."""
+    X, y = load_iris(return_X_y=True)
+    with open(folder / "iris.csv", "w") as f:
+        f.write("species,sepal length,sepal width,petal length,petal width\n")
+        np.savetxt(f, np.column_stack([y, X]), delimiter=",", fmt=["%d"] + ["%.1f"] * 4)
+    np.savez(folder / "iris.npz", X=X, y=y)
+    return X, y
+
+
+@pytest.mark.parametrize("loader, name", [(datasets.load_csv, "iris.csv"), (datasets.load_npz, "iris.npz")])
+def test_csv_and_npz_keep_their_values_unless_asked_to_scale(tmp_path, loader, name):
+    X, y = write_iris(tmp_path)
+    got, labels = loader(tmp_path / name)
+    np.testing.assert_array_equal(got, X)
+    np.testing.assert_array_equal(labels, y)
+    np.testing.assert_array_equal(loader(tmp_path / name, scale=True)[0], X / 255)
+
+
+@pytest.mark.parametrize("values", [[-1, 3], [0, 256]])
+def test_scaling_refuses_values_that_are_not_8_bit_pixels(tmp_path, values):
+    np.savez(tmp_path / "d.npz", X=np.array([values, values]), y=[0, 1])
+    with pytest.raises(ValueError, match=r"d\.npz, X: scale=True divides 8-bit pixels by 255, but the "
+                                         r"values run from -?\d+ to \d+"):
+        datasets.load_npz(tmp_path / "d.npz", scale=True)
+
+
 def test_bad_npz_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a readable .npz"):
-        datasets.load_npz(tmp_path / "junk.npz")
+    with pytest.raises(ValueError, match="junk.npz is not a readable .npz file: it is not a zip archive"):
+        datasets.load_npz(tmp_path / "junk.npz")  # np.load would have spoken of pickled data
     np.savez(tmp_path / "other.npz", data=[1])
     with pytest.raises(ValueError, match="must hold arrays 'X' and 'y'"):
         datasets.load_npz(tmp_path / "other.npz")
     np.savez(tmp_path / "pickled.npz", X=np.array([{}], dtype=object), y=[1])
-    with pytest.raises(ValueError, match="allow_pickle=False"):
+    with pytest.raises(ValueError, match=r"pickled\.npz is not a readable \.npz file: array 'X' holds "
+                                         "Python objects, which load only by unpickling") as error:
         datasets.load_npz(tmp_path / "pickled.npz")
+    assert "allow_pickle" not in str(error.value)
 
 
 def test_load_digits_is_embedded():

@@ -5,7 +5,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fastnn import MLPClassifier
+from fastnn import MLPClassifier, estimator
 from fastnn._threads import default_blas_threads
 from fastnn.layout import Layout
 from fastnn.split import split_workers
@@ -58,3 +58,53 @@ def test_full_batch_memory_need_is_as_stated(data, n_threads):
     stated = X.itemsize * N * (2 * HIDDEN + copies * CLASSES)
     peak = peak_of_fit(X, y, batch_size=None, n_threads=n_threads)
     assert 0.9 * stated < peak < 1.1 * stated
+
+
+def peak_of_predict(model, X):
+    model.predict_proba(X[:10])  # the compiled kernels are loaded first
+    tracemalloc.start()
+    try:
+        model.predict_proba(X)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_predict_memory_is_bounded(engine):
+    """A 2048-unit layer over 12,000 rows: 197 MB of activations in one pass, about 64 MB in chunks."""
+    rng = np.random.default_rng(0)
+    X = rng.random((12_000, 16), dtype=np.float32)
+    model = MLPClassifier(hidden_layer_sizes=(2048,), epochs=1, engine=engine, random_state=0)
+    model.fit(X[:200], rng.integers(0, CLASSES, 200))
+    one_pass = 2 * X.itemsize * len(X) * (2048 + CLASSES)
+    assert one_pass > 2.5 * estimator.PREDICT_CHUNK_BYTES
+    result = len(X) * CLASSES * X.itemsize
+    assert peak_of_predict(model, X) < 1.05 * estimator.PREDICT_CHUNK_BYTES + result
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_chunked_predictions_are_the_engines_own_per_chunk(monkeypatch, engine, dtype):
+    """Each chunk is bitwise the engine's one pass over its rows; the chunks tile X in order, each
+    within the budget; and the whole agrees with one pass over all rows to the rounding of BLAS
+    (which rounds some rows differently with other rows around them)."""
+    rng = np.random.default_rng(1)
+    X = rng.random((5003, 64)).astype(dtype)
+    model = MLPClassifier(hidden_layer_sizes=(300,), activation="tanh", epochs=1, engine=engine,
+                          dtype=dtype, random_state=0).fit(X[:300], rng.integers(0, CLASSES, 300))
+    one_pass = model._predict_chunk(X, "tanh")
+    monkeypatch.setattr(estimator, "PREDICT_CHUNK_BYTES", 1500 * 2 * X.itemsize * (300 + CLASSES))
+    chunks = []
+
+    def recorded(rows, activation):
+        chunks.append((rows, MLPClassifier._predict_chunk(model, rows, activation)))
+        return chunks[-1][1]
+
+    monkeypatch.setattr(model, "_predict_chunk", recorded)
+    proba = model.predict_proba(X)
+    assert [len(rows) for rows, _ in chunks] == [1250, 1251, 1251, 1251]
+    np.testing.assert_array_equal(np.concatenate([rows for rows, _ in chunks]), X)
+    np.testing.assert_array_equal(proba, np.concatenate([p for _, p in chunks]))
+    bound = {"float32": 1e-5, "float64": 1e-12}[dtype]  # README: a dense layer's bound
+    np.testing.assert_allclose(proba, one_pass, rtol=0, atol=bound)
