@@ -16,7 +16,7 @@ __all__ = ["MLPClassifier", "TrainingDivergedError", "TrainingFailedWarning", "l
 
 # These bring in scikit-learn, SciPy and Numba, which take seconds to import: only on first use,
 # so that `import fastnn` and `fastnn --help` stay quick.
-_LAZY = {"MLPClassifier": ".estimator", "load": "._persist"}
+_LAZY = {"MLPClassifier": ".estimator", "load": ".estimator"}
 
 
 def __getattr__(name):

@@ -16,7 +16,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _validation as check
 from ._npz import read_npz
-from .estimator import MLPClassifier
 
 FORMAT_VERSION = 1
 
@@ -56,8 +55,9 @@ def _savable_classes(classes):
     return text
 
 
-def load(path):
-    """Read a model written by :meth:`MLPClassifier.save`.
+def load(path, model_class):
+    """Read a model written by :func:`save` into a new ``model_class`` (what
+    :func:`fastnn.load` passes: :class:`~fastnn.MLPClassifier`).
 
     Raises ``ValueError`` naming the file and the problem for a file that is
     not a model, is truncated or damaged, is of another format version, or
@@ -71,7 +71,7 @@ def load(path):
         raise ValueError(f"{path} has model format version {version.tolist()}; this fastnn reads "
                          f"version {FORMAT_VERSION}")
     try:
-        model = _model(data)
+        model = _model(data, model_class)
         _check_arrays(model)
     except (KeyError, TypeError, ValueError) as error:
         reason = error.args[0] if isinstance(error, KeyError) else error  # KeyError's str adds quotes
@@ -94,11 +94,11 @@ def _scalar(data, name, kind):
     return value.item()
 
 
-def _model(data):
+def _model(data, model_class):
     params = json.loads(_scalar(data, "params", "U"))
     if not isinstance(params, dict):
         raise TypeError(f"params is a JSON {type(params).__name__}, not an object")
-    model = MLPClassifier(**params)
+    model = model_class(**params)
     check.check_params(model)
     n_layers = max(1, sum(key.startswith("weight_") for key in data))  # none: "no array 'weight_0'"
     model.weights_ = [_array(data, f"weight_{l}") for l in range(n_layers)]

@@ -265,7 +265,7 @@ def fit(model, X, y, args, after_epoch):
 
 
 def run_predict(args):
-    from ._persist import load
+    from .estimator import load
 
     model = load(args.model)
     parts = read_data(args)[0]

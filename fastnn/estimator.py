@@ -7,8 +7,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import _persist, reference
 from . import _validation as check
-from . import reference
 from ._diagnostics import warn_if_failed
 from ._threads import default_blas_threads, thread_limits
 from ._trainer import train
@@ -271,9 +271,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def save(self, path):
         """Write the fitted model to ``path`` (one ``.npz``, no pickle); :func:`fastnn.load` reads it."""
-        from ._persist import save
-
-        save(self, path)
+        _persist.save(self, path)
 
     def predict_proba(self, X):
         """Class probabilities.
@@ -325,3 +323,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "weights_")
         self._labels_to_index(np.asarray(y).ravel())
         return super().score(X, y, sample_weight=sample_weight)
+
+
+def load(path):
+    """Read a model written by :meth:`MLPClassifier.save`.
+
+    Raises ``ValueError`` naming the file and the problem for a file that is
+    not a model, is truncated or damaged, is of another format version, or
+    holds missing or inconsistent arrays or parameters.
+    """
+    return _persist.load(path, MLPClassifier)
