@@ -33,7 +33,7 @@ import json, sys, time
 start = time.perf_counter()
 import numpy as np
 from numba.core import event
-import fastnn
+from fastnn import MLPClassifier  # what a user imports (scikit-learn, Numba; not the kernels)
 imported = time.perf_counter()
 case = json.loads(sys.argv[1])
 rng = np.random.default_rng(0)
@@ -44,8 +44,8 @@ event.register("numba:compile", recorder)
 times, cpu = [], []
 for _ in range(2):
     t, c = time.perf_counter(), time.process_time()
-    fastnn.MLPClassifier(hidden_layer_sizes=case["hidden"], dtype=case["dtype"], epochs=1,
-                         random_state=0).fit(X, y)
+    MLPClassifier(hidden_layer_sizes=case["hidden"], dtype=case["dtype"], epochs=1,
+                  random_state=0).fit(X, y)
     times.append(time.perf_counter() - t)
     cpu.append(time.process_time() - c)
 event.unregister("numba:compile", recorder)

@@ -14,7 +14,7 @@ from .fast import FastEngine
 from .kernels import sync
 from .kernels._jit import PARALLEL
 from .kernels.network import Net, make_work
-from .kernels.split import N_GATHER_BUFFERS, Share, Shared, _train_epoch_share
+from .kernels.split import N_GATHER_BUFFERS, Share, Shared, _train_deep_epoch_share, _train_epoch_share
 
 # Below this many first-layer weights, starting the workers (~0.1 ms an epoch) and
 # meeting at each batch's barrier cost more than sharing the GEMMs saves: the digits'
@@ -117,8 +117,9 @@ class SplitEngine(FastEngine):
     def _epoch_call(self, order, learning_rate):
         data = self._batches(order)  # first: it allocates the gather buffers on the first shuffle
         shared = self.shared._replace(x_batches=self._x_batches, y_batches=self._y_batches)
-        return _train_epoch_share, (0, self.n_workers, data, shared, self.shares[0], self.net.code,
-                                    self._step(learning_rate))
+        kernel = _train_deep_epoch_share if self.upper_layout.n_layers else _train_epoch_share
+        return kernel, (0, self.n_workers, data, shared, self.shares[0], self.net.code,
+                        self._step(learning_rate))
 
     def _second_layer(self):
         return self.layout.weights(self.theta)[1], self.layout.biases(self.theta)[1][:, 0]

@@ -155,14 +155,31 @@ def _upper_layers_step(partials, yb, worker, n_workers, share, code, step):
 
 @kernel
 def _train_epoch_share(worker, n_workers, data, shared, share, code, step):
+    """Worker ``worker``'s part of one epoch of a network with one hidden layer
+    (:func:`_epoch_share`)."""
+    return _epoch_share(worker, n_workers, data, shared, share, code, step, False)
+
+
+@kernel
+def _train_deep_epoch_share(worker, n_workers, data, shared, share, code, step):
+    """Worker ``worker``'s part of one epoch of a network with two or more hidden layers
+    (:func:`_epoch_share`)."""
+    return _epoch_share(worker, n_workers, data, shared, share, code, step, True)
+
+
+@helper
+def _epoch_share(worker, n_workers, data, shared, share, code, step, deep):
     """Worker ``worker``'s part of one epoch over ``data`` (:class:`~.network.Batches`, whose
     own gather buffers are not used: ``shared`` has three). Return the summed loss and hits
     of this worker's share of the rows, or (nan, -1) if another worker aborted.
+
+    ``deep`` is a constant of each kernel above, so Numba drops the branch a kernel never
+    takes: a one-hidden-layer network does not compile the layers-above step
+    (:func:`~.epoch._run_batches`).
     """
     n = data.X.shape[0]
     n_batches = -(-n // data.batch_size)
     shuffled = data.order.shape[0] > 0
-    deep = share.upper.table.shape[0] > 0
     for k in range(min(2, n_batches) if shuffled else 0):
         _gather_share(data, k, worker, n_workers, shared)
     if not _arrive_and_wait(shared.sync, n_workers):
