@@ -14,9 +14,9 @@ every call.
 """
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
-from ._jit import helper, kernel
+from ._jit import kernel
 from ._scalar import like
 
 
@@ -50,7 +50,8 @@ def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon):
         theta[k] += step * m_k / (np.sqrt(v_k) + eps)
 
 
-@helper
+# A scalar function, inlined like those of ._scalar (a parallel build has nothing to parallelize).
+@njit(inline="always")
 def _adam_learning_rate(learning_rate_init, beta_1, beta_2, t):
     """Adam's step size at step ``t`` (:func:`fastnn.optimizers.adam_learning_rate`)."""
     # A float exponent: an integer one compiles to repeated multiplication, which rounds
