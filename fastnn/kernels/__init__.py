@@ -30,6 +30,10 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   ``_frobenius_norm``; helper ``_backpropagate``
 - :mod:`.update` — ``_inplace_sgd`` (the step over flat arrays: ``apply_step`` and the
   biases); helper ``_inplace_sgd_layer`` (a layer's step, fused into its GEMM)
+- :mod:`.optimizers` — ``_inplace_momentum`` (SGD with momentum or Nesterov's),
+  ``_inplace_adam``: one pass per step over the flat θ and the rule's state, bitwise equal
+  to :mod:`fastnn.optimizers`; ``_adam_learning_rate`` (an inlined scalar function).
+  Not yet called by an epoch
 - :mod:`.blas` — ``_gemm_call`` (OpenBLAS, called by name); helpers ``_gemm``,
   ``_inplace_gemm_update``, ``_row_stride``
 - :mod:`.network` — helpers ``_weights``, ``_bias``, ``_layer``, ``_block``,
