@@ -30,8 +30,9 @@ from . import reference as ref
 
 
 def xlogy(X, Y):
-    """``X · ln Y``, and 0 where ``X = 0`` (so that ``0 · ln 0 = 0``)."""
-    safe = np.where(X == 0, 1, Y)
+    """``X · ln Y``, and 0 where ``X = 0`` and ``Y`` is not NaN (so that ``0 · ln 0 = 0``;
+    scipy.special.xlogy's convention, which scikit-learn's losses use)."""
+    safe = np.where((X == 0) & ~np.isnan(Y), 1, Y)
     return X * np.log(safe)
 
 

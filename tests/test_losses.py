@@ -23,6 +23,13 @@ import pytest
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from fastnn import losses
+from fastnn.kernels.outputs import (
+    LOSS_CODES,
+    _bias_output,
+    _inplace_l2_mean,
+    _inplace_output_loss_grad,
+    _l2_penalty,
+)
 from fastnn.layout import Layout
 
 HIDDEN = ["identity", "logistic", "tanh", "relu"]  # scikit-learn's hidden activations
@@ -106,6 +113,20 @@ def test_reference_matches_sklearn_backprop(name, activation, alpha, weighted):
     assert_gradient_close(grad, want_grad, 1e-12)
 
 
+@pytest.mark.parametrize("name", ["binary", "multilabel", "multiclass"])
+def test_reference_clips_saturated_probabilities_as_sklearn(name):
+    """Weights scaled up until outputs reach 0 and 1 within ``eps``: the losses' clipping decides
+    the value (a wrong clip bound, or none, gives another loss or ``inf``)."""
+    problem = PROBLEMS[name]
+    layout, theta, X, Y = make_case(problem, hidden=(), seed=14)
+    theta *= 200
+    want_loss, want_grad = sklearn_backprop(layout, theta, "relu", problem, X, Y, 0.0, None)
+    loss, grad = reference(layout, theta, "relu", problem, X, Y)
+    assert np.isfinite(want_loss)
+    assert loss == pytest.approx(want_loss, rel=1e-12, abs=0)
+    assert_gradient_close(grad, want_grad, 1e-12)
+
+
 def objective(layout, theta, activation, problem, X, Y, alpha, sample_weight):
     """The function whose gradient :func:`fastnn.losses.loss_and_gradient` returns: its loss,
     but for squared_error with ``k`` outputs the data term counted ``k`` times (the
@@ -169,5 +190,128 @@ def test_batch_sums_add_up_over_batches():
     total = losses.Sums(*(a + b for a, b in zip(*halves)))
     loss, grad = losses.regularised_mean(theta, layout, total, 0.3)
     want_loss, want_grad = reference(layout, theta, "relu", problem, X, Y, 0.3, sample_weight)
+    assert loss == pytest.approx(want_loss, rel=1e-12, abs=0)
+    assert_gradient_close(grad, want_grad, 1e-12)
+
+
+# The kernels, in the (samples, features) layout: a kernel array K is the reference's K.T.
+
+DTYPES = [np.float32, np.float64]
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+SHAPES = [(1, 1), (5, 3), (33, 4)]
+LOSS_NAMES = list(losses.LOSSES)
+
+
+def assert_close(got, want, dtype):
+    """``|got − want| ≤ RTOL · (|want| + max(1, max|want|))``: the README's bound."""
+    scale = max(1.0, float(np.max(np.abs(want))))
+    np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
+
+
+def output_case(loss, shape, dtype, seed=9):
+    """Pre-bias outputs ``Z``, biases ``b``, targets ``Y`` and weights ``s`` in ``dtype``."""
+    rng = np.random.default_rng(seed)
+    m, n = shape
+    Z, b = rng.standard_normal(shape) * 2, rng.standard_normal(n)
+    Y = targets(rng, Problem(loss, n), m)
+    s = rng.uniform(0.1, 3.0, m)
+    return tuple(a.astype(dtype) for a in (Z, b, Y, s))
+
+
+def kernel_loss_grad(Z, b, Y, weights, loss):
+    """The kernel's ``(dZ, per-row losses)``, ``Z`` left as it was."""
+    dZ, per_row = Z.copy(), np.empty(Z.shape[0])
+    _inplace_output_loss_grad(dZ, b, Y, weights, LOSS_CODES[loss], per_row)
+    return dZ, per_row
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+def test_output_loss_grad_kernel_matches_reference(loss, shape, dtype, weighted):
+    Z, b, Y, s = output_case(loss, shape, dtype)
+    output, per_sample, delta = losses.LOSSES[loss]
+    A = output(Z.T + b[:, None])
+    sample_weight = s if weighted else None
+    dZ, per_row = kernel_loss_grad(Z, b, Y, s if weighted else np.empty(0, dtype), loss)
+    want = delta(A, Y.T, sample_weight).T
+    if loss == "squared_error":  # the same elementwise operations
+        np.testing.assert_array_equal(dZ, want)
+    else:
+        assert_close(dZ, want, dtype)
+    assert_close(per_row, per_sample(A, Y.T) * (1 if sample_weight is None else sample_weight), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["binary_log_loss", "log_loss"])
+def test_output_loss_grad_kernel_clips_as_reference(loss, dtype):
+    """Outputs within ``eps`` of 0 and 1, where the clipping decides the loss."""
+    Z, b, Y, s = output_case(loss, (33, 4), dtype)
+    Z *= 50
+    output, per_sample, _ = losses.LOSSES[loss]
+    _, per_row = kernel_loss_grad(Z, b, Y, s, loss)
+    assert_close(per_row, per_sample(output(Z.T + b[:, None]), Y.T) * s, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+def test_output_loss_grad_kernel_empty_weights_are_ones(loss, dtype):
+    Z, b, Y, s = output_case(loss, (7, 3), dtype)
+    empty = kernel_loss_grad(Z, b, Y, np.empty(0, dtype), loss)
+    ones = kernel_loss_grad(Z, b, Y, np.ones_like(s), loss)
+    for got, want in zip(ones, empty):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+def test_bias_output_kernel_matches_reference(loss, dtype):
+    Z, b, _, _ = output_case(loss, (33, 4), dtype)
+    out = np.empty_like(Z)
+    _bias_output(Z, b, LOSS_CODES[loss], out)
+    want = losses.LOSSES[loss].output(Z.T + b[:, None]).T
+    if loss == "squared_error":
+        np.testing.assert_array_equal(out, want)
+    else:
+        assert_close(out, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_l2_penalty_kernel_counts_weights_only(dtype):
+    layout = Layout((4, 5, 3, 2))
+    theta = np.random.default_rng(10).standard_normal(layout.size).astype(dtype)
+    want = losses.l2_penalty(theta, layout)
+    np.testing.assert_allclose(_l2_penalty(theta, layout.table), want, rtol=RTOL[dtype])
+    for b in layout.biases(theta):  # biases are not penalised
+        b[...] = 1e3
+    np.testing.assert_allclose(_l2_penalty(theta, layout.table), want, rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("divisor", [1.0, 7.3])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_l2_mean_kernel_is_bitwise_the_reference(dtype, divisor):
+    layout = Layout((4, 5, 3, 2))
+    rng = np.random.default_rng(11)
+    theta, summed = (rng.standard_normal(layout.size).astype(dtype) for _ in range(2))
+    _, want = losses.regularised_mean(theta, layout, losses.Sums(0.0, summed, divisor), 0.3)
+    grad = summed.copy()
+    _inplace_l2_mean(grad, theta, layout.table, 0.3, divisor)
+    np.testing.assert_array_equal(grad, want)
+
+
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_kernels_assemble_the_reference_loss_and_gradient(name):
+    """A network without hidden layers, its GEMMs in NumPy and the rest by the kernels: the
+    caller's sum of the per-row losses, over ``S``, plus the L2 term, is the reference's loss."""
+    problem = PROBLEMS[name]
+    layout, theta, X, Y = make_case(problem, hidden=(), seed=12)
+    s = np.random.default_rng(13).uniform(0.1, 3.0, X.shape[0])
+    (W,), (b,) = layout.weights(theta), layout.biases(theta)
+    dZ, per_row = kernel_loss_grad(X @ W.T, b.ravel(), Y, s, problem.loss)
+    grad = layout.pack([dZ.T @ X], [dZ.sum(axis=0)], np.float64)
+    _inplace_l2_mean(grad, theta, layout.table, 0.3, s.sum())
+    loss = per_row.sum() / s.sum() + 0.15 * _l2_penalty(theta, layout.table) / s.sum()
+    want_loss, want_grad = reference(layout, theta, "relu", problem, X, Y, 0.3, s)
     assert loss == pytest.approx(want_loss, rel=1e-12, abs=0)
     assert_gradient_close(grad, want_grad, 1e-12)
