@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from scipy.special import xlogy
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from fastnn import losses
@@ -125,6 +126,17 @@ def test_reference_clips_saturated_probabilities_as_sklearn(name):
     assert np.isfinite(want_loss)
     assert loss == pytest.approx(want_loss, rel=1e-12, abs=0)
     assert_gradient_close(grad, want_grad, 1e-12)
+
+
+EDGES = np.array([[0.0, 0.0], [0.0, np.nan], [0.0, np.inf], [0.0, 2.0], [1.5, 0.0], [2.0, np.nan],
+                  [1.5, 2.0]])
+
+
+def test_xlogy_follows_scipy_at_the_edges():
+    """``0 · ln 0 = 0``, but ``0 · ln NaN`` is NaN: a Poisson output that underflows to 0 gives
+    ``0 / 0`` and a NaN loss, in scikit-learn too."""
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(losses.xlogy(EDGES[:, 0], EDGES[:, 1]), xlogy(EDGES[:, 0], EDGES[:, 1]))
 
 
 def objective(layout, theta, activation, problem, X, Y, alpha, sample_weight):
@@ -252,6 +264,18 @@ def test_output_loss_grad_kernel_clips_as_reference(loss, dtype):
     output, per_sample, _ = losses.LOSSES[loss]
     _, per_row = kernel_loss_grad(Z, b, Y, s, loss)
     assert_close(per_row, per_sample(output(Z.T + b[:, None]), Y.T) * s, dtype)
+
+
+def test_poisson_kernel_loss_at_the_edges():
+    """The kernel's ``x · ln y`` where the reference's is at its edges: ``y = 0`` with the output
+    ``e^z`` at 0 (NaN, as scikit-learn) and not (0)."""
+    Z = np.array([[-800.0], [-800.0], [0.5]])
+    b, Y = np.zeros(1), np.array([[0.0], [1.0], [0.0]])
+    _, per_row = kernel_loss_grad(Z, b, Y, np.empty(0), "poisson")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = losses.poisson(np.exp(Z.T), Y.T)
+    np.testing.assert_array_equal(per_row, want)
+    assert np.isnan(per_row[0]) and np.isinf(per_row[1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

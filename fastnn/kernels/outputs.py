@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..layout import BIAS_OFFSET, N_IN, N_OUT, WEIGHT_OFFSET
-from ._jit import kernel
+from ._jit import ieee_kernel, kernel
 from ._scalar import SIGMOID, activate, like
 from .softmax import _row_softmax
 
@@ -76,7 +76,7 @@ def _bias_output(Z, b, code, out):
         _row_outputs(Z, b, code, i, out)
 
 
-@kernel
+@ieee_kernel
 def _inplace_output_loss_grad(Z, b, Y, weights, code, losses):
     """Overwrite ``Z`` (the output layer's ``A_in · Wᵀ``) with ``dZ = (f(Z + b) − Y) ∗ s`` and
     ``losses[i]`` (float64) with ``s_i ℓ_i``; ``Y`` has ``Z``'s shape and dtype, ``weights``
@@ -114,7 +114,7 @@ def _l2_penalty(theta, table):
     return total
 
 
-@kernel
+@ieee_kernel
 def _inplace_l2_mean(grad, theta, table, alpha, divisor):
     """From a summed gradient to the regularised mean, in place over the flat ``grad``:
     ``dW ← (dW + α·W) / S``, ``db ← db / S`` (``S = divisor``; with ``S = 1``, just the
