@@ -58,6 +58,14 @@ def leaky_relu_derivative(Z):
     return np.where(Z > 0, 1, LEAKY_SLOPE).astype(Z.dtype)
 
 
+def identity(Z):
+    return Z
+
+
+def identity_derivative(Z):
+    return np.ones_like(Z)
+
+
 ACTIVATIONS = {
     "sigmoid": sigmoid,
     "tanh": tanh,
@@ -71,6 +79,12 @@ DERIVATIVES = {
     "relu": relu_derivative,
     "leaky_relu": leaky_relu_derivative,
 }
+
+# The estimator offers ACTIVATIONS; these also hold scikit-learn's hidden activations (its
+# "logistic" is our sigmoid), which the losses of fastnn.losses are compared on. They stay
+# apart until the fast engine has them, so that the estimator accepts only what both engines run.
+ALL_ACTIVATIONS = {**ACTIVATIONS, "identity": identity, "logistic": sigmoid}
+ALL_DERIVATIVES = {**DERIVATIVES, "identity": identity_derivative, "logistic": sigmoid_derivative}
 
 # Kaiming keeps the variance of ReLU-family outputs; Xavier that of the rest.
 INIT_GAINS = {"xavier": 1.0, "kaiming": 2.0}
@@ -112,31 +126,38 @@ def init_params(layer_sizes, init, rng, dtype):
     return weights, biases
 
 
-def forward(weights, biases, activation, X):
-    """Return ``(Zs, As)``: ``As[0] = X``, ``As[-1]`` the softmax probabilities."""
-    g = ACTIVATIONS[activation]
+def forward(weights, biases, activation, X, output=softmax):
+    """Return ``(Zs, As)``: ``As[0] = X``, ``As[-1] = output(Zs[-1])`` (the softmax
+    probabilities unless another output function is given)."""
+    g = ALL_ACTIVATIONS[activation]
     Zs, As = [], [X]
     for l, (W, B) in enumerate(zip(weights, biases)):
         Z = W @ As[-1] + B
         is_output = l == len(weights) - 1
         Zs.append(Z)
-        As.append(softmax(Z) if is_output else g(Z))
+        As.append(output(Z) if is_output else g(Z))
     return Zs, As
 
 
-def backward(weights, activation, Zs, As, Y):
-    """Return ``(dWs, dBs)``, the batch-mean gradients of the cross-entropy."""
-    g_prime = DERIVATIVES[activation]
-    m = Y.shape[1]
+def backward_sums(weights, activation, Zs, As, dZ):
+    """Return ``(dWs, dBs)`` summed over the batch, from the output layer's ``dZ``:
+    ``dW[l] = dZ[l] · A[l-1]ᵀ``, ``dB[l] = Σ_samples dZ[l]``."""
+    g_prime = ALL_DERIVATIVES[activation]
     L = len(weights)
     dWs, dBs = [None] * L, [None] * L
-    dZ = As[-1] - Y
     for l in reversed(range(L)):
-        dWs[l] = (1 / m) * (dZ @ As[l].T)
-        dBs[l] = (1 / m) * np.sum(dZ, axis=1, keepdims=True)
+        dWs[l] = dZ @ As[l].T
+        dBs[l] = np.sum(dZ, axis=1, keepdims=True)
         if l > 0:
             dZ = (weights[l].T @ dZ) * g_prime(Zs[l - 1])
     return dWs, dBs
+
+
+def backward(weights, activation, Zs, As, Y):
+    """Return ``(dWs, dBs)``, the batch-mean gradients of the cross-entropy (``dZ[L] = A[L] − Y``)."""
+    m = Y.shape[1]
+    dWs, dBs = backward_sums(weights, activation, Zs, As, As[-1] - Y)
+    return [(1 / m) * dW for dW in dWs], [(1 / m) * dB for dB in dBs]
 
 
 def sgd_update(params, grads, learning_rate):

@@ -26,3 +26,7 @@ kernel = njit(parallel=PARALLEL, cache=not PARALLEL, nogil=True)
 # Helpers are compiled only inside the kernels that use them (and, uncached, when a test
 # calls one directly).
 helper = njit(inline="always", parallel=PARALLEL, nogil=True)
+# Division as NumPy does it (x/0 gives ±inf or NaN) rather than Python's ZeroDivisionError,
+# for kernels whose divisor can reach 0 with valid input: a Poisson output e^z underflows
+# to 0 below z ≈ −745 (float64) or −104 (float32), and the reference then gives inf or NaN.
+ieee_kernel = njit(parallel=PARALLEL, cache=not PARALLEL, nogil=True, error_model="numpy")

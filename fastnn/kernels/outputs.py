@@ -1,0 +1,129 @@
+"""scikit-learn's output layers fused with their losses, and the L2 term over the flat vector.
+
+In the ``(samples, features)`` layout, for output ``f`` and per-sample loss ``ℓ`` of
+:mod:`fastnn.losses` (which these kernels must match), row ``i`` with weight ``s_i``:
+
+.. math:: A_{ij} = f(Z_{ij} + b_j) \\qquad dZ_{ij} = (A_{ij} - Y_{ij})\\, s_i
+          \\qquad \\text{losses}_i = s_i\\, \\ell_i(A_i, Y_i)
+
+One kernel serves every output / loss pair; the pair is a run-time ``code`` of
+:data:`LOSS_CODES`, so Numba compiles it once per dtype. Losses are written per row
+and summed by the caller in order, so the total does not depend on the thread
+count; the caller divides by ``S = Σ s_i`` and adds the L2 term
+(:func:`_l2_penalty`, :func:`_inplace_l2_mean`) once per batch, or once after a
+reduction across batches or processes.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ..layout import BIAS_OFFSET, N_IN, N_OUT, WEIGHT_OFFSET
+from ._jit import ieee_kernel, kernel
+from ._scalar import SIGMOID, activate, like
+from .softmax import _row_softmax
+
+LOG_LOSS, BINARY_LOG_LOSS, SQUARED_ERROR, POISSON = range(4)
+LOSS_CODES = {"log_loss": LOG_LOSS, "binary_log_loss": BINARY_LOG_LOSS, "squared_error": SQUARED_ERROR,
+              "poisson": POISSON}
+
+
+@njit(inline="always")
+def _output(z, code):
+    """``f(z)`` for the elementwise outputs: identity, exp or logistic (not softmax)."""
+    if code == SQUARED_ERROR:
+        return z
+    if code == POISSON:
+        return np.exp(z)
+    return activate(z, SIGMOID)
+
+
+@njit(inline="always")
+def _xlogy(x, y):
+    """``x · ln y``, and 0 where ``x = 0`` and ``y`` is not NaN (:func:`fastnn.losses.xlogy`)."""
+    return like(x, 0) if x == 0 and y == y else x * np.log(y)
+
+
+@njit(inline="always")
+def _loss_term(a, y, code, eps):
+    """One output's term of ``ℓ`` (before squared_error's ``½ · mean``); log-losses clip ``a``
+    to ``[eps, 1 − eps]``."""
+    if code == SQUARED_ERROR:
+        d = y - a
+        return d * d
+    if code == POISSON:
+        return _xlogy(y, y / a) - y + a
+    one = like(a, 1)
+    p = min(max(a, eps), one - eps)
+    if code == LOG_LOSS:
+        return -_xlogy(y, p)
+    return -(_xlogy(y, p) + _xlogy(one - y, one - p))
+
+
+@njit(inline="always")
+def _row_outputs(Z, b, code, i, out):
+    """Row ``i`` of ``out = f(Z + b)``; ``out`` may be ``Z``."""
+    if code == LOG_LOSS:
+        _row_softmax(Z, b, i, out)
+    else:
+        for j in range(Z.shape[1]):
+            out[i, j] = _output(Z[i, j] + b[j], code)
+
+
+@kernel
+def _bias_output(Z, b, code, out):
+    """``out = f(Z + b)`` row by row, ``f`` the output of the loss ``code``; ``out`` may be ``Z``."""
+    for i in prange(Z.shape[0]):
+        _row_outputs(Z, b, code, i, out)
+
+
+@ieee_kernel
+def _inplace_output_loss_grad(Z, b, Y, weights, code, losses):
+    """Overwrite ``Z`` (the output layer's ``A_in · Wᵀ``) with ``dZ = (f(Z + b) − Y) ∗ s`` and
+    ``losses[i]`` (float64) with ``s_i ℓ_i``; ``Y`` has ``Z``'s shape and dtype, ``weights``
+    (Z's dtype) holds ``s``, or is empty for all ones.
+
+    The loss terms are accumulated in float64. The per-row weight multiplies ``dZ`` even
+    when it is 1, which is exact, so empty weights and ones give the same bits.
+    """
+    m, n = Z.shape
+    eps = like(Z, np.finfo(Z.dtype).eps)
+    weighted = weights.shape[0] > 0
+    for i in prange(m):
+        _row_outputs(Z, b, code, i, Z)
+        total = 0.0
+        for j in range(n):
+            total += _loss_term(Z[i, j], Y[i, j], code, eps)
+        if code == SQUARED_ERROR:
+            total = 0.5 * (total / n)
+        s = weights[i] if weighted else like(Z, 1)
+        losses[i] = s * total
+        for j in range(n):
+            Z[i, j] = (Z[i, j] - Y[i, j]) * s
+
+
+@kernel
+def _l2_penalty(theta, table):
+    """``Σ_l ‖W[l]‖²`` over the weights of the flat ``theta`` (no bias), accumulated in float64
+    in storage order."""
+    total = 0.0
+    for l in range(table.shape[0]):
+        start = table[l, WEIGHT_OFFSET]
+        for k in range(start, start + table[l, N_OUT] * table[l, N_IN]):
+            v = np.float64(theta[k])
+            total += v * v
+    return total
+
+
+@ieee_kernel
+def _inplace_l2_mean(grad, theta, table, alpha, divisor):
+    """From a summed gradient to the regularised mean, in place over the flat ``grad``:
+    ``dW ← (dW + α·W) / S``, ``db ← db / S`` (``S = divisor``; with ``S = 1``, just the
+    ``α·W`` term)."""
+    a, S = like(grad, alpha), like(grad, divisor)
+    for l in range(table.shape[0]):
+        start = table[l, WEIGHT_OFFSET]
+        for k in prange(start, start + table[l, N_OUT] * table[l, N_IN]):
+            grad[k] = (grad[k] + a * theta[k]) / S
+        bias = table[l, BIAS_OFFSET]
+        for k in prange(bias, bias + table[l, N_OUT]):
+            grad[k] = grad[k] / S
