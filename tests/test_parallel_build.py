@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_kernel_tests_pass_in_the_parallel_build():
     env = dict(os.environ, FASTNN_PARALLEL_KERNELS="1", NUMBA_NUM_THREADS="2")
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "tests/test_kernels.py", "tests/test_numerics.py"],
+                          "tests/test_kernels.py", "tests/test_numerics.py", "tests/test_optimizers.py",
+                          "tests/test_losses.py"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     summary = run.stdout.strip().splitlines()[-1]
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
