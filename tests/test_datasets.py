@@ -71,6 +71,7 @@ def test_download_skips_files_already_there(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("damage, match", [
     (lambda b: b[:-3], "truncated or padded"),
+    (lambda b: b + b"\0", "truncated or padded"),
     (lambda b: b[:6], "truncated: its header"),
     (lambda b: b"\x00\x00\x0d\x03" + b[4:], "not an IDX file"),
     (lambda b: b"PK" + b[2:], "not an IDX file"),

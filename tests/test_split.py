@@ -112,6 +112,26 @@ def test_one_worker_is_bitwise_the_serial_epoch(digits, dtype, sizes):
     np.testing.assert_array_equal(alone.theta, serial.theta)
 
 
+@pytest.mark.parametrize("stalled", [0, 1])
+def test_the_second_barrier_holds_the_others_back(digits, stalled):
+    """One worker stalls (about 10 ms a batch) before it writes its share of each batch's
+    output gradient, which the others read after the second barrier: the result must be
+    bitwise the unstalled one. A barrier that does not wait lets a worker read the previous
+    batch's rows instead, whatever the machine's timing."""
+    X_train, _, y_train, _ = digits
+    X, y = np.ascontiguousarray(X_train[:200]), y_train[:200].astype(np.int64)
+    weights, biases = reference.init_params([64, 24, 10], "kaiming", np.random.default_rng(0), np.float64)
+    order = np.random.default_rng(1).permutation(len(X))
+    results = []
+    for stall in (0, 3_000_000):
+        net = network(weights, biases)
+        engine = split.SplitEngine(X, y, net, 50, n_workers=2)
+        engine.shares[stalled] = engine.shares[stalled]._replace(stall=stall)
+        engine.epoch(order, 0.1)
+        results.append(net.theta)
+    np.testing.assert_array_equal(results[1], results[0])
+
+
 FAILING_WORKER = """
 import numpy as np
 from fastnn import reference, split

@@ -50,7 +50,7 @@ from .dense import _dense_forward
 from .epoch import _gather_rows, _run_batches
 from .network import Batches, Net, Work
 from .softmax import _inplace_softmax_cross_entropy_grad
-from .sync import _arrive_and_wait
+from .sync import _arrive_and_wait, _stall
 from .update import _inplace_sgd_layer
 
 N_GATHER_BUFFERS = 3  # batch k is read while k + 1 is in place and k + 2 is being gathered
@@ -75,7 +75,9 @@ class Share(NamedTuple):
     the second layer and ``b1`` of that layer's bias, its work arrays (``hidden``, ``delta``:
     b × w; ``grad_b0``, ``grad_b1``; ``losses``, ``hits``), and, for deeper networks, its own
     copy ``upper`` of the layers above the second with their ``upper_work`` buffers, the
-    second layer's output ``hidden1`` and its ``delta1`` (b × n_next; empty otherwise)."""
+    second layer's output ``hidden1`` and its ``delta1`` (b × n_next; empty otherwise).
+    ``stall`` (0 but in tests) makes the worker spin that long before it writes its share of
+    each batch's output gradient, which only the second barrier lets the others read."""
 
     W0: np.ndarray
     b0: np.ndarray
@@ -91,6 +93,7 @@ class Share(NamedTuple):
     upper_work: Work
     hidden1: np.ndarray
     delta1: np.ndarray
+    stall: int
 
 
 @helper
@@ -200,6 +203,8 @@ def _epoch_share(worker, n_workers, data, shared, share, code, step, deep):
         _gemm(False, True, 1.0, A, share.W1, 0.0, partials[worker, :m])
         if not _arrive_and_wait(shared.sync, n_workers * (2 * k + 2)):
             return np.nan, -1
+        if share.stall > 0:
+            _stall(shared.sync, share.stall)
         if deep:
             dZ = share.delta1[:m]
             batch_loss, batch_hits = _upper_layers_step(partials[:, :m], yb, worker, n_workers,

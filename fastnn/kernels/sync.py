@@ -78,3 +78,13 @@ def _arrive_and_wait(sync, target):
         if spins > SPINS_BEFORE_YIELD:
             _yield_core()
     return True
+
+
+@helper
+def _stall(sync, spins):
+    """Spin ``spins`` times (atomic loads, which the compiler cannot drop): a worker made slow
+    on purpose, so that a test can show a barrier holds the others back whatever the timing."""
+    seen = 0
+    for _ in range(spins):
+        seen += _atomic_load(sync, COUNT)
+    return seen
