@@ -1,6 +1,7 @@
 """The ``fastnn`` command: ``fastnn train`` and ``fastnn predict``."""
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -236,6 +237,30 @@ def run_train(args):
     return INTERRUPTED if stopped else 0
 
 
+class _Lines(logging.Handler):
+    def __init__(self, write):
+        super().__init__(logging.INFO)
+        self.write = write
+
+    def emit(self, record):
+        self.write(f"fastnn: {record.getMessage()}", file=sys.stderr)
+
+
+@contextmanager
+def notices_to(write):
+    """Show what the library logs on the "fastnn" logger (e.g. that the first fit compiles the
+    fast engine, which takes seconds) through ``write``, on stderr."""
+    logger, handler = logging.getLogger("fastnn"), _Lines(write)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def fit(model, X, y, args, after_epoch):
     """Fit with a progress bar and a line per epoch; the first Ctrl-C stops after the current
     epoch. Returns whether it did."""
@@ -254,7 +279,7 @@ def fit(model, X, y, args, after_epoch):
             raise Stopped
 
     try:
-        with sigint_handler(stop), warnings.catch_warnings():
+        with sigint_handler(stop), notices_to(bar.write), warnings.catch_warnings():
             warnings.simplefilter("error", TrainingFailedWarning)  # no held-out accuracy, no model saved
             model.fit(X, y, on_epoch=report)
     except Stopped:

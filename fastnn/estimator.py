@@ -16,8 +16,9 @@ from .engine import Network, make_engine
 from .layout import Layout
 
 logger = logging.getLogger("fastnn")
-# What compiling the fast engine took on a cold cache (python bench/compile_time.py).
-COMPILE_ESTIMATE = "about 5-10 s"
+# What compiling the fast engine took on a cold cache: 3.5-8 s per dtype and thread model on a
+# 2-core AMD EPYC (python bench/compile_time.py, 2026-11-25).
+COMPILE_ESTIMATE = "up to about 8 s on a 2-core machine"
 
 # predict_proba goes through the rows in chunks whose activations take at most this many bytes.
 PREDICT_CHUNK_BYTES = 64 * 2**20

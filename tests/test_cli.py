@@ -290,3 +290,15 @@ def test_second_ctrl_c_stops_at_once_and_saves_nothing(monkeypatch, tmp_path, ca
     assert main(["train", "--quiet", "--save", str(tmp_path / "m.npz")]) == 130
     assert capsys.readouterr().err == "fastnn: interrupted; nothing saved\n"
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_cold_kernel_cache_is_announced(tmp_path):
+    """The first training run on a new machine compiles the fast engine for seconds: the command
+    says so once, on stderr; a later run, which loads the compiled code, does not."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    command = [sys.executable, "-m", "fastnn", "train", "--epochs", "1", "--hidden", "8", "--dtype",
+               "float64", "--quiet"]
+    runs = [subprocess.run(command, env=env, capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert runs[0].stderr.count("fastnn: compiling the fast engine for float64") == 1
+    assert "compiling" not in runs[1].stderr
