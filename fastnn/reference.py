@@ -66,7 +66,10 @@ def identity_derivative(Z):
     return np.ones_like(Z)
 
 
+# scikit-learn's names ("logistic" is the sigmoid, "identity" no activation) and the tutorial's.
 ACTIVATIONS = {
+    "identity": identity,
+    "logistic": sigmoid,
     "sigmoid": sigmoid,
     "tanh": tanh,
     "relu": relu,
@@ -74,17 +77,13 @@ ACTIVATIONS = {
 }
 
 DERIVATIVES = {
+    "identity": identity_derivative,
+    "logistic": sigmoid_derivative,
     "sigmoid": sigmoid_derivative,
     "tanh": tanh_derivative,
     "relu": relu_derivative,
     "leaky_relu": leaky_relu_derivative,
 }
-
-# The estimator offers ACTIVATIONS; these also hold scikit-learn's hidden activations (its
-# "logistic" is our sigmoid), which the losses of fastnn.losses are compared on. They stay
-# apart until the fast engine has them, so that the estimator accepts only what both engines run.
-ALL_ACTIVATIONS = {**ACTIVATIONS, "identity": identity, "logistic": sigmoid}
-ALL_DERIVATIVES = {**DERIVATIVES, "identity": identity_derivative, "logistic": sigmoid_derivative}
 
 # Kaiming keeps the variance of ReLU-family outputs; Xavier that of the rest.
 INIT_GAINS = {"xavier": 1.0, "kaiming": 2.0}
@@ -129,7 +128,7 @@ def init_params(layer_sizes, init, rng, dtype):
 def forward(weights, biases, activation, X, output=softmax):
     """Return ``(Zs, As)``: ``As[0] = X``, ``As[-1] = output(Zs[-1])`` (the softmax
     probabilities unless another output function is given)."""
-    g = ALL_ACTIVATIONS[activation]
+    g = ACTIVATIONS[activation]
     Zs, As = [], [X]
     for l, (W, B) in enumerate(zip(weights, biases)):
         Z = W @ As[-1] + B
@@ -142,7 +141,7 @@ def forward(weights, biases, activation, X, output=softmax):
 def backward_sums(weights, activation, Zs, As, dZ):
     """Return ``(dWs, dBs)`` summed over the batch, from the output layer's ``dZ``:
     ``dW[l] = dZ[l] · A[l-1]ᵀ``, ``dB[l] = Σ_samples dZ[l]``."""
-    g_prime = ALL_DERIVATIVES[activation]
+    g_prime = DERIVATIVES[activation]
     L = len(weights)
     dWs, dBs = [None] * L, [None] * L
     for l in reversed(range(L)):

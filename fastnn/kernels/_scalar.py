@@ -13,8 +13,10 @@ from numba.np.numpy_support import as_dtype
 
 from ..reference import LEAKY_SLOPE
 
-SIGMOID, TANH, RELU, LEAKY_RELU = 0, 1, 2, 3
-ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU}
+SIGMOID, TANH, RELU, LEAKY_RELU, IDENTITY = 0, 1, 2, 3, 4
+# scikit-learn's "logistic" is the sigmoid.
+ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU,
+                    "identity": IDENTITY, "logistic": SIGMOID}
 
 
 def like(x, value):
@@ -42,6 +44,8 @@ def activate(z, code):
         return z if z > 0 else like(z, LEAKY_SLOPE) * z
     if code == TANH:
         return np.tanh(z)
+    if code == IDENTITY:
+        return z
     e = np.exp(-abs(z))
     one = like(z, 1)
     return one / (one + e) if z >= 0 else e / (one + e)
@@ -52,9 +56,11 @@ def derivative_from_output(a, code):
     """``g'(z)`` computed from ``a = g(z)``: every supported ``g`` allows it.
 
     ReLU and Leaky ReLU: ``a > 0`` exactly when ``z > 0`` (ReLU'(0) = 0).
-    Sigmoid: ``a (1 − a)``. Tanh: ``1 − a²``.
+    Sigmoid: ``a (1 − a)``. Tanh: ``1 − a²``. Identity: 1.
     """
     one = like(a, 1)
+    if code == IDENTITY:
+        return one
     if code == RELU:
         return one if a > 0 else like(a, 0)
     if code == LEAKY_RELU:

@@ -1,0 +1,175 @@
+"""scikit-learn's stochastic solvers, a whole epoch in one compiled call, and the full-batch objective.
+
+Per batch of ``m`` rows (of ``X`` in ``order``), with targets ``Y`` and sample
+weights ``s`` (``S = Σ s``, or ``m`` without weights), in the ``(samples, features)``
+layout::
+
+    A[l]  = g(A[l-1] · W[l]ᵀ + b[l])          A[L] = f(…), f the loss's output function
+    dZ[L] = (A[L] − Y) ∗ s                     loss = Σ s ℓ / S + (α/2) Σ‖W‖² / S
+    dW[l] = (dZ[l]ᵀ · A[l-1] + α W[l]) / S     db[l] = Σ_rows dZ[l] / S
+    dZ[l-1] = (dZ[l] · W[l]) ∗ g'(A[l-1])
+    θ, state ← rule(θ, dθ, state)              (SGD with momentum or Nesterov's, or Adam)
+
+which is :func:`fastnn.losses.loss_and_gradient` followed by an update of
+:mod:`fastnn.optimizers`, the reference these kernels are tested against. The
+gradient of a batch is formed in full in ``work.grad`` before the step, as
+scikit-learn forms it, so that every rule sees the same numbers.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._jit import helper, kernel
+from .backward import _backpropagate
+from .blas import _gemm
+from .epoch import _gather_rows, _hidden_forward, _layer_gradient
+from .network import _bias, _block, _weights
+from .optimizers import _adam_learning_rate, _inplace_adam, _inplace_momentum
+from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty
+
+MOMENTUM, ADAM = 0, 1
+
+
+class Samples(NamedTuple):
+    """An epoch's data: ``X`` (n × n_features, C order), targets ``Y`` (n × n_outputs, X's
+    dtype), per-sample ``weights`` (n, X's dtype; empty: all 1), the row ``order`` (int64;
+    empty: as stored), ``batch_size``, and the buffers a shuffled batch is gathered into."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    weights: np.ndarray
+    order: np.ndarray
+    batch_size: int
+    x_batch: np.ndarray
+    y_batch: np.ndarray
+    w_batch: np.ndarray
+
+
+class Solver(NamedTuple):
+    """The objective and the update rule of a fit.
+
+    ``loss``: a code of :data:`fastnn.kernels.outputs.LOSS_CODES`; ``alpha``: the L2
+    factor. ``rule``: :data:`MOMENTUM` (scikit-learn's "sgd", momentum 0 included) or
+    :data:`ADAM`; ``state_a`` and ``state_b``: the velocity (and an empty array), or
+    Adam's first and second moments, flat in θ's layout. ``learning_rate`` is the
+    rate of SGD, or Adam's initial rate (its step size follows from the step count).
+    """
+
+    loss: int
+    alpha: float
+    rule: int
+    learning_rate: float
+    momentum: float
+    nesterov: bool
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    state_a: np.ndarray
+    state_b: np.ndarray
+
+
+@helper
+def _summed_loss_gradient(Xb, Yb, sb, net, work, loss):
+    """Forward and backward through the batch: ``Σ_i s_i ℓ_i`` returned, the summed gradient
+    (no L2 term) written into ``work.grad``."""
+    table = net.table
+    L = table.shape[0]
+    m = Xb.shape[0]
+    capacity = work.losses.shape[0]
+    A = _hidden_forward(Xb, net, work)
+    dZ = _block(work.acts, table, L - 1, capacity, m)
+    _gemm(False, True, 1.0, A, _weights(net.theta, table, L - 1), 0.0, dZ)
+    _inplace_output_loss_grad(dZ, _bias(net.theta, table, L - 1), Yb, sb, loss, work.losses[:m])
+    for l in range(L - 1, -1, -1):
+        A_in = Xb if l == 0 else _block(work.acts, table, l - 1, capacity, m)
+        _layer_gradient(dZ, A_in, work.grad, table, l)
+        if l > 0:
+            below = _block(work.deltas, table, l - 1, capacity, m)
+            _backpropagate(dZ, _weights(net.theta, table, l), A_in, net.code, below)
+            dZ = below
+    return work.losses[:m].sum()
+
+
+@helper
+def _mean_loss_gradient(Xb, Yb, sb, net, work, solver):
+    """The batch's regularised mean loss, returned, and mean gradient, in ``work.grad``."""
+    m = Xb.shape[0]
+    S = np.float64(m) if sb.shape[0] == 0 else np.float64(sb.sum())
+    loss = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss) / S
+    if solver.alpha != 0:
+        loss += (0.5 * solver.alpha) * _l2_penalty(net.theta, net.table) / S
+    _inplace_l2_mean(work.grad, net.theta, net.table, solver.alpha, S)
+    return loss
+
+
+@helper
+def _step(theta, grad, solver, t):
+    """One update of ``theta`` from the mean gradient ``grad``; ``t`` steps were taken before."""
+    if solver.rule == ADAM:
+        rate = _adam_learning_rate(solver.learning_rate, solver.beta_1, solver.beta_2, t + 1)
+        _inplace_adam(theta, grad, solver.state_a, solver.state_b, rate, solver.beta_1, solver.beta_2,
+                      solver.epsilon)
+    else:
+        _inplace_momentum(theta, grad, solver.state_a, solver.learning_rate, solver.momentum,
+                          solver.nesterov)
+
+
+@helper
+def _sample_batch(data, k):
+    """Batch ``k``: rows ``k·batch_size…`` as stored, or gathered in ``order``."""
+    n = data.X.shape[0]
+    start = k * data.batch_size
+    stop = min(start + data.batch_size, n)
+    weighted = data.weights.shape[0] > 0
+    if data.order.shape[0] == 0:
+        sb = data.weights[start:stop] if weighted else data.weights
+        return data.X[start:stop], data.Y[start:stop], sb
+    m = stop - start
+    idx = data.order[start:stop]
+    Xb, Yb = data.x_batch[:m], data.y_batch[:m]
+    _gather_rows(data.X, data.Y, idx, Xb, Yb)
+    if not weighted:
+        return Xb, Yb, data.weights
+    sb = data.w_batch[:m]
+    for i in range(m):
+        sb[i] = data.weights[idx[i]]
+    return Xb, Yb, sb
+
+
+@kernel
+def _solver_epoch(data, net, work, solver, t):
+    """One epoch of the ``solver``'s steps over ``data`` (:class:`Samples`), ``t`` steps having
+    been taken before. Return ``Σ_batches m · loss`` (scikit-learn's accumulated loss) and
+    the new step count. ``work`` must hold a batch's rows and a gradient of θ's size."""
+    n = data.X.shape[0]
+    rows = min(data.batch_size, n)
+    if data.batch_size < 1 or work.losses.shape[0] < rows or work.grad.shape[0] != net.theta.shape[0]:
+        raise ValueError("work buffers are smaller than a batch, or the gradient does not fit theta")
+    if data.order.shape[0] != 0 and (data.order.shape[0] != n or data.x_batch.shape[0] < rows):
+        raise ValueError("order or the gather buffers do not fit the data")
+    accumulated = 0.0
+    for k in range(-(-n // data.batch_size)):
+        Xb, Yb, sb = _sample_batch(data, k)
+        loss = _mean_loss_gradient(Xb, Yb, sb, net, work, solver)
+        accumulated += loss * Xb.shape[0]
+        _step(net.theta, work.grad, solver, t)
+        t += 1
+    return accumulated, t
+
+
+@kernel
+def _objective(X, Y, weights, net, work, solver):
+    """The regularised mean loss over all rows, returned, and its gradient, in ``work.grad``
+    (what L-BFGS minimises); ``net.theta`` is not changed."""
+    return _mean_loss_gradient(X, Y, weights, net, work, solver)
+
+
+@kernel
+def _predict_output(X, net, work, loss, out):
+    """``out = f(…)``: the output layer of every row of ``X`` (``work`` holds its rows), ``f``
+    the output function of the ``loss`` code."""
+    L = net.table.shape[0]
+    A = _hidden_forward(X, net, work)
+    _gemm(False, True, 1.0, A, _weights(net.theta, net.table, L - 1), 0.0, out)
+    _bias_output(out, _bias(net.theta, net.table, L - 1), loss, out)

@@ -1,0 +1,199 @@
+"""The training problem and its two engines for scikit-learn's solvers.
+
+A :class:`Problem` is the data of a fit in the ``(samples, features)`` layout,
+its targets ``Y`` (one column per output unit), optional sample weights, the
+output layer's loss, the L2 factor ``alpha`` and the network (its
+:class:`~fastnn.layout.Layout`, flat parameters ``theta`` and hidden activation).
+An :class:`Optimizer` is an update rule with its flat state (velocity, moments),
+kept between epochs and between ``partial_fit`` calls. Two engines offer the same
+two operations:
+
+- ``epoch(order, optimizer)``: one epoch of the stochastic solver, in mini-batches
+  of ``batch_size`` rows in ``order``; returns scikit-learn's accumulated loss,
+  ``Σ_batches m · loss``;
+- ``objective(theta)``: the regularised mean loss over all rows and its flat
+  gradient, for L-BFGS.
+
+:class:`ReferenceSolver` composes :mod:`fastnn.losses` and :mod:`fastnn.optimizers`
+(NumPy, batch by batch); :class:`FastSolver` runs the epoch in one compiled call
+(:mod:`fastnn.kernels.solver`).
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import losses
+from . import optimizers as opt
+
+
+class Problem(NamedTuple):
+    """What a fit trains: ``X`` (n × n_features, C order), ``Y`` (n × n_outputs, X's dtype),
+    ``sample_weight`` (n, X's dtype, or None), ``loss`` (a name of
+    :data:`fastnn.losses.LOSSES`), ``alpha``, the ``layout``, the flat ``theta``
+    (updated in place) and the hidden ``activation``."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray | None
+    loss: str
+    alpha: float
+    layout: object
+    theta: np.ndarray
+    activation: str
+
+
+class Optimizer:
+    """An update rule of :data:`fastnn.optimizers.RULES` ("momentum", "nesterov" or "adam")
+    with its state, flat in θ's layout, and its current ``learning_rate`` (SGD's, which
+    the schedules change) and step count ``t`` (Adam's bias correction)."""
+
+    def __init__(self, rule, theta, learning_rate, momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+        self.rule = rule
+        self.learning_rate = float(learning_rate)
+        self.learning_rate_init = float(learning_rate)
+        self.momentum, self.beta_1, self.beta_2, self.epsilon = momentum, beta_1, beta_2, epsilon
+        self.state = opt.init_state(rule, theta.shape[0], theta.dtype)
+        self.t = 0
+
+    @property
+    def hyper(self):
+        return tuple(getattr(self, name) for name in opt.RULES[self.rule].hyper)
+
+    def step(self, theta, grad):
+        """One reference update of ``theta`` from the mean gradient ``grad``."""
+        if self.rule == "adam":
+            self.t += 1
+            rate = opt.adam_learning_rate(self.learning_rate_init, self.beta_1, self.beta_2, self.t)
+        else:
+            rate = self.learning_rate
+        opt.RULES[self.rule].update(theta, grad, *self.state, rate, *self.hyper)
+
+
+def batches(n, batch_size, order):
+    """The row selections of an epoch: consecutive slices of ``order`` (None: as stored)."""
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        yield slice(start, stop) if order is None else order[start:stop]
+
+
+class ReferenceSolver:
+    """The solvers on the reference math, batch by batch, in the ``(features, samples)`` layout."""
+
+    def __init__(self, problem, batch_size):
+        self.p = problem
+        self.batch_size = batch_size
+        self.XT, self.YT = np.ascontiguousarray(problem.X.T), np.ascontiguousarray(problem.Y.T)
+
+    def _loss_gradient(self, theta, rows):
+        s = None if self.p.sample_weight is None else self.p.sample_weight[rows]
+        return losses.loss_and_gradient(theta, self.p.layout, self.p.activation, self.p.loss,
+                                        self.XT[:, rows], self.YT[:, rows], self.p.alpha, s)
+
+    def epoch(self, order, optimizer):
+        accumulated = 0.0
+        for rows in batches(self.p.X.shape[0], self.batch_size, order):
+            loss, grad = self._loss_gradient(self.p.theta, rows)
+            accumulated += loss * self.XT[:, rows].shape[1]
+            optimizer.step(self.p.theta, grad)
+        return accumulated
+
+    def objective(self, theta):
+        return self._loss_gradient(np.asarray(theta, self.p.theta.dtype), slice(None))
+
+
+class FastSolver:
+    """The solvers on the compiled kernels: an epoch is one call of
+    :func:`fastnn.kernels.solver._solver_epoch`."""
+
+    def __init__(self, problem, batch_size):
+        from .kernels._scalar import ACTIVATION_CODES
+        from .kernels.network import Net, make_work
+        from .kernels.outputs import LOSS_CODES
+
+        self.p = problem
+        self.batch_size = batch_size
+        X = problem.X
+        self.rows = min(batch_size, X.shape[0])
+        self.loss_code = LOSS_CODES[problem.loss]
+        self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])
+        self.work = make_work(problem.layout.table, self.rows, X.dtype, grad_size=problem.layout.size)
+        self.weights = (np.empty(0, X.dtype) if problem.sample_weight is None
+                        else np.ascontiguousarray(problem.sample_weight, X.dtype))
+        self._gather = None
+        self._full_work = None
+
+    def _samples(self, order):
+        from .kernels.solver import Samples
+
+        X, Y = self.p.X, self.p.Y
+        if order is None:
+            order = np.empty(0, np.int64)
+            gather = (X[:0], Y[:0], self.weights[:0])
+        else:
+            order = np.ascontiguousarray(order, dtype=np.int64)
+            if self._gather is None:
+                self._gather = (np.empty((self.rows, X.shape[1]), X.dtype),
+                                np.empty((self.rows, Y.shape[1]), Y.dtype), np.empty(self.rows, X.dtype))
+            gather = self._gather
+        return Samples(X, Y, self.weights, order, self.batch_size, *gather)
+
+    def _solver(self, optimizer=None):
+        """The kernels' :class:`~fastnn.kernels.solver.Solver`; without an optimizer, for the
+        objective alone."""
+        from .kernels.solver import ADAM, MOMENTUM, Solver
+
+        if optimizer is None:
+            optimizer = Optimizer("sgd", self.p.theta[:0], 0.0)
+        rule = {"adam": ADAM}.get(optimizer.rule, MOMENTUM)
+        state = optimizer.state + (np.empty(0, self.p.theta.dtype),) * (2 - len(optimizer.state))
+        return Solver(self.loss_code, float(self.p.alpha), rule, float(optimizer.learning_rate),
+                      float(optimizer.momentum), optimizer.rule == "nesterov", float(optimizer.beta_1),
+                      float(optimizer.beta_2), float(optimizer.epsilon), *state)
+
+    def epoch(self, order, optimizer):
+        from .kernels.solver import _solver_epoch
+
+        accumulated, optimizer.t = _solver_epoch(self._samples(order), self.net, self.work,
+                                                 self._solver(optimizer), optimizer.t)
+        return accumulated
+
+    def objective(self, theta):
+        from .kernels.network import make_work
+        from .kernels.solver import _objective
+
+        theta = np.ascontiguousarray(theta, dtype=self.p.theta.dtype)
+        if self._full_work is None:
+            self._full_work = make_work(self.p.layout.table, self.p.X.shape[0], self.p.X.dtype,
+                                        grad_size=self.p.layout.size)
+        loss = _objective(self.p.X, self.p.Y, self.weights, self.net._replace(theta=theta), self._full_work,
+                          self._solver())
+        return float(loss), self._full_work.grad.copy()
+
+
+def make_solver(engine, problem, batch_size):
+    """The engine named ``engine`` ("reference" or "fast") for ``problem``."""
+    return (ReferenceSolver if engine == "reference" else FastSolver)(problem, batch_size)
+
+
+def predict_output(layout, theta, activation, loss, X):
+    """The output layer ``f(…)`` for the rows of ``X`` (n × n_features) on the fast kernels."""
+    from .kernels._scalar import ACTIVATION_CODES
+    from .kernels.network import Net, make_work
+    from .kernels.outputs import LOSS_CODES
+    from .kernels.solver import _predict_output
+
+    out = np.empty((X.shape[0], layout.sizes[-1]), X.dtype)
+    net = Net(theta, layout.table, ACTIVATION_CODES[activation])
+    _predict_output(X, net, make_work(layout.table, X.shape[0], X.dtype), LOSS_CODES[loss], out)
+    return out
+
+
+def predict_output_reference(layout, theta, activation, loss, X):
+    """:func:`predict_output` on the reference math."""
+    from . import reference as ref
+
+    output = losses.LOSSES[loss].output
+    _, As = ref.forward(layout.weights(theta), layout.biases(theta), activation, np.ascontiguousarray(X.T),
+                        output)
+    return np.ascontiguousarray(As[-1].T)
