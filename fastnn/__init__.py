@@ -12,11 +12,12 @@ from ._trainer import TrainingDivergedError
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "TrainingDivergedError", "TrainingFailedWarning", "load", "__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "TrainingDivergedError", "TrainingFailedWarning", "load",
+           "__version__"]
 
 # These bring in scikit-learn, SciPy and Numba, which take seconds to import: only on first use,
 # so that `import fastnn` and `fastnn --help` stay quick.
-_LAZY = {"MLPClassifier": ".estimator", "load": ".estimator"}
+_LAZY = {"MLPClassifier": ".estimator", "MLPRegressor": ".estimator", "load": ".estimator"}
 
 
 def __getattr__(name):

@@ -1,336 +1,661 @@
-"""``MLPClassifier``: the scikit-learn estimator that drives either engine."""
+"""``MLPClassifier`` and ``MLPRegressor``: scikit-learn's multilayer perceptrons, on either engine.
+
+The parameters, defaults, attributes and training procedure are scikit-learn's
+(``sklearn.neural_network``), written afresh on fastnn's flat parameter vector:
+weight initialisation from a ``RandomState`` (Glorot-uniform), one shuffle of the
+sample indices per epoch, mini-batches of ``batch_size`` rows, the L2 term
+``alpha``, SGD with momentum or Nesterov's momentum and its ``invscaling`` and
+``adaptive`` schedules, Adam, L-BFGS through ``scipy.optimize.minimize``,
+stopping on ``tol`` / ``n_iter_no_change`` or on a validation score with
+``early_stopping``, sample weights. :class:`BaseMLP` holds all of it;
+the two estimators say only what their targets and output layer are.
+"""
 
 import logging
+import numbers
+import time
+import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+import scipy.optimize
+import scipy.sparse
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, shuffle
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
-from . import _persist, reference
+from . import _persist
 from . import _validation as check
-from ._diagnostics import warn_if_failed
+from . import optimizers as opt
 from ._threads import default_blas_threads, thread_limits
-from ._trainer import train
-from .engine import Network, make_engine
+from ._trainer import TrainingDivergedError
 from .layout import Layout
+from .reference import INIT_GAINS
+from .solvers import Optimizer, Problem, make_solver, predict_output, predict_output_reference
 
 logger = logging.getLogger("fastnn")
 # What compiling the fast engine took on a cold cache: 3.5-8 s per dtype and thread model on a
-# 2-core AMD EPYC (python bench/compile_time.py, 2026-11-25).
+# 2-core machine (python bench/compile_time.py, 2026-11-25).
 COMPILE_ESTIMATE = "up to about 8 s on a 2-core machine"
 
-# predict_proba goes through the rows in chunks whose activations take at most this many bytes.
+# predict goes through the rows in chunks whose activations take at most this many bytes.
 PREDICT_CHUNK_BYTES = 64 * 2**20
+
+STOCHASTIC_SOLVERS = ("sgd", "adam")
+# The floats a user sets, which must be finite (scikit-learn's intervals let inf through).
+FLOAT_PARAMETERS = ("alpha", "learning_rate_init", "power_t", "tol", "momentum", "validation_fraction",
+                    "beta_1", "beta_2", "epsilon")
+# scikit-learn's output function of each loss, by its out_activation_ name.
+OUTPUT_OF_LOSS = {"log_loss": "softmax", "binary_log_loss": "logistic", "squared_error": "identity",
+                  "poisson": "exp"}
 
 
 def _row_chunks(n_rows, row_bytes):
     """Slices of nearly equal size that tile ``range(n_rows)``, each of at most
     ``ceil(PREDICT_CHUNK_BYTES / row_bytes)`` rows (at least one)."""
-    n_chunks = min(n_rows, -(-n_rows * row_bytes // PREDICT_CHUNK_BYTES))
+    n_chunks = max(1, min(n_rows, -(-n_rows * row_bytes // PREDICT_CHUNK_BYTES)))
     bounds = [k * n_rows // n_chunks for k in range(n_chunks + 1)]
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
-class MLPClassifier(ClassifierMixin, BaseEstimator):
-    """Multilayer perceptron classifier trained by plain (mini-batch) gradient descent.
+def _dense(X):
+    """The engines take dense rows: a sparse matrix is made dense (memory ``n × n_features``)."""
+    return X.toarray() if scipy.sparse.issparse(X) else X
 
-    Hidden layers use one activation; the output layer is a softmax trained on
-    the categorical cross-entropy. The math is :mod:`fastnn.reference`'s;
-    ``engine="fast"`` runs the same math in compiled Numba kernels.
 
-    Parameters
-    ----------
-    hidden_layer_sizes : int or sequence of int, default=(128,)
-        Width of each hidden layer; at least one layer.
-    activation : {"relu", "leaky_relu", "sigmoid", "tanh"}, default="relu"
-        Hidden-layer activation (Leaky ReLU's slope is 0.01).
-    init : {"kaiming", "xavier"} or None, default=None
-        ``W = N(0, 1) · sqrt(gain / n_in)`` with gain 2 (Kaiming) or 1 (Xavier);
-        biases start at 0. None: Kaiming for the ReLU family, Xavier otherwise.
-    learning_rate : float, default=0.1
-        The SGD step ``α`` in ``θ ← θ − α·dθ``.
-    batch_size : int, "auto" or None, default="auto"
-        Samples per gradient step. None: the full batch (gradient descent);
-        "auto": ``min(32, n_samples)``, so data sets of up to 32 samples train
-        full-batch and larger ones in mini-batches of 32.
-    epochs : int, default=10
-        Passes over the training data per call to :meth:`fit`.
-    shuffle : bool, default=True
-        Draw a new sample order each epoch (mini-batches only).
-    engine : {"fast", "reference"}, default="fast"
-        Compiled Numba kernels, or the plain NumPy specification.
-    dtype : {"float32", "float64"}, default="float32"
-        Floating-point type of the weights and of the arithmetic.
-    random_state : int, numpy Generator or None, default=None
-        Seeds the initial weights and the shuffling.
-    n_threads : int or None, default=None
-        Threads during fit and predict. None: every core, but no more than
-        BLAS is already allowed (fewer inside a joblib worker such as
-        ``GridSearchCV(n_jobs=2)``, or under ``OPENBLAS_NUM_THREADS``). The
-        fast engine fits a network whose first layer has at least 32,768
-        weights with that many worker threads (at most one per core), each
-        owning a share of the first hidden layer and calling one-thread BLAS
-        (:mod:`fastnn.kernels.split`); otherwise, and in predict, BLAS gets
-        the threads. Numba's pool is held at one thread either way.
-    warm_start : bool, default=False
-        Continue from the current weights on the next :meth:`fit`.
-    verbose : bool, default=False
-        Print loss, accuracy and time after each epoch.
-    track_gradients : bool, default=False
-        Record the mean norm of each layer's weight gradient per epoch in
-        ``history_["grad_norms"]`` (costs an extra pass over each gradient).
+class BaseMLP(BaseEstimator):
+    """What both estimators share: parameters, validation, initialisation, the solvers, prediction.
 
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-    weights_ : list of ndarray of shape (n_out, n_in)
-    biases_ : list of ndarray of shape (n_out, 1)
-    loss_curve_ : list of float
-        Mean training loss per epoch, each sample's loss taken in its batch's
-        forward pass before that batch's update.
-    history_ : dict of lists
-        ``loss``, ``accuracy`` (training, measured like the loss) and ``time``
-        (seconds) per epoch, and ``grad_norms`` when tracked.
-    n_iter_ : int
-        Epochs trained so far.
-    n_features_in_ : int
+    Subclasses set :meth:`_validate_input` (features and targets), :meth:`_score_rows`
+    and the loss of their output layer (:meth:`_loss_name`).
     """
 
-    def __init__(self, hidden_layer_sizes=(128,), activation="relu", init=None,
-                 learning_rate=0.1, batch_size="auto", epochs=10, shuffle=True,
-                 engine="fast", dtype="float32", random_state=None, n_threads=None,
-                 warm_start=False, verbose=False, track_gradients=False):
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu", "leaky_relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions(set(opt.SCHEDULES))],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"), Options(numbers.Real, {np.inf})],
+        "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
+        "engine": [StrOptions({"fast", "reference"})],
+        "dtype": "no_validation",
+        "n_threads": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "init": [None, StrOptions(set(INIT_GAINS))],
+        "track_gradients": ["boolean"],
+    }
+
+    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+                 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start,
+                 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2,
+                 epsilon, n_iter_no_change, max_fun, engine, dtype, n_threads, init, track_gradients):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
-        self.init = init
-        self.learning_rate = learning_rate
+        self.solver = solver
+        self.alpha = alpha
         self.batch_size = batch_size
-        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
         self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.engine = engine
         self.dtype = dtype
-        self.random_state = random_state
         self.n_threads = n_threads
-        self.warm_start = warm_start
-        self.verbose = verbose
+        self.init = init
         self.track_gradients = track_gradients
 
-    def fit(self, X, y, on_epoch=None):
-        """Train for ``epochs`` epochs, from fresh weights unless ``warm_start``.
+    # ------------------------------------------------------------------ validation
+
+    def _check_params(self):
+        """scikit-learn's parameter checks, then finiteness of the floats and the dtype."""
+        self._validate_params()
+        for name in FLOAT_PARAMETERS:
+            if not np.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number; got {getattr(self, name)!r}")
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        if not all(isinstance(s, numbers.Integral) and s > 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        return [int(s) for s in sizes]
+
+    def _compute_dtype(self, X_dtype):
+        """The dtype of the weights and of the arithmetic: ``dtype`` if given, else X's as
+        scikit-learn keeps it (float32 stays float32, anything else becomes float64)."""
+        if self.dtype is None:
+            return np.float32 if X_dtype == np.float32 else np.float64
+        return np.dtype(check.dtype_name(self.dtype)).type
+
+    def _validate_X(self, X, reset):
+        check.reject_text(X)
+        dtype = self._compute_dtype(getattr(X, "dtype", None))
+        return validate_data(self, X, reset=reset, accept_sparse=["csr", "csc"], dtype=dtype)
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, y, sample_weight=None, on_epoch=None):
+        """Fit the model to ``X`` and the targets ``y``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            Class labels (ints, strings, ...).
-        on_epoch : callable, optional
-            Called with each epoch's history record (a dict).
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Sparse input is made dense for training.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+        on_epoch : callable, default=None
+            fastnn's extension: called after each epoch of a stochastic solver with that
+            epoch's record of ``history_`` (a dict).
 
         Returns
         -------
         self
-
-        Warns
-        -----
-        fastnn.TrainingFailedWarning
-            When the last 5 epochs show a saturated or dead network (a learning
-            rate far too high): see :func:`fastnn._diagnostics.training_failure`.
         """
-        params = check.check_params(self)
-        keep = params["warm_start"] and hasattr(self, "weights_")
-        return self._fit(X, y, params, self.classes_ if keep else None, keep,
-                         params["epochs"], on_epoch)
+        return self._fit(X, y, sample_weight, incremental=False, on_epoch=on_epoch)
 
-    def partial_fit(self, X, y, classes=None, on_epoch=None):
-        """Train one epoch from the current state (fresh weights on the first call).
-
-        ``classes`` (every label the model will see) is required on the first call.
-        """
-        params = check.check_params(self)
-        first = not hasattr(self, "weights_")
-        if first and classes is None:
-            raise ValueError("classes must be given on the first call to partial_fit")
-        classes = np.unique(classes) if first else self.classes_
-        return self._fit(X, y, params, classes, not first, 1, on_epoch)
-
-    def _fit(self, X, y, params, classes, keep, epochs, on_epoch):
-        X, y = self._check_Xy(X, y, params["dtype"], reset=not keep)
-        y_idx = self._encode(y, classes)
-        n = X.shape[0]
-        batch = check.batch_size(self.batch_size, n)
-        if keep:
-            self._check_architecture(X.shape[1], params)
-        else:
-            self._init_state(X.shape[1], params)
-        threads = params["n_threads"] or default_blas_threads()
-        network = Network(self._layout, self._theta, params["activation"])
-        engine = make_engine(params["engine"], X, y_idx, network, batch, threads,
-                             params["track_gradients"])
-        if engine.will_compile():
-            self._say(f"compiling the fast engine for {X.dtype} ({type(engine).__name__}), first use "
-                      f"only: {COMPILE_ESTIMATE}; later runs load it from Numba's cache")
-        with thread_limits(engine.blas_threads):
-            train(engine, epochs=epochs, learning_rate=params["learning_rate"],
-                  shuffle=params["shuffle"], rng=self._rng,
-                  on_epoch=lambda record: self._record(record, on_epoch))
-        warn_if_failed(self, X, y_idx, params["learning_rate"])
+    def _fit(self, X, y, sample_weight, incremental, on_epoch=None):
+        hidden = self._check_params()
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        X = np.ascontiguousarray(_dense(X))
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sizes = [X.shape[1], *hidden, Y.shape[1]]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(Y, sizes, X.dtype)
+        theta, layout = self._pack_parameters(X.dtype, view=True)
+        problem = Problem(X, np.ascontiguousarray(Y, X.dtype), sample_weight, self._loss_name(),
+                          float(self.alpha), layout, theta, self.activation)
+        threads = self.n_threads or default_blas_threads()
+        with thread_limits(threads):
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(problem)
+            else:
+                self._fit_stochastic(problem, incremental, on_epoch)
+        if not all(np.isfinite(p).all() for p in self.coefs_ + self.intercepts_):
+            raise ValueError("Solver produced non-finite parameter weights. The input data may contain "
+                             "large values and need to be preprocessed.")
         return self
 
-    def _check_Xy(self, X, y, dtype, reset):
-        if not reset and self.weights_[0].dtype != dtype:
-            raise ValueError(f"dtype is {dtype} but the model was trained in "
-                             f"{self.weights_[0].dtype}; refit without warm_start")
-        check.reject_text(X)
-        X, y = validate_data(self, X, y, reset=reset, dtype=dtype, order="C")
-        check_classification_targets(y)
-        return X, y
-
-    def _check_X(self, X):
-        check_is_fitted(self, "weights_")
-        check.reject_text(X)
-        return validate_data(self, X, reset=False, dtype=self.weights_[0].dtype, order="C")
-
-    def _encode(self, y, classes):
-        if classes is None:
-            classes = np.unique(y)
-            if classes.shape[0] < 2:
-                raise ValueError(f"y must hold at least 2 classes; got 1 class: {classes.tolist()}")
-        self.classes_ = classes
-        return self._labels_to_index(y)
-
-    def _labels_to_index(self, y):
-        idx = np.searchsorted(self.classes_, y)
-        unknown = (idx >= len(self.classes_)) | (self.classes_[np.minimum(idx, len(self.classes_) - 1)] != y)
-        if unknown.any():
-            raise ValueError(f"y has labels the model does not know: {np.unique(y[unknown]).tolist()}; "
-                             f"known classes are {self.classes_.tolist()}")
-        return idx
-
-    def _init_state(self, n_features, params):
-        self._rng = np.random.default_rng(self.random_state)
-        sizes = [n_features, *params["hidden_layer_sizes"], len(self.classes_)]
-        weights, biases = reference.init_params(sizes, params["init"], self._rng, params["dtype"])
-        self._use_parameters(Layout(sizes), weights, biases)
-        self.history_ = {"loss": [], "accuracy": [], "time": []}
-        if params["track_gradients"]:
-            self.history_["grad_norms"] = []
-        self.loss_curve_ = self.history_["loss"]
+    def _initialize(self, Y, sizes, dtype):
+        """Fresh state for a first fit: the output layer, scikit-learn's draws of the weights."""
         self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = Y.shape[1]
+        self.n_layers_ = len(sizes)
+        self.out_activation_ = OUTPUT_OF_LOSS[self._loss_name()]
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            coef, intercept = self._init_layer(fan_in, fan_out)
+            self.coefs_.append(coef.astype(dtype))
+            self.intercepts_.append(intercept.astype(dtype))
+        self._best_parameters = None
+        self.history_ = {"loss": [], "time": []}
+        if self.solver in STOCHASTIC_SOLVERS:
+            self.loss_curve_ = self.history_["loss"]
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
 
-    def _check_architecture(self, n_features, params):
-        sizes = [n_features, *params["hidden_layer_sizes"], len(self.classes_)]
-        shapes = [(n_out, n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
-        if shapes != [W.shape for W in self.weights_]:
-            raise ValueError(f"hidden_layer_sizes={params['hidden_layer_sizes']} does not match the "
-                             f"trained weights {[W.shape for W in self.weights_]}; refit without "
-                             "warm_start")
-        self._check_parameter_arrays()
-        self._use_parameters(Layout([n_features, *params["hidden_layer_sizes"], len(self.classes_)]),
-                             self.weights_, self.biases_)
-        if not hasattr(self, "_rng"):  # a loaded model: its shuffling starts from random_state
-            self._rng = np.random.default_rng(self.random_state)
+    def _init_layer(self, fan_in, fan_out):
+        """``(coef (fan_in, fan_out), intercept (fan_out,))`` in float64, from ``_random_state``.
 
-    def _use_parameters(self, layout, weights, biases):
-        """Train a new flat vector holding ``weights`` and ``biases``; ``weights_`` and
-        ``biases_`` become views into it. (Packed afresh for every fit, so arrays a user
-        assigned or loaded are what the fit starts from.)"""
-        self._layout = layout
-        self._theta = layout.pack(weights, biases, weights[0].dtype)
-        self.weights_, self.biases_ = layout.weights(self._theta), layout.biases(self._theta)
+        ``init=None``: scikit-learn's Glorot-uniform draws, ``U(±sqrt(6 / (fan_in + fan_out)))``
+        (2 instead of 6 for the logistic activation), the coefficients then the intercepts.
+        ``"kaiming"`` / ``"xavier"``: the tutorial's ``N(0, 1) · sqrt(gain / fan_in)`` weights,
+        zero biases."""
+        rs = self._random_state
+        if self.init is None:
+            bound = np.sqrt((2.0 if self.activation == "logistic" else 6.0) / (fan_in + fan_out))
+            return rs.uniform(-bound, bound, (fan_in, fan_out)), rs.uniform(-bound, bound, fan_out)
+        W = rs.standard_normal((fan_out, fan_in)) * np.sqrt(INIT_GAINS[self.init] / fan_in)
+        return W.T, np.zeros(fan_out)
 
-    def _check_parameter_arrays(self):
-        """The kernels trust these shapes and dtypes: refuse weights_ or biases_ (edited or
-        loaded) that do not form the network."""
-        n_in, dtype = self.n_features_in_, self.weights_[0].dtype
-        for l, (W, B) in enumerate(zip(self.weights_, self.biases_)):
-            if W.ndim != 2 or W.shape[1] != n_in or B.shape != (W.shape[0], 1):
-                raise ValueError(f"layer {l} has weight shape {W.shape} and bias shape {B.shape}: "
-                                 f"they do not form a layer from {n_in} inputs")
-            if not (W.dtype == B.dtype == dtype and W.flags.c_contiguous and B.flags.c_contiguous):
-                raise ValueError(f"layer {l} is {W.dtype}/{B.dtype}: they do not form a layer of "
-                                 f"C-ordered {dtype} arrays")
-            n_in = W.shape[0]
-        if len(self.weights_) != len(self.biases_) or n_in != len(self.classes_):
-            raise ValueError(f"the last layer has {n_in} outputs for {len(self.classes_)} classes")
+    def _pack_parameters(self, dtype, view=False):
+        """``(theta, layout)``: a new flat vector holding ``coefs_`` and ``intercepts_`` (as they are:
+        set by a fit, a load or the user); with ``view``, ``coefs_`` and ``intercepts_`` then view it."""
+        shapes = [np.shape(c) for c in self.coefs_]
+        if not shapes or any(len(s) != 2 for s in shapes) or any(
+                a[1] != b[0] for a, b in zip(shapes, shapes[1:])):
+            raise ValueError(f"coefs_ of shapes {shapes} do not form a network")
+        if shapes[0][0] != self.n_features_in_:
+            raise ValueError(f"coefs_[0] has {shapes[0][0]} rows for {self.n_features_in_} features")
+        if [np.size(b) for b in self.intercepts_] != [s[1] for s in shapes]:
+            raise ValueError("intercepts_ do not match the columns of coefs_")
+        layout = Layout([shapes[0][0], *[s[1] for s in shapes]])
+        theta = layout.pack([np.transpose(c) for c in self.coefs_], self.intercepts_, dtype)
+        if view:
+            self._view_parameters(layout, theta)
+        return theta, layout
 
-    def _say(self, message):
-        """Tell the user: printed with ``verbose``, and logged (INFO) on the "fastnn" logger."""
-        logger.info(message)
+    def _view_parameters(self, layout, theta):
+        self.coefs_ = [W.T for W in layout.weights(theta)]
+        self.intercepts_ = [B[:, 0] for B in layout.biases(theta)]
+
+    def _fit_lbfgs(self, problem):
+        solver = make_solver(self.engine, problem, problem.X.shape[0])
+
+        def objective(x):
+            loss, grad = solver.objective(x)
+            return loss, grad.astype(np.float64)
+
+        result = scipy.optimize.minimize(
+            objective, problem.theta.astype(np.float64), method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        self.n_iter_ = min(result.nit, self.max_iter)
+        if result.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status="
+                          f"{result.status}): {result.message}. Increase max_iter or scale the data.",
+                          ConvergenceWarning, stacklevel=3)
+        self.loss_ = float(result.fun)
+        problem.theta[...] = result.x
+
+    def _new_optimizer(self, theta):
+        if self.solver == "adam":
+            return Optimizer("adam", theta, self.learning_rate_init, beta_1=self.beta_1, beta_2=self.beta_2,
+                             epsilon=self.epsilon)
+        rule = "nesterov" if self.nesterovs_momentum else "momentum"
+        return Optimizer(rule, theta, self.learning_rate_init, momentum=self.momentum)
+
+    def _validation_split(self, problem):
+        """``(training problem, (X_val, y_val, sample_weight_val))``: scikit-learn's split for early
+        stopping (stratified for a single-output classifier), or the whole problem and None."""
+        if not self.early_stopping:
+            return problem, None
+        stratify = problem.Y if is_classifier(self) and self.n_outputs_ == 1 else None
+        arrays = [problem.X, problem.Y] + ([] if problem.sample_weight is None else [problem.sample_weight])
+        parts = train_test_split(*arrays, random_state=self._random_state, test_size=self.validation_fraction,
+                                 stratify=stratify)
+        X_train, X_val, Y_train, Y_val = parts[:4]
+        w_train, w_val = (None, None) if problem.sample_weight is None else parts[4:]
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size "
+                             "of your dataset.")
+        train = problem._replace(X=np.ascontiguousarray(X_train), Y=np.ascontiguousarray(Y_train),
+                                 sample_weight=w_train)
+        return train, (X_val, self._decode(Y_val), w_val)
+
+    def _batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be "
+                          "clipped", stacklevel=4)
+        return int(np.clip(self.batch_size, 1, n_samples))
+
+    def _fit_stochastic(self, problem, incremental, on_epoch):
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._new_optimizer(problem.theta)
+        for name in ("history_", "loss_curve_"):  # set by hand, as scikit-learn's tests do
+            if not hasattr(self, name):
+                self.history_ = {"loss": getattr(self, "loss_curve_", []), "time": []}
+                self.loss_curve_ = self.history_["loss"]
+        train, validation = self._validation_split(problem)
+        n = train.X.shape[0]
+        solver = make_solver(self.engine, train, self._batch_size(n), self.track_gradients)
+        self._say_if_compiling(solver, train)
+        sample_idx = np.arange(n)
+        self.n_iter_ = 0
+        for _ in range(self.max_iter):
+            if self.shuffle:
+                sample_idx = shuffle(sample_idx, random_state=self._random_state)
+            self._run_epoch(solver, sample_idx if self.shuffle else None, n, validation, on_epoch)
+            if self._end_epoch(validation is not None, problem.theta):
+                break
+            if incremental:
+                break
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                              "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)
+        if validation is not None and self._best_parameters is not None:
+            problem.theta[...] = self._best_parameters
+
+    def _run_epoch(self, solver, order, n, validation, on_epoch):
+        """One epoch; an epoch that an exception (Ctrl-C's too) or a non-finite result ends leaves the
+        parameters and the optimizer as they were before it."""
+        theta = solver.p.theta
+        before = (theta.copy(), [s.copy() for s in self._optimizer.state], self._optimizer.t)
+        start = time.perf_counter()
+        try:
+            accumulated = solver.epoch(order, self._optimizer)
+        except BaseException:
+            self._restore(theta, before)
+            raise
+        elapsed = time.perf_counter() - start
+        loss = accumulated / n
+        if not (np.isfinite(loss) and np.isfinite(theta).all()):
+            self._restore(theta, before)
+            raise TrainingDivergedError(
+                f"training diverged in epoch {self.n_iter_ + 1}: the loss became {loss}; the weights are "
+                f"kept as they were before that epoch. Try a learning_rate_init below "
+                f"{self.learning_rate_init}.")
+        self.n_iter_ += 1
+        self.loss_ = loss
+        self.t_ += n
+        record = {"loss": loss, "time": elapsed}
+        if self.track_gradients:
+            record["grad_norms"] = solver.norms.copy()
+        if validation is not None:
+            score = self._score_rows(*validation)
+            self.validation_scores_.append(score)
+            record["validation_score"] = score
         if self.verbose:
-            print(message)
-
-    def _record(self, record, on_epoch):
+            print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+            if validation is not None:
+                print(f"Validation score: {self.validation_scores_[-1]:f}")
         for key, value in record.items():
             self.history_.setdefault(key, []).append(value)
-        self.n_iter_ += 1
-        if self.verbose:
-            print(f"epoch {self.n_iter_}: loss {record['loss']:.4f}, "
-                  f"accuracy {record['accuracy']:.4f}, {record['time']:.3f} s")
         if on_epoch is not None:
             on_epoch(record)
+
+    def _restore(self, theta, before):
+        theta[...] = before[0]
+        for state, saved in zip(self._optimizer.state, before[1]):
+            state[...] = saved
+        self._optimizer.t = before[2]
+
+    def _end_epoch(self, early_stopping, theta):
+        """scikit-learn's bookkeeping after an epoch; return whether to stop."""
+        sgd = self.solver == "sgd"
+        value = self.validation_scores_[-1] if early_stopping else self.loss_curve_[-1]
+        best = self.best_validation_score_ if early_stopping else self.best_loss_
+        end = opt.end_epoch(value, best, self._no_improvement_count, self._optimizer.learning_rate, self.t_,
+                            higher_is_better=early_stopping, tol=self.tol,
+                            n_iter_no_change=self.n_iter_no_change,
+                            schedule=self.learning_rate if sgd else "constant",
+                            learning_rate_init=self.learning_rate_init, power_t=self.power_t)
+        if early_stopping:
+            self.best_validation_score_ = end.best
+            if end.new_best:
+                self._best_parameters = theta.copy()
+        else:
+            self.best_loss_ = end.best
+        stalled = opt.should_stall(opt.no_improvement_count(self._no_improvement_count, value, best, self.tol,
+                                                            early_stopping), self.n_iter_no_change)
+        self._no_improvement_count = end.count
+        if stalled and self.verbose:
+            what = "Validation score" if early_stopping else "Training loss"
+            print(f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} consecutive "
+                  f"epochs. " + ("Stopping." if end.stop else
+                                 f"Setting learning rate to {end.learning_rate:f}"))
+        self._optimizer.learning_rate = end.learning_rate
+        return end.stop
+
+    def _say_if_compiling(self, solver, problem):
+        if self.engine == "fast" and solver.will_compile():
+            message = (f"compiling the fast engine for {problem.X.dtype}, first use only: "
+                       f"{COMPILE_ESTIMATE}; later runs load it from Numba's cache")
+            logger.info(message)
+            if self.verbose:
+                print(message)
+
+    # ------------------------------------------------------------------ prediction
+
+    def _output(self, X):
+        """The output layer for the rows of ``X`` (validated), in chunks of bounded memory."""
+        check_is_fitted(self, "coefs_")
+        theta, layout = self._pack_parameters(self.coefs_[0].dtype)
+        loss = self._loss_name()
+        predict = predict_output_reference if self.engine == "reference" else predict_output
+        out = np.empty((X.shape[0], layout.sizes[-1]), theta.dtype)
+        row_bytes = 2 * theta.itemsize * sum(layout.sizes[1:])
+        with thread_limits(self.n_threads):
+            for rows in _row_chunks(X.shape[0], row_bytes):
+                out[rows] = predict(layout, theta, self.activation, loss,
+                                    np.ascontiguousarray(_dense(X[rows]), theta.dtype))
+        return out
 
     def save(self, path):
         """Write the fitted model to ``path`` (one ``.npz``, no pickle); :func:`fastnn.load` reads it."""
         _persist.save(self, path)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, BaseMLP):
+    """Multilayer perceptron classifier: scikit-learn's ``MLPClassifier``, on fastnn's engines.
+
+    The output layer follows the targets: a softmax over several classes, one logistic
+    unit for two classes, logistic units for a multilabel indicator ``y``; the loss is
+    the matching cross-entropy. Parameters, defaults and attributes are scikit-learn's
+    (see its documentation); fastnn adds:
+
+    engine : {"fast", "reference"}, default="fast"
+        Compiled Numba kernels, or the plain NumPy specification.
+    dtype : {"float32", "float64"} or None, default=None
+        Weights and arithmetic; None follows ``X`` as scikit-learn does (float32 stays
+        float32, anything else is float64).
+    n_threads : int or None, default=None
+        BLAS threads during fit and predict; None: every core, but no more than BLAS is
+        already allowed (fewer in a joblib worker).
+    init : {"kaiming", "xavier"} or None, default=None
+        None: scikit-learn's Glorot-uniform draws; otherwise the tutorial's
+        ``N(0, 1) · sqrt(gain / n_in)`` weights (gain 2 or 1) with zero biases.
+    track_gradients : bool, default=False
+        Record per epoch, in ``history_["grad_norms"]``, each layer's mean over batches of
+        ``‖dW[l]‖``, the norm of its batch-mean loss gradient (without the L2 term).
+
+    and the ``leaky_relu`` activation (slope 0.01), ``fit(..., on_epoch=callable)``, the
+    per-epoch ``history_`` (``loss``, ``time``) and :meth:`save`.
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 engine="fast", dtype=None, n_threads=None, init=None, track_gradients=False):
+        super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+                         learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
+                         warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
+                         beta_1, beta_2, epsilon, n_iter_no_change, max_fun, engine, dtype, n_threads, init,
+                         track_gradients)
+
+    def _loss_name(self):
+        return "log_loss" if self.out_activation_ == "softmax" else "binary_log_loss"
+
+    def _initialize(self, Y, sizes, dtype):
+        multiclass = self._label_binarizer.y_type_ == "multiclass"
+        self.out_activation_ = "softmax" if multiclass else "logistic"
+        super()._initialize(Y, sizes, dtype)
+
+    def _validate_input(self, X, y, incremental, reset):
+        check.reject_text(X)
+        dtype = self._compute_dtype(getattr(X, "dtype", None))
+        X, y = validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=dtype)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(f"warm_start can only be used where `y` has the same classes as in the "
+                                     f"previous call to fit. Previously got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        if len(self.classes_) < 2 and not self._label_binarizer.y_type_.startswith("multilabel"):
+            raise ValueError(f"y must hold at least 2 classes; got 1 class: {list(self.classes_)}")
+        return X, self._label_binarizer.transform(y).astype(X.dtype)
+
+    def _decode(self, Y):
+        return self._label_binarizer.inverse_transform(Y)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``(X, y)`` from the current state; ``classes`` (every label the model
+        will see) is required on the first call."""
+        if not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y if type_of_target(y).startswith("multilabel") else np.unique(classes))
+            self.classes_ = self._label_binarizer.classes_
+        elif classes is not None and not np.array_equal(self.classes_, np.unique(classes)):
+            raise ValueError(f"`classes={np.unique(classes)!r}` is not the same as on last call to "
+                             f"partial_fit, was: {self.classes_!r}")
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _check_solver(self):
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} "
+                                 "is not stochastic.")
+        return True
+
     def predict_proba(self, X):
-        """Class probabilities.
+        """Class probabilities, shape ``(n_samples, n_classes)`` in ``classes_`` order.
 
-        The rows go through the network in chunks of nearly equal size whose
-        activations take at most about 64 MB (``PREDICT_CHUNK_BYTES``), so that
-        memory beyond ``X`` and the result does not grow with the number of
-        rows. Each chunk's probabilities are bitwise the engine's one pass over
-        that chunk; an ``X`` that fits in one chunk is computed in one pass. For
-        a larger ``X`` a row can differ from a single pass over all rows in the
-        last bits (tested: by at most 1e-5 in float32, 1e-12 in float64): OpenBLAS rounds
-        a row of a product differently depending on the rows around it (its
-        register blocks, thread shares and small-matrix kernels), as it does
-        within a single pass when the rows are reordered.
+        The rows go through the network in chunks whose activations take at most about 64 MB
+        (``PREDICT_CHUNK_BYTES``); each chunk is bitwise the engine's one pass over it."""
+        check_is_fitted(self, "coefs_")
+        out = self._output(self._validate_X(X, reset=False))
+        if self.n_outputs_ == 1:
+            return np.hstack([1 - out, out])
+        return out
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes), rows summing to 1, columns in ``classes_`` order.
-        """
-        X = self._check_X(X)
-        self._check_parameter_arrays()
-        params = check.check_params(self)
-        proba = np.empty((X.shape[0], len(self.classes_)), X.dtype)
-        # Each layer's Z and A for every row of a chunk (the reference engine keeps both).
-        row_bytes = 2 * X.itemsize * sum(W.shape[0] for W in self.weights_)
-        with thread_limits(params["n_threads"]):
-            for rows in _row_chunks(X.shape[0], row_bytes):
-                proba[rows] = self._predict_chunk(X[rows], params["activation"])
-        return proba
-
-    def _predict_chunk(self, X, activation):
-        if self.engine == "reference":
-            return reference.predict_proba(self.weights_, self.biases_, activation, X.T).T
-        from .fast import predict_proba
-
-        return predict_proba(self.weights_, self.biases_, activation, X)
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))``."""
+        proba = self.predict_proba(X)
+        return np.log(proba, out=proba)
 
     def predict(self, X):
-        """Most probable class of each row of ``X`` (shape ``(n_samples, n_features)``)."""
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
+        """The predicted classes (or label indicator rows, for multilabel ``y``)."""
+        check_is_fitted(self, "coefs_")
+        out = self._output(self._validate_X(X, reset=False))
+        return self._decode(out.ravel() if self.n_outputs_ == 1 else out)
 
-    def score(self, X, y, sample_weight=None):
-        """Mean accuracy on ``(X, y)``; labels the model never saw are an error, not a miss."""
-        check_is_fitted(self, "weights_")
-        self._labels_to_index(np.asarray(y).ravel())
-        return super().score(X, y, sample_weight=sample_weight)
+    def _score_rows(self, X, y, sample_weight):
+        return _score_finite(self, X, y, sample_weight, accuracy_score)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, BaseMLP):
+    """Multilayer perceptron regressor: scikit-learn's ``MLPRegressor``, on fastnn's engines.
+
+    An identity output with the squared error (``loss="squared_error"``), or an exponential
+    output with the Poisson deviance (``loss="poisson"``); one or several targets. The
+    parameters fastnn adds are :class:`MLPClassifier`'s.
+    """
+
+    _parameter_constraints = {**BaseMLP._parameter_constraints,
+                              "loss": [StrOptions({"squared_error", "poisson"})]}
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
+                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
+                 warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 max_fun=15000, engine="fast", dtype=None, n_threads=None, init=None, track_gradients=False):
+        self.loss = loss
+        super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+                         learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
+                         warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
+                         beta_1, beta_2, epsilon, n_iter_no_change, max_fun, engine, dtype, n_threads, init,
+                         track_gradients)
+
+    def _loss_name(self):
+        return self.loss
+
+    def _validate_input(self, X, y, incremental, reset):
+        check.reject_text(X)
+        dtype = self._compute_dtype(getattr(X, "dtype", None))
+        X, y = validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=dtype)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, np.asarray(y, X.dtype).reshape(len(y), -1)
+
+    def _decode(self, Y):
+        return Y.ravel() if Y.shape[1] == 1 else Y
+
+    @available_if(lambda est: est._check_solver)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``(X, y)`` from the current state."""
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} "
+                                 "is not stochastic.")
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _check_solver(self):
+        return self.solver in STOCHASTIC_SOLVERS
+
+    def predict(self, X):
+        """The predicted values, shape ``(n_samples,)`` or ``(n_samples, n_outputs)``."""
+        check_is_fitted(self, "coefs_")
+        out = self._output(self._validate_X(X, reset=False))
+        return out.ravel() if out.shape[1] == 1 else out
+
+    def _score_rows(self, X, y, sample_weight):
+        return _score_finite(self, X, y, sample_weight, r2_score)
+
+
+def _score_finite(model, X, y, sample_weight, score):
+    """``score(y, predictions)`` on validated rows, NaN if a prediction is not finite (as scikit-learn)."""
+    prediction = model._decode(model._output(X))
+    if np.issubdtype(np.asarray(prediction).dtype, np.floating) and not np.isfinite(prediction).all():
+        return np.nan
+    return score(y, prediction, sample_weight=sample_weight)
 
 
 def load(path):
-    """Read a model written by :meth:`MLPClassifier.save`.
+    """Read a model written by :meth:`BaseMLP.save`.
 
     Raises ``ValueError`` naming the file and the problem for a file that is
     not a model, is truncated or damaged, is of another format version, or
     holds missing or inconsistent arrays or parameters.
     """
-    return _persist.load(path, MLPClassifier)
+    return _persist.load(path, {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor})

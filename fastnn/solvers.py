@@ -78,35 +78,52 @@ def batches(n, batch_size, order):
 
 
 class ReferenceSolver:
-    """The solvers on the reference math, batch by batch, in the ``(features, samples)`` layout."""
+    """The solvers on the reference math, batch by batch, in the ``(features, samples)`` layout.
 
-    def __init__(self, problem, batch_size):
+    With ``track_gradients``, :attr:`norms` holds after an epoch each layer's mean over
+    batches of ``‖dW[l]‖``, the norm of the batch-mean loss gradient (no L2 term)."""
+
+    def __init__(self, problem, batch_size, track_gradients=False):
         self.p = problem
         self.batch_size = batch_size
         self.XT, self.YT = np.ascontiguousarray(problem.X.T), np.ascontiguousarray(problem.Y.T)
+        self.norms = np.zeros(problem.layout.n_layers if track_gradients else 0)
 
     def _loss_gradient(self, theta, rows):
         s = None if self.p.sample_weight is None else self.p.sample_weight[rows]
-        return losses.loss_and_gradient(theta, self.p.layout, self.p.activation, self.p.loss,
-                                        self.XT[:, rows], self.YT[:, rows], self.p.alpha, s)
+        layout = self.p.layout
+        sums = losses.batch_sums(theta, layout, self.p.activation, self.p.loss, self.XT[:, rows],
+                                 self.YT[:, rows], s)
+        if self.norms.shape[0]:
+            m = self.XT[:, rows].shape[1]
+            self.norms += [np.linalg.norm(dW.astype(np.float64)) / m for dW in layout.weights(sums.grad)]
+        return losses.regularised_mean(theta, layout, sums, self.p.alpha)
 
     def epoch(self, order, optimizer):
         accumulated = 0.0
+        self.norms[:] = 0
+        n_batches = 0
         for rows in batches(self.p.X.shape[0], self.batch_size, order):
             loss, grad = self._loss_gradient(self.p.theta, rows)
             accumulated += loss * self.XT[:, rows].shape[1]
             optimizer.step(self.p.theta, grad)
+            n_batches += 1
+        self.norms /= n_batches
         return accumulated
 
     def objective(self, theta):
-        return self._loss_gradient(np.asarray(theta, self.p.theta.dtype), slice(None))
+        return losses.loss_and_gradient(np.asarray(theta, self.p.theta.dtype), self.p.layout, self.p.activation,
+                                        self.p.loss, self.XT, self.YT, self.p.alpha, self.p.sample_weight)
+
+    def will_compile(self):
+        return False
 
 
 class FastSolver:
     """The solvers on the compiled kernels: an epoch is one call of
     :func:`fastnn.kernels.solver._solver_epoch`."""
 
-    def __init__(self, problem, batch_size):
+    def __init__(self, problem, batch_size, track_gradients=False):
         from .kernels._scalar import ACTIVATION_CODES
         from .kernels.network import Net, make_work
         from .kernels.outputs import LOSS_CODES
@@ -117,7 +134,8 @@ class FastSolver:
         self.rows = min(batch_size, X.shape[0])
         self.loss_code = LOSS_CODES[problem.loss]
         self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])
-        self.work = make_work(problem.layout.table, self.rows, X.dtype, grad_size=problem.layout.size)
+        self.work = make_work(problem.layout.table, self.rows, X.dtype, grad_size=problem.layout.size,
+                              track_norms=track_gradients)
         self.weights = (np.empty(0, X.dtype) if problem.sample_weight is None
                         else np.ascontiguousarray(problem.sample_weight, X.dtype))
         self._gather = None
@@ -151,12 +169,28 @@ class FastSolver:
                       float(optimizer.momentum), optimizer.rule == "nesterov", float(optimizer.beta_1),
                       float(optimizer.beta_2), float(optimizer.epsilon), *state)
 
-    def epoch(self, order, optimizer):
+    @property
+    def norms(self):
+        """As :attr:`ReferenceSolver.norms`."""
+        return self.work.norms / -(-self.p.X.shape[0] // self.batch_size)
+
+    def _epoch_call(self, order, optimizer):
         from .kernels.solver import _solver_epoch
 
-        accumulated, optimizer.t = _solver_epoch(self._samples(order), self.net, self.work,
-                                                 self._solver(optimizer), optimizer.t)
+        return _solver_epoch, (self._samples(order), self.net, self.work, self._solver(optimizer), optimizer.t)
+
+    def epoch(self, order, optimizer):
+        self.work.norms[:] = 0
+        kernel, args = self._epoch_call(order, optimizer)
+        accumulated, optimizer.t = kernel(*args)
         return accumulated
+
+    def will_compile(self):
+        """Whether the first epoch compiles the epoch kernel (a cold cache)."""
+        from .fast import will_compile
+
+        kernel, args = self._epoch_call(np.arange(self.p.X.shape[0]), Optimizer("adam", self.p.theta[:1], 0.1))
+        return will_compile(kernel, *args)
 
     def objective(self, theta):
         from .kernels.network import make_work
@@ -171,9 +205,9 @@ class FastSolver:
         return float(loss), self._full_work.grad.copy()
 
 
-def make_solver(engine, problem, batch_size):
+def make_solver(engine, problem, batch_size, track_gradients=False):
     """The engine named ``engine`` ("reference" or "fast") for ``problem``."""
-    return (ReferenceSolver if engine == "reference" else FastSolver)(problem, batch_size)
+    return (ReferenceSolver if engine == "reference" else FastSolver)(problem, batch_size, track_gradients)
 
 
 def predict_output(layout, theta, activation, loss, X):

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._jit import helper, kernel
-from .backward import _backpropagate
+from .backward import _backpropagate, _frobenius_norm
 from .blas import _gemm
 from .epoch import _gather_rows, _hidden_forward, _layer_gradient
 from .network import _bias, _block, _weights
@@ -84,6 +84,8 @@ def _summed_loss_gradient(Xb, Yb, sb, net, work, loss):
     for l in range(L - 1, -1, -1):
         A_in = Xb if l == 0 else _block(work.acts, table, l - 1, capacity, m)
         _layer_gradient(dZ, A_in, work.grad, table, l)
+        if work.norms.shape[0] > 0:
+            work.norms[l] += _frobenius_norm(_weights(work.grad, table, l)) / m
         if l > 0:
             below = _block(work.deltas, table, l - 1, capacity, m)
             _backpropagate(dZ, _weights(net.theta, table, l), A_in, net.code, below)
