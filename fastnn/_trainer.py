@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 
-class TrainingDivergedError(FloatingPointError):
+class TrainingDivergedError(ValueError, FloatingPointError):
     """The loss or a weight became NaN or infinite during an epoch."""
 
 

@@ -30,7 +30,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
-from . import _persist
+from . import _persist, losses
 from . import _validation as check
 from . import optimizers as opt
 from ._threads import default_blas_threads, thread_limits
@@ -54,6 +54,10 @@ FLOAT_PARAMETERS = ("alpha", "learning_rate_init", "power_t", "tol", "momentum",
 # scikit-learn's output function of each loss, by its out_activation_ name.
 OUTPUT_OF_LOSS = {"log_loss": "softmax", "binary_log_loss": "logistic", "squared_error": "identity",
                   "poisson": "exp"}
+
+
+NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values and "
+              "need to be preprocessed.")
 
 
 def _row_chunks(n_rows, row_bytes):
@@ -208,8 +212,7 @@ class BaseMLP(BaseEstimator):
             else:
                 self._fit_stochastic(problem, incremental, on_epoch)
         if not all(np.isfinite(p).all() for p in self.coefs_ + self.intercepts_):
-            raise ValueError("Solver produced non-finite parameter weights. The input data may contain "
-                             "large values and need to be preprocessed.")
+            raise ValueError(NON_FINITE)
         return self
 
     def _initialize(self, Y, sizes, dtype):
@@ -291,6 +294,23 @@ class BaseMLP(BaseEstimator):
         self.loss_ = float(result.fun)
         problem.theta[...] = result.x
 
+    def _loss_grad_lbfgs(self, packed, X, Y, sample_weight, *buffers):
+        """scikit-learn's private objective of L-BFGS, for code written against it: the loss and
+        gradient at ``packed`` (every ``coefs_[l]`` raveled, then every ``intercepts_[l]``), on
+        the reference math. ``buffers`` (scikit-learn's work arrays) are not used."""
+        shapes = [c.shape for c in self.coefs_]
+        layout = Layout([shapes[0][0], *[s[1] for s in shapes]])
+        cuts = np.cumsum([a * b for a, b in shapes] + [b for _, b in shapes])[:-1]
+        parts = np.split(np.asarray(packed), cuts)
+        coefs = [p.reshape(s) for p, s in zip(parts, shapes)]
+        theta = layout.pack([c.T for c in coefs], parts[len(shapes):], np.float64)
+        X = np.asarray(_dense(X), np.float64)
+        Y = np.asarray(Y, np.float64).reshape(X.shape[0], -1)
+        loss, grad = losses.loss_and_gradient(theta, layout, self.activation, self._loss_name(), X.T, Y.T,
+                                              self.alpha, sample_weight)
+        coef_grads = [W.T.ravel() for W in layout.weights(grad)]
+        return loss, np.concatenate(coef_grads + [B.ravel() for B in layout.biases(grad)])
+
     def _new_optimizer(self, theta):
         if self.solver == "adam":
             return Optimizer("adam", theta, self.learning_rate_init, beta_1=self.beta_1, beta_2=self.beta_2,
@@ -303,7 +323,8 @@ class BaseMLP(BaseEstimator):
         stopping (stratified for a single-output classifier), or the whole problem and None."""
         if not self.early_stopping:
             return problem, None
-        stratify = problem.Y if is_classifier(self) and self.n_outputs_ == 1 else None
+        # The binarized labels as booleans, as scikit-learn stratifies them (its messages name them so).
+        stratify = problem.Y.astype(bool) if is_classifier(self) and self.n_outputs_ == 1 else None
         arrays = [problem.X, problem.Y] + ([] if problem.sample_weight is None else [problem.sample_weight])
         parts = train_test_split(*arrays, random_state=self._random_state, test_size=self.validation_fraction,
                                  stratify=stratify)
@@ -366,11 +387,12 @@ class BaseMLP(BaseEstimator):
             raise
         elapsed = time.perf_counter() - start
         loss = accumulated / n
-        if not (np.isfinite(loss) and np.isfinite(theta).all()):
+        # With early stopping scikit-learn trains on and restores the best finite weights at the end.
+        if validation is None and not (np.isfinite(loss) and np.isfinite(theta).all()):
             self._restore(theta, before)
             raise TrainingDivergedError(
-                f"training diverged in epoch {self.n_iter_ + 1}: the loss became {loss}; the weights are "
-                f"kept as they were before that epoch. Try a learning_rate_init below "
+                f"{NON_FINITE} Training diverged in epoch {self.n_iter_ + 1}: the loss became {loss}; the "
+                f"weights are kept as they were before that epoch. Try a learning_rate_init below "
                 f"{self.learning_rate_init}.")
         self.n_iter_ += 1
         self.loss_ = loss
