@@ -73,6 +73,14 @@ def _dense(X):
     return X.toarray() if scipy.sparse.issparse(X) else X
 
 
+def _store_arguments(model, arguments):
+    """Keep every constructor argument as the attribute of its name (scikit-learn's rule for
+    ``__init__``: it stores, nothing else)."""
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(model, name, value)
+
+
 class BaseMLP(BaseEstimator):
     """What both estimators share: parameters, validation, initialisation, the solvers, prediction.
 
@@ -110,39 +118,6 @@ class BaseMLP(BaseEstimator):
         "init": [None, StrOptions(set(INIT_GAINS))],
         "track_gradients": ["boolean"],
     }
-
-    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
-                 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start,
-                 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2,
-                 epsilon, n_iter_no_change, max_fun, engine, dtype, n_threads, init, track_gradients):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.engine = engine
-        self.dtype = dtype
-        self.n_threads = n_threads
-        self.init = init
-        self.track_gradients = track_gradients
 
     # ------------------------------------------------------------------ validation
 
@@ -513,11 +488,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  engine="fast", dtype=None, n_threads=None, init=None, track_gradients=False):
-        super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
-                         learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
-                         warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
-                         beta_1, beta_2, epsilon, n_iter_no_change, max_fun, engine, dtype, n_threads, init,
-                         track_gradients)
+        _store_arguments(self, locals())
 
     def _loss_name(self):
         return "log_loss" if self.out_activation_ == "softmax" else "binary_log_loss"
@@ -622,12 +593,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
                  max_fun=15000, engine="fast", dtype=None, n_threads=None, init=None, track_gradients=False):
-        self.loss = loss
-        super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
-                         learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
-                         warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
-                         beta_1, beta_2, epsilon, n_iter_no_change, max_fun, engine, dtype, n_threads, init,
-                         track_gradients)
+        _store_arguments(self, locals())
 
     def _loss_name(self):
         return self.loss
