@@ -1,88 +1,127 @@
-"""Training that runs to its end without learning is reported (TrainingFailedWarning)."""
+"""Training that runs to its end without learning is reported (TrainingFailedWarning).
 
+The tests that fit (``test_fit_warns``, ``test_partial_fit_judges_the_epochs_so_far``, and those
+that expect no warning) need ``BaseMLP._fit`` to end with ``warn_if_failed(self, X, Y)``.
+"""
+
+import math
 import warnings
 
 import numpy as np
 import pytest
 
-from fastnn import MLPClassifier, TrainingFailedWarning
-from fastnn._diagnostics import training_failure
+from fastnn import MLPClassifier, MLPRegressor, TrainingFailedWarning
+from fastnn._diagnostics import Ending, at_chance, ending, losses_of_guesses, training_failure
 
-DIGIT_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]  # the 1,797 digits per class
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-# (losses, accuracies) per epoch of 10-epoch fits on the digits, the default model unless stated.
-LR_50 = ([24.2, 18.06, 17.96, 18.47, 17.58, 19.51, 16.75, 18.79, 19.3, 17.76],
-         [0.087, 0.1, 0.096, 0.1, 0.098, 0.101, 0.098, 0.091, 0.083, 0.11])
-LR_1E6 = ([77.96, 78.01, 77.81, 79.75, 78.49, 78.83, 79.85, 79.66, 78.73, 78.2],
-          [0.091, 0.107, 0.109, 0.087, 0.101, 0.097, 0.086, 0.088, 0.098, 0.105])
-TANH_LR_1E6 = ([58.71, 50.06, 47.05, 43.21, 43.84, 41.94, 41.65, 40.63, 38.4, 36.69],
-               [0.311, 0.427, 0.461, 0.505, 0.498, 0.52, 0.523, 0.535, 0.56, 0.58])
-LR_3 = ([2.99, 2.35, 2.37, 2.33, 2.33, 2.36, 2.33, 2.33, 2.33, 2.33],  # every ReLU unit dead
-        [0.123, 0.095, 0.12, 0.093, 0.105, 0.102, 0.093, 0.098, 0.093, 0.091])
-DEFAULT = ([1.42, 0.57, 0.37, 0.28, 0.24, 0.2, 0.18, 0.16, 0.15, 0.14],
-           [0.639, 0.899, 0.923, 0.939, 0.944, 0.957, 0.958, 0.964, 0.967, 0.967])
-SIGMOID = ([2.26, 2.06, 1.86, 1.62, 1.38, 1.16, 0.98, 0.84, 0.73, 0.64],
-           [0.172, 0.4, 0.556, 0.713, 0.782, 0.825, 0.863, 0.883, 0.891, 0.9])
-# 21 blobs with features from 0 to 9 (check_estimator's data): chaos, then learning.
-BLOBS = ([9.29, 42.15, 58.22, 9.63, 18.4, 1.89, 0.79, 0.64, 0.62, 0.6],
-         [0.333, 0.333, 0.333, 0.429, 0.619, 0.81, 0.857, 0.905, 0.905, 0.952])
+# Plain SGD for exactly max_iter epochs.
+SGD = dict(solver="sgd", momentum=0, n_iter_no_change=float("inf"), max_iter=10, random_state=0)
+# A uniform guess over the ten digits, the best constant output (their shares are nearly equal), and
+# the largest mean loss that float64's clipped probabilities allow (-ln eps).
+DIGITS = (math.log(10), 2.302, -math.log(np.finfo(np.float64).eps))
+
+# Mean training loss per epoch of 10-epoch fits on the digits' training split (SGD above, unless stated).
+LR_50 = [19.95, 17.84, 17.64, 18.4, 17.22, 17.02, 16.61, 17.05, 16.99, 17.94]  # alpha=0, batch_size=32
+LR_50_L2 = [167.14, 300.29, 295.13, 297.8, 297.57, 297.61, 296.22, 298.91, 294.69, 293.49]  # alpha=1e-4
+ADAM_LR_10 = [27.64, 24.72, 17.02, 12.53, 9.93, 8.42, 7.07, 6.29, 6.1, 6.04]  # adam, 10% accuracy
+LR_10 = [12.68, 5.0, 2.64, 2.67, 2.63, 2.65, 2.64, 2.64, 2.65, 2.65]  # every ReLU unit dead
+LR_3 = [2.6, 3.08, 2.39, 2.32, 2.28, 2.42, 2.29, 2.32, 2.32, 2.29]  # 10% accuracy, outputs differ
+DEFAULT = [2.35, 2.16, 2.01, 1.85, 1.69, 1.53, 1.37, 1.21, 1.06, 0.92]  # adam: 91% accuracy
+SLOW_START = [2.37, 2.3, 2.29, 2.28, 2.27, 2.26, 2.25, 2.24, 2.23, 2.22]  # logistic: 10%, outputs differ
+# 21 blobs with features from 0 to 9 (check_estimator's data), three classes: chaos, then learning.
+BLOBS = [9.29, 42.15, 58.22, 9.63, 18.4, 1.89, 0.79, 0.64, 0.62, 0.6]
+
+AT_CHANCE_DEAD = Ending(accuracy=0.1, majority=0.102, at_chance=True, same_output=True)
+AT_CHANCE_ALIVE = Ending(accuracy=0.098, majority=0.102, at_chance=True, same_output=False)
 
 
 def never_asked():
-    raise AssertionError("the output was checked although the accuracy is above chance")
+    raise AssertionError("the network's output was computed although the losses had decided")
 
 
-@pytest.mark.parametrize("history, same_output, cause", [
-    (LR_50, True, "saturated"),
-    (LR_1E6, True, "saturated"),
-    (TANH_LR_1E6, never_asked, "saturated"),  # 58% accuracy, yet confidently wrong
-    (LR_3, True, "gives every training sample the same output"),
-], ids=["lr 50", "lr 1e6", "tanh lr 1e6", "dead"])
-def test_failures_are_named(history, same_output, cause):
-    check = same_output if callable(same_output) else lambda: same_output
-    message = training_failure(*history, DIGIT_COUNTS, 50.0, check)
+@pytest.mark.parametrize("losses, guesses, end, cause", [
+    (LR_50, DIGITS, AT_CHANCE_DEAD, "saturated"),
+    (LR_50_L2, DIGITS, never_asked, "saturated"),
+    (ADAM_LR_10, DIGITS, AT_CHANCE_ALIVE, "saturated"),
+    ([12.1, 11.8, 12.4, 11.9, 12.0], (math.log(10), 2.302, -math.log(np.finfo(np.float32).eps)), never_asked,
+     "saturated"),  # float32: half its largest loss (8.0), not ten times a uniform guess's (23)
+    (LR_10, DIGITS, AT_CHANCE_DEAD, "gives every training sample the same output"),
+], ids=["lr 50", "lr 50 with L2", "adam lr 10", "float32", "dead"])
+def test_failures_are_named(losses, guesses, end, cause):
+    message = training_failure(losses, *guesses, 50.0, end if callable(end) else lambda: end)
     assert message.startswith("training failed: ") and cause in message
     assert "for 5 epochs" in message and "the learning rate 50 is likely too high" in message
+    if end is AT_CHANCE_DEAD:
+        assert "training accuracy 0.100 at the end (always predicting the most common class: 0.102)" in message
 
 
-@pytest.mark.parametrize("losses, accuracies, counts, same_output", [
-    (*DEFAULT, DIGIT_COUNTS, never_asked),
-    (*SIGMOID, DIGIT_COUNTS, never_asked),  # slow, but learning
-    ([2.31, 2.30, 2.30, 2.30, 2.30], [0.1, 0.09, 0.1, 0.11, 0.1], DIGIT_COUNTS, False),  # outputs differ
-    (*BLOBS, [7, 7, 7], never_asked),
-    (LR_50[0][:4], LR_50[1][:4], DIGIT_COUNTS, True),  # too few epochs to tell
-    ([0.9] * 5, [0.9] * 5, [90, 10], False),  # imbalanced: the most common class, outputs differ
-], ids=["default", "slow start", "at chance", "blobs", "4 epochs", "imbalanced"])
-def test_training_that_did_not_fail(losses, accuracies, counts, same_output):
-    check = same_output if callable(same_output) else lambda: same_output
-    assert training_failure(losses, accuracies, counts, 0.1, check) is None
+@pytest.mark.parametrize("losses, guesses, end", [
+    (DEFAULT, DIGITS, never_asked),
+    (SLOW_START, DIGITS, AT_CHANCE_ALIVE),  # slow, but learning
+    (LR_3, DIGITS, AT_CHANCE_ALIVE),  # at chance, but the outputs differ
+    (LR_10, DIGITS, Ending(0.4, 0.102, False, False)),  # above chance
+    (BLOBS, (math.log(3), math.log(3), 36.0), never_asked),
+    (LR_50[:4], DIGITS, AT_CHANCE_DEAD),  # too few epochs to tell
+    ([0.33] * 5, (math.log(2), 0.325, 36.0), Ending(0.9, 0.9, True, False)),  # imbalanced, outputs differ
+], ids=["default", "slow start", "at chance", "above chance", "blobs", "4 epochs", "imbalanced"])
+def test_training_that_did_not_fail(losses, guesses, end):
+    assert training_failure(losses, *guesses, 0.1, end if callable(end) else lambda: end) is None
 
 
 def test_chance_level_is_the_most_common_class_within_sampling_error():
     """Chance: 0.5 ± 3 standard errors of a 0.5 share over 400 samples (0.075)."""
-    def fails(accuracy):
-        return training_failure([1.0] * 5, [accuracy] * 5, [200, 200], 0.1, lambda: True) is not None
-
-    assert fails(0.574) and not fails(0.576)
+    assert at_chance([0.574], [0.5], 400) and not at_chance([0.576], [0.5], 400)
+    assert not at_chance([0.5, 0.9], [0.5, 0.5], 400)  # multilabel: every label at chance
 
 
-@pytest.mark.parametrize("learning_rate", [50.0, 3.0], ids=["saturated", "dead"])
+def test_ending_of_a_network():
+    X = np.arange(800.0).reshape(400, 2)  # 400 rows: chance is the majority's share + 0.075 at most
+    Y = np.tile(np.eye(3)[[0, 0, 1, 2]], (100, 1))
+    constant = np.tile([0.5, 0.3, 0.2], (400, 1))
+    assert ending(constant, Y, X, softmax=True) == Ending(0.5, 0.5, True, True)
+    assert ending(constant, Y, np.ones((400, 2)), softmax=True).same_output is False  # samples alike
+    assert ending(Y * 0.9, Y, X, softmax=True) == Ending(1.0, 0.5, False, False)
+    labels = np.tile([[1, 0], [1, 1], [0, 0], [1, 0]], (100, 1)).astype(float)
+    assert ending(np.tile([0.9, 0.1], (400, 1)), labels, X, softmax=False) == Ending(0.75, 0.75, True, True)
+    assert ending(labels, labels, X, softmax=False) == Ending(1.0, 0.75, False, False)
+
+
+def test_losses_of_guesses():
+    uniform, constant, largest = losses_of_guesses(np.eye(4)[[0, 1, 2, 3, 0, 1, 2, 3]], True, np.float64)
+    assert uniform == constant == pytest.approx(math.log(4)) and largest == pytest.approx(36.04, abs=0.01)
+    binary = np.array([[1.0]] + [[0.0]] * 9)
+    uniform, constant, largest = losses_of_guesses(binary, False, np.float32)
+    assert uniform == pytest.approx(math.log(2)) and constant == pytest.approx(0.325, abs=1e-3)
+    assert largest == pytest.approx(15.94, abs=0.01)
+    assert losses_of_guesses(np.ones((4, 3)), False, np.float64)[:2] == (3 * math.log(2), 0)
+
+
+@pytest.mark.parametrize("params, cause", [
+    (dict(learning_rate_init=50.0, alpha=0, batch_size=32), "saturated"),
+    (dict(learning_rate_init=10.0), "gives every training sample the same output"),
+], ids=["saturated", "dead"])
 @pytest.mark.parametrize("engine", ["fast", "reference"])
-def test_fit_warns(digits, learning_rate, engine):
+def test_fit_warns(digits, params, cause, engine):
     X_train, _, y_train, _ = digits
-    model = MLPClassifier(learning_rate=learning_rate, random_state=0, engine=engine)
-    with pytest.warns(TrainingFailedWarning, match=f"learning rate {learning_rate:g} is likely too high"):
+    model = MLPClassifier(**SGD, **params, engine=engine)
+    rate = params["learning_rate_init"]
+    with pytest.warns(TrainingFailedWarning, match=f"{cause}.*learning rate {rate:g} is likely too high"):
         model.fit(X_train, y_train)
     assert model.score(X_train, y_train) < 0.15
 
 
-@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "logistic", "tanh", "identity"])
 def test_normal_training_does_not_warn(digits, activation):
     X_train, _, y_train, _ = digits
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrainingFailedWarning)
-        MLPClassifier(activation=activation, random_state=0).fit(X_train, y_train)
-        MLPClassifier(activation=activation, epochs=1, random_state=0).fit(X_train[:40], y_train[:40])
+        MLPClassifier(activation=activation, max_iter=20, random_state=0).fit(X_train, y_train)
+        MLPClassifier(activation=activation, learning_rate_init=0.1, **SGD).fit(X_train, y_train)
+        MLPClassifier(activation=activation, max_iter=5, random_state=0).fit(X_train[:40], y_train[:40])
+        MLPClassifier(activation=activation, max_iter=10, random_state=0).fit(
+            X_train, np.column_stack([y_train % 2, y_train > 6]))  # multilabel
+        MLPClassifier(activation=activation, max_iter=20, solver="lbfgs", random_state=0).fit(X_train, y_train)
 
 
 def test_identical_samples_do_not_warn():
@@ -90,13 +129,20 @@ def test_identical_samples_do_not_warn():
     X, y = np.zeros((40, 3)), np.arange(40) % 2
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrainingFailedWarning)
-        model = MLPClassifier(epochs=3, random_state=0).fit(X, y)
+        model = MLPClassifier(**{**SGD, "learning_rate_init": 0.1}).fit(X, y)
     assert np.ptp(model.predict_proba(X), axis=0).max() == 0
+
+
+def test_regressors_are_not_judged(digits):
+    X_train, _, y_train, _ = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingFailedWarning)
+        MLPRegressor(max_iter=10, random_state=0).fit(X_train, np.zeros(len(y_train)))
 
 
 def test_partial_fit_judges_the_epochs_so_far(digits):
     X_train, _, y_train, _ = digits
-    model = MLPClassifier(learning_rate=50.0, random_state=0)
+    model = MLPClassifier(**{**SGD, "learning_rate_init": 50.0, "alpha": 0, "batch_size": 32})
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrainingFailedWarning)
         for _ in range(4):
