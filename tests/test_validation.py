@@ -5,6 +5,10 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from fastnn import MLPClassifier
+from fastnn.testing import parameters
+
+# One-epoch fits: scikit-learn's ConvergenceWarning is expected.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 rng = np.random.default_rng(0)
 X = rng.random((40, 4))
@@ -12,7 +16,7 @@ y = np.arange(40) % 3
 
 
 def fitted(**params):
-    return MLPClassifier(epochs=1, random_state=0, **params).fit(X, y)
+    return MLPClassifier(max_iter=1, random_state=0, **params).fit(X, y)
 
 
 BAD_FIT_DATA = [
@@ -40,28 +44,40 @@ def test_bad_training_data(what, X_bad, y_bad, error, match, engine):
         MLPClassifier(engine=engine).fit(X_bad, y_bad)
 
 
+def invalid(name, expected, got):
+    """scikit-learn's InvalidParameterError message for ``name``."""
+    return rf"^The '{name}' parameter of MLPClassifier must be {expected}\. Got {got} instead\."
+
+
 BAD_PARAMS = [
-    ({"learning_rate": 0}, "learning_rate must be a finite number > 0; got 0"),
-    ({"learning_rate": -0.1}, "learning_rate must be a finite number > 0"),
-    ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0"),
-    ({"learning_rate": "fast"}, "learning_rate must be a finite number > 0"),
-    ({"batch_size": 0}, r"batch_size must be None, 'auto' or an int from 1 to n_samples=40; got 0"),
-    ({"batch_size": -5}, "batch_size must be"),
-    ({"batch_size": 41}, "batch_size must be.*got 41"),
-    ({"batch_size": "big"}, "batch_size must be"),
-    ({"epochs": 0}, "epochs must be an int >= 1; got 0"),
-    ({"epochs": 2.5}, "epochs must be an int >= 1"),
-    ({"hidden_layer_sizes": ()}, "hidden_layer_sizes must be an int or a non-empty sequence"),
-    ({"hidden_layer_sizes": (10, 0)}, "hidden_layer_sizes must be"),
-    ({"hidden_layer_sizes": -3}, "hidden_layer_sizes must be"),
-    ({"hidden_layer_sizes": "wide"}, "hidden_layer_sizes must be"),
-    ({"activation": "softplus"}, "activation must be one of 'sigmoid', 'tanh', 'relu', 'leaky_relu'"),
-    ({"init": "he"}, "init must be one of 'xavier', 'kaiming'"),
-    ({"engine": "gpu"}, "engine must be one of 'fast', 'reference'"),
-    ({"dtype": "float16"}, "dtype must be 'float32' or 'float64'"),
-    ({"dtype": "double-ish"}, "dtype must be 'float32' or 'float64'"),
-    ({"n_threads": 0}, "n_threads must be an int >= 1"),
-    ({"shuffle": "yes"}, "shuffle must be True or False"),
+    ({"learning_rate_init": 0}, invalid("learning_rate_init", r"a float in the range \(0\.0, inf\)", "0")),
+    ({"learning_rate_init": -0.1}, invalid("learning_rate_init", r"a float in the range \(0\.0, inf\)", "-0.1")),
+    ({"learning_rate_init": float("nan")}, invalid("learning_rate_init", ".*", "nan")),
+    ({"learning_rate_init": "fast"}, invalid("learning_rate_init", ".*", "'fast'")),
+    ({"learning_rate": 0.1}, invalid("learning_rate", "a str among .*'constant'.*", "0.1")),
+    ({"solver": "rmsprop"}, invalid("solver", "a str among .*'adam'.*", "'rmsprop'")),
+    ({"batch_size": 0}, invalid("batch_size", ".*an int in the range \[1, inf\)", "0")),
+    ({"batch_size": -5}, invalid("batch_size", ".*", "-5")),
+    ({"batch_size": "big"}, invalid("batch_size", ".*", "'big'")),
+    ({"batch_size": None}, invalid("batch_size", ".*", "None")),  # the old full batch: pass n_samples
+    ({"max_iter": 0}, invalid("max_iter", r"an int in the range \[1, inf\)", "0")),
+    ({"max_iter": 2.5}, invalid("max_iter", ".*", "2.5")),
+    ({"n_iter_no_change": 0}, invalid("n_iter_no_change", ".*", "0")),
+    ({"alpha": -1.0}, invalid("alpha", r"a float in the range \[0\.0, inf\)", "-1.0")),
+    ({"momentum": 1.5}, invalid("momentum", r"a float in the range \[0\.0, 1\.0\]", "1.5")),
+    ({"validation_fraction": 1.0}, invalid("validation_fraction", ".*", "1.0")),
+    ({"hidden_layer_sizes": (10, 0)}, r"^hidden_layer_sizes must be > 0, got \[10, 0\]"),
+    ({"hidden_layer_sizes": -3}, invalid("hidden_layer_sizes", ".*", "-3")),
+    ({"hidden_layer_sizes": "wide"}, invalid("hidden_layer_sizes", ".*", "'wide'")),
+    ({"activation": "sigmoid"}, invalid("activation", "a str among .*'logistic'.*", "'sigmoid'")),
+    ({"activation": "softplus"}, invalid("activation", "a str among .*'leaky_relu'.*", "'softplus'")),
+    ({"init": "he"}, invalid("init", ".*'kaiming'.*", "'he'")),
+    ({"engine": "gpu"}, invalid("engine", ".*'reference'.*", "'gpu'")),
+    ({"dtype": "float16"}, "^dtype must be 'float32' or 'float64'"),
+    ({"dtype": "double-ish"}, "^dtype must be 'float32' or 'float64'"),
+    ({"n_threads": 0}, invalid("n_threads", ".*", "0")),
+    ({"shuffle": "yes"}, invalid("shuffle", ".*bool.*", "'yes'")),
+    ({"random_state": np.random.default_rng(0)}, invalid("random_state", ".*", ".*Generator.*")),
 ]
 
 
@@ -71,9 +87,25 @@ def test_bad_hyper_parameters(params, match):
         MLPClassifier(**params).fit(X, y)
 
 
+def test_batch_size_past_the_samples_is_clipped_with_a_warning():
+    """As scikit-learn: batch_size > n_samples trains on one batch of every row, and warns."""
+    with pytest.warns(UserWarning, match="It is going to be clipped"):
+        big = fitted(batch_size=41, shuffle=False)
+    full = fitted(batch_size=40, shuffle=False)
+    for got, want in zip(parameters(big), parameters(full)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_no_hidden_layer():
+    """hidden_layer_sizes=() is scikit-learn's network without a hidden layer."""
+    model = fitted(hidden_layer_sizes=())
+    assert [W.shape for W in model.coefs_] == [(4, 3)] and model.n_layers_ == 2
+
+
 # Every float hyper-parameter of MLPClassifier: a new one is one more line here (the next
 # test fails until it is).
-FLOAT_PARAMS = ["learning_rate"]
+FLOAT_PARAMS = ["alpha", "learning_rate_init", "power_t", "tol", "momentum", "validation_fraction", "beta_1",
+                "beta_2", "epsilon"]
 NON_FINITE = [float("inf"), float("-inf"), float("nan"), np.float16("inf"), np.float32("inf"),
               np.float32("-inf"), np.float32("nan"), np.float64("inf"), np.longdouble("inf")]
 
@@ -87,7 +119,10 @@ def test_float_params_lists_every_float_hyper_parameter():
 @pytest.mark.parametrize("value", NON_FINITE, ids=[f"{type(v).__name__}({v})" for v in NON_FINITE])
 @pytest.mark.parametrize("name", FLOAT_PARAMS)
 def test_non_finite_float_hyper_parameters(name, value):
-    with pytest.raises(ValueError, match=f"^{name} must be a finite number"):
+    """Refused with a ValueError naming the parameter: scikit-learn's range check, or fastnn's
+    finiteness check for what that range lets through (+inf)."""
+    with pytest.raises(ValueError, match=rf"^(The '{name}' parameter of MLPClassifier must be|"
+                                         rf"{name} must be a finite number)"):
         MLPClassifier(**{name: value}).fit(X, y)
 
 
@@ -104,17 +139,31 @@ def test_wrong_number_of_features_at_predict():
 
 
 def test_unseen_labels_at_score_and_partial_fit():
+    """As scikit-learn: score counts a label the model does not know as a miss; partial_fit refuses
+    labels outside classes."""
     model = fitted()
-    with pytest.raises(ValueError, match=r"labels the model does not know: \[7\]"):
-        model.score(X, np.where(y == 2, 7, y))
-    with pytest.raises(ValueError, match="labels the model does not know"):
+    unseen = np.where(y == 2, 7, y)
+    assert model.score(X, unseen) == np.mean(model.predict(X) == unseen)
+    assert model.score(X, unseen) <= np.mean(unseen != 7)
+    with pytest.raises(ValueError, match=r"`y` has classes not in `self.classes_`"):
         MLPClassifier().partial_fit(X, y, classes=[0, 1])
 
 
 def test_warm_start_with_another_dtype():
-    model = fitted(warm_start=True)
-    with pytest.raises(ValueError, match="dtype is float64 but the model was trained in float32"):
-        model.set_params(dtype="float64").fit(X, y)
+    """A warm fit in another dtype trains on from the previous parameters, cast to it."""
+    model = fitted(warm_start=True, dtype="float32")
+    start = [p.astype(np.float64) for p in parameters(model)]
+    cold = fitted(dtype="float64")
+    for got, want in zip(parameters(cold), start):
+        assert not np.array_equal(got, want)
+    model.set_params(dtype="float64", max_iter=1).fit(X, y)
+    assert all(p.dtype == np.float64 for p in parameters(model))
+    again = MLPClassifier(max_iter=1, random_state=0, dtype="float64", warm_start=True).fit(X, y)
+    for p, q in zip(parameters(again), start):  # the same start gives the same warm fit
+        p[...] = q
+    again.fit(X, y)
+    for got, want in zip(parameters(model), parameters(again)):
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("engine", ["fast", "reference"])
@@ -125,9 +174,10 @@ def test_warm_start_with_another_dtype():
 ], ids=["int", "bool", "float16"])
 def test_safe_conversions_match_float_input(engine, convert):
     Xc = convert(X)
-    a = MLPClassifier(engine=engine, epochs=2, random_state=0).fit(Xc, y)
-    b = MLPClassifier(engine=engine, epochs=2, random_state=0).fit(np.asarray(Xc, np.float32), y)
-    for got, want in zip(a.weights_, b.weights_):
+    a = MLPClassifier(engine=engine, max_iter=2, random_state=0).fit(Xc, y)
+    b = MLPClassifier(engine=engine, max_iter=2, random_state=0).fit(np.asarray(Xc, np.float64), y)
+    assert a.coefs_[0].dtype == np.float64  # dtype=None: anything but float32 is float64
+    for got, want in zip(parameters(a), parameters(b)):
         np.testing.assert_array_equal(got, want)
 
 
@@ -150,29 +200,44 @@ def layouts(tmp_path):
 def test_memory_layouts_give_the_same_model(tmp_path, engine, layout):
     C = np.ascontiguousarray(X, dtype=np.float32)
     Xl = layouts(tmp_path)[layout]
-    a = MLPClassifier(engine=engine, epochs=2, random_state=0).fit(Xl, y)
-    b = MLPClassifier(engine=engine, epochs=2, random_state=0).fit(C, y)
-    for got, want in zip(a.weights_ + a.biases_, b.weights_ + b.biases_):
+    a = MLPClassifier(engine=engine, max_iter=2, random_state=0, dtype="float32").fit(Xl, y)
+    b = MLPClassifier(engine=engine, max_iter=2, random_state=0, dtype="float32").fit(C, y)
+    for got, want in zip(parameters(a), parameters(b)):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(a.predict_proba(Xl), b.predict_proba(C))
 
 
 def test_warm_start_with_another_architecture():
+    """As scikit-learn: a warm fit trains on the network it has, whatever hidden_layer_sizes now says."""
     model = fitted(warm_start=True, hidden_layer_sizes=(8,))
-    with pytest.raises(ValueError, match=r"hidden_layer_sizes=\(9,\) does not match the trained weights"):
-        model.set_params(hidden_layer_sizes=(9,)).fit(X, y)
+    model.set_params(hidden_layer_sizes=(9,)).fit(X, y)
+    assert [W.shape for W in model.coefs_] == [(4, 8), (8, 3)]
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m.intercepts_.__setitem__(0, m.intercepts_[0][:3]), "intercepts_ do not match"),
+    (lambda m: m.coefs_.__setitem__(1, m.coefs_[1][:5].copy()), "do not form a network"),
+    (lambda m: m.coefs_.__setitem__(0, m.coefs_[0][:3].copy()), "coefs_\\[0\\] has 3 rows for 4 features"),
+    (lambda m: m.coefs_.__setitem__(0, m.coefs_[0].ravel()), "do not form a network"),
+    (lambda m: m.coefs_.pop(), "do not form a network|intercepts_ do not match"),
+], ids=["short intercept", "narrow coef", "coef for fewer features", "flat coef", "missing layer"])
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_edited_parameters_are_refused_not_read_out_of_bounds(edit, match, engine):
+    model = fitted(engine=engine, hidden_layer_sizes=(8,))
+    edit(model)
+    with pytest.raises(ValueError, match=match):
+        model.predict(X)
 
 
 @pytest.mark.parametrize("edit", [
-    lambda m: m.biases_.__setitem__(0, m.biases_[0][:3]),
-    lambda m: m.weights_.__setitem__(1, m.weights_[1][:, :5].copy()),
-    lambda m: m.weights_.__setitem__(0, m.weights_[0].astype(np.float64)),
-    lambda m: m.weights_.__setitem__(0, np.asfortranarray(m.weights_[0])),
-    lambda m: m.weights_.pop(),
-], ids=["short bias", "narrow weight", "other dtype", "fortran", "missing layer"])
+    lambda m: m.coefs_.__setitem__(0, m.coefs_[0].astype(np.float32)),
+    lambda m: m.coefs_.__setitem__(0, np.asfortranarray(m.coefs_[0])),
+    lambda m: m.intercepts_.__setitem__(1, list(m.intercepts_[1])),
+], ids=["other dtype", "fortran", "list"])
 @pytest.mark.parametrize("engine", ["fast", "reference"])
-def test_edited_parameters_are_refused_not_read_out_of_bounds(edit, engine):
+def test_assigned_parameters_of_any_layout_predict_alike(edit, engine):
+    """scikit-learn code assigns new arrays: any array-like of the right shape is packed as it is."""
     model = fitted(engine=engine, hidden_layer_sizes=(8,))
+    want = model.predict_proba(X)
     edit(model)
-    with pytest.raises(ValueError, match="do not form a layer|outputs for"):
-        model.predict(X)
+    np.testing.assert_allclose(model.predict_proba(X), want, rtol=1e-6)
