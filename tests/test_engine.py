@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from fastnn import MLPClassifier, fast, reference, split
+from fastnn import MLPClassifier, fast, reference, solvers, split
 from fastnn.engine import make_engine
 from fastnn.layout import Layout
+from fastnn.testing import parameters
 
 from .conftest import ACTIVATIONS, DTYPES, network
 
@@ -57,26 +58,34 @@ def test_layout_table_and_views():
     assert tail.sizes == (3, 2) and start == 15 and layout.tail(2)[0].n_layers == 0
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_estimator_parameters_are_views_of_one_vector(digits):
     X_train, _, y_train, _ = digits
-    model = MLPClassifier(hidden_layer_sizes=(16, 8), epochs=1, random_state=0).fit(X_train, y_train)
-    for array in model.weights_ + model.biases_:
-        assert np.shares_memory(array, model._theta)
-    assert model._theta.size == sum(W.size + B.size for W, B in zip(model.weights_, model.biases_))
+    model = MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=1, random_state=0).fit(X_train, y_train)
+    theta = model.coefs_[0].base
+    assert theta is not None and theta.ndim == 1
+    for array in parameters(model):
+        assert np.shares_memory(array, theta)
+    assert theta.size == sum(W.size + B.size for W, B in zip(model.coefs_, model.intercepts_))
+    # The flat vector is the Layout's: coefs_[l] is W[l] transposed, intercepts_[l] is b[l].
+    layout = Layout([64, 16, 8, 10])
+    for W, coef, b, intercept in zip(layout.weights(theta), model.coefs_, layout.biases(theta), model.intercepts_):
+        np.testing.assert_array_equal(W.T, coef)
+        np.testing.assert_array_equal(b[:, 0], intercept)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_assigned_weights_are_what_the_next_fit_starts_from(digits):
     """scikit-learn code assigns new arrays; a warm fit must train those, not a stale vector."""
     X_train, _, y_train, _ = digits
-    model = MLPClassifier(epochs=1, random_state=0, warm_start=True).fit(X_train, y_train)
-    twin = MLPClassifier(epochs=1, random_state=0, warm_start=True).fit(X_train, y_train)
-    model.weights_ = [np.zeros_like(W) + 0.01 for W in model.weights_]
-    twin.weights_[0][...] = 0.01  # the same values, written into the views
-    for W in twin.weights_[1:]:
+    model = MLPClassifier(max_iter=1, random_state=0, warm_start=True).fit(X_train, y_train)
+    twin = MLPClassifier(max_iter=1, random_state=0, warm_start=True).fit(X_train, y_train)
+    model.coefs_ = [np.zeros_like(W) + 0.01 for W in model.coefs_]
+    for W in twin.coefs_:  # the same values, written into the views
         W[...] = 0.01
     model.fit(X_train, y_train)
     twin.fit(X_train, y_train)
-    for got, want in zip(model.weights_ + model.biases_, twin.weights_ + twin.biases_):
+    for got, want in zip(parameters(model), parameters(twin)):
         np.testing.assert_array_equal(got, want)
 
 
@@ -187,27 +196,43 @@ def test_make_engine_chooses_by_kind_threads_and_size(monkeypatch, kind, n_threa
     assert engine.blas_threads == (1 if want is split.SplitEngine else n_threads)
 
 
-def test_an_interrupted_fit_keeps_the_last_finished_epoch(digits, monkeypatch):
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["FastSolver", "ReferenceSolver"])
+def test_an_interrupted_fit_keeps_the_last_finished_epoch(digits, monkeypatch, solver):
     """Ctrl-C (KeyboardInterrupt) lands as the third epoch's kernel returns: the model holds
-    the weights of two epochs, bitwise, and says it trained two."""
+    the parameters of two epochs, bitwise, and says it trained two."""
     X_train, _, y_train, _ = digits
-    two = MLPClassifier(epochs=2, random_state=0).fit(X_train, y_train)
-    epoch = fast.SerialEngine.epoch
+    engine = "fast" if solver == "FastSolver" else "reference"
+    two = MLPClassifier(max_iter=2, random_state=0, engine=engine).fit(X_train, y_train)
+    cls = getattr(solvers, solver)
+    epoch = cls.epoch
     calls = []
 
-    def interrupted(self, order, learning_rate):
-        stats = epoch(self, order, learning_rate)
-        calls.append(stats)
+    def interrupted(self, order, optimizer):
+        loss = epoch(self, order, optimizer)
+        calls.append(loss)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return stats
+        return loss
 
-    monkeypatch.setattr(fast.SerialEngine, "epoch", interrupted)
-    model = MLPClassifier(epochs=5, random_state=0)
+    monkeypatch.setattr(cls, "epoch", interrupted)
+    model = MLPClassifier(max_iter=5, random_state=0, engine=engine, n_iter_no_change=float("inf"))
     with pytest.raises(KeyboardInterrupt):
         model.fit(X_train, y_train)
     assert model.n_iter_ == 2 and len(model.loss_curve_) == 2
-    for got, want in zip(model.weights_ + model.biases_, two.weights_ + two.biases_):
+    for got, want in zip(parameters(model), parameters(two)):
+        np.testing.assert_array_equal(got, want)
+    # The optimizer too is as after two epochs: training on gives the 3-epoch model.
+    monkeypatch.setattr(cls, "epoch", epoch)
+    three = MLPClassifier(max_iter=3, random_state=0, engine=engine, shuffle=False).fit(X_train, y_train)
+    stopped = MLPClassifier(max_iter=3, random_state=0, engine=engine, shuffle=False)
+    calls.clear()
+    monkeypatch.setattr(cls, "epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        stopped.fit(X_train, y_train)
+    monkeypatch.setattr(cls, "epoch", epoch)
+    stopped.partial_fit(X_train, y_train)
+    for got, want in zip(parameters(stopped), parameters(three)):
         np.testing.assert_array_equal(got, want)
 
 
@@ -215,7 +240,7 @@ FIRST_FIT = """
 import numpy as np
 from fastnn import MLPClassifier
 X = np.random.default_rng(0).random((60, 5))
-MLPClassifier(epochs=1, verbose=True, dtype="float64").fit(X, np.arange(60) % 3)
+MLPClassifier(max_iter=1, verbose=True, dtype="float64").fit(X, np.arange(60) % 3)
 """
 
 
