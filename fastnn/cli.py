@@ -18,7 +18,6 @@ from . import datasets
 from ._diagnostics import TrainingFailedWarning
 from ._trainer import TrainingDivergedError
 from ._validation import DTYPES, ENGINES
-from .reference import ACTIVATIONS, INIT_GAINS
 
 # scikit-learn and Numba (through the estimator) take seconds to import: the commands import them
 # when they run, so that `fastnn --help` and bad arguments answer at once.
@@ -27,6 +26,14 @@ from .reference import ACTIVATIONS, INIT_GAINS
 INTERRUPTED = 130
 DATA_HELP = ("digits (embedded, the default), mnist:FOLDER (the four IDX files, gzipped or not), "
              "csv:FILE (label in the first column) or npz:FILE (X and y, or x_train ... y_test)")
+ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
+# The tutorial's initialisations, and scikit-learn's own (the estimator's init=None).
+INITS = {"kaiming": "kaiming", "xavier": "xavier", "glorot": None}
+SOLVERS = ("sgd", "adam", "lbfgs")
+# The estimator's parameter that each option of `fastnn train` sets, to name the option in errors.
+OPTION_OF = {"learning_rate_init": "--lr", "max_iter": "--epochs", "batch_size": "--batch-size",
+             "hidden_layer_sizes": "--hidden", "momentum": "--momentum", "alpha": "--alpha",
+             "n_threads": "--threads", "solver": "--solver"}
 TEST_SIZE_HELP = "held-out fraction when the data has no test set (default: 0.2)"
 SCALE_HELP = ("divide csv/npz features by 255: they are 8-bit pixels, as in Kaggle's MNIST CSV "
               "(default: keep them as they are; digits and MNIST IDX pixels are always scaled)")
@@ -75,8 +82,9 @@ def hidden_sizes(text):
 
 
 def batch_size(text):
+    """An int, "auto" (scikit-learn's min(200, n)) or "full" (every training sample)."""
     if text in ("full", "auto"):
-        return None if text == "full" else "auto"
+        return text
     try:
         return int(text)
     except ValueError:
@@ -97,18 +105,27 @@ def build_parser():
 
     train = commands.add_parser(
         "train", help="train a model and report held-out accuracy",
-        description="Train an MLP and print per-epoch loss, training accuracy and time, then "
-                    "the held-out accuracy. With no options: the embedded digits data set.")
+        description="Train an MLP classifier and print per-epoch loss and time, then the held-out "
+                    "accuracy. With no options: the embedded digits data set, plain SGD (the "
+                    "tutorial's: no momentum, no L2 term) for 10 epochs.")
     add_data_arguments(train)
     train.add_argument("--hidden", type=hidden_sizes, default=(128,), metavar="W[,W...]",
                        help="hidden layer widths (default: 128)")
-    train.add_argument("--activation", choices=list(ACTIVATIONS), default="relu")
-    train.add_argument("--init", choices=list(INIT_GAINS),
-                       help="weight init (default: kaiming for relu/leaky_relu, xavier otherwise)")
-    train.add_argument("--lr", type=float, default=0.1, help="learning rate (default: 0.1)")
-    train.add_argument("--batch-size", type=batch_size, default="auto",
-                       help="samples per step, 'full' for full-batch, 'auto' for min(32, n) (default)")
-    train.add_argument("--epochs", type=int, default=10, help="default: 10")
+    train.add_argument("--activation", choices=ACTIVATIONS, default="relu")
+    train.add_argument("--init", choices=list(INITS),
+                       help="weight init: the tutorial's kaiming or xavier, or scikit-learn's glorot "
+                            "(uniform) (default: kaiming for relu/leaky_relu, xavier otherwise)")
+    train.add_argument("--solver", choices=SOLVERS, default="sgd", help="default: sgd")
+    train.add_argument("--lr", type=float, default=0.1,
+                       help="initial learning rate, learning_rate_init (default: 0.1)")
+    train.add_argument("--momentum", type=float, default=0.0,
+                       help="SGD's momentum (Nesterov's when > 0) (default: 0, plain SGD)")
+    train.add_argument("--alpha", type=float, default=0.0, help="L2 penalty (default: 0)")
+    train.add_argument("--batch-size", type=batch_size,
+                       help="samples per step, 'full' for full-batch, 'auto' for min(200, n) "
+                            "(default: 32, or all the samples if fewer)")
+    train.add_argument("--epochs", type=int, default=10,
+                       help="epochs (max_iter), all of them: no early stop (default: 10)")
     train.add_argument("--engine", choices=ENGINES, default="fast")
     train.add_argument("--dtype", choices=DTYPES, default="float32")
     train.add_argument("--seed", type=int, default=0, help="seeds init, shuffling and the split")
@@ -117,7 +134,7 @@ def build_parser():
                        help="worker or BLAS threads (default: every core the environment allows)")
     train.add_argument("--save", metavar="MODEL.npz", help="write the trained model here")
     train.add_argument("--plot", metavar="CURVE.png",
-                       help="write loss and accuracy per epoch (needs matplotlib)")
+                       help="write the loss and the held-out accuracy per epoch (needs matplotlib)")
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
 
     predict = commands.add_parser(
@@ -200,16 +217,56 @@ def sigint_handler(handler):
         signal.signal(signal.SIGINT, previous)
 
 
-def run_train(args):
+def init_of(args):
+    """The estimator's ``init``: the option's, or Kaiming for the ReLU family, Xavier otherwise."""
+    if args.init is None:
+        return "kaiming" if args.activation in ("relu", "leaky_relu") else "xavier"
+    return INITS[args.init]
+
+
+# The tutorial's mini-batches: --batch-size's default.
+DEFAULT_BATCH = 32
+
+
+def batch_size_of(args, n_samples):
+    """The estimator's ``batch_size``; a number above the training samples is refused (scikit-learn
+    would clip it with a warning)."""
+    if args.batch_size is None:
+        return min(DEFAULT_BATCH, n_samples)
+    if args.batch_size == "full":
+        return n_samples
+    if args.batch_size != "auto" and args.batch_size > n_samples:
+        raise ValueError(f"--batch-size {args.batch_size}: there are {n_samples} training samples; "
+                         f"give at most {n_samples}, or 'full'")
+    return args.batch_size
+
+
+def make_model(args, n_samples):
     from .estimator import MLPClassifier
 
+    # n_iter_no_change=inf: exactly --epochs epochs, as the tutorial trains.
+    return MLPClassifier(
+        hidden_layer_sizes=args.hidden, activation=args.activation, init=init_of(args), solver=args.solver,
+        learning_rate_init=args.lr, momentum=args.momentum, alpha=args.alpha,
+        batch_size=batch_size_of(args, n_samples), max_iter=args.epochs, n_iter_no_change=float("inf"),
+        engine=args.engine, dtype=args.dtype, random_state=args.seed, n_threads=args.threads)
+
+
+def in_option_terms(error):
+    """A message about a parameter (scikit-learn's or the estimator's), prefixed by the option that
+    set it; any other error as it is."""
+    message = str(error)
+    for parameter, option in OPTION_OF.items():
+        if f"'{parameter}' parameter" in message or message.startswith(f"{parameter} must be"):
+            return ValueError(f"{option}: {message}")
+    return error
+
+
+def run_train(args):
     check_outputs(args)
     parts, scaling = read_data(args)
     X_train, y_train, X_test, y_test = split_data(parts, args.test_size, args.seed)
-    model = MLPClassifier(
-        hidden_layer_sizes=args.hidden, activation=args.activation, init=args.init,
-        learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-        engine=args.engine, dtype=args.dtype, random_state=args.seed, n_threads=args.threads)
+    model = make_model(args, X_train.shape[0])
     print(f"data: {args.data}, {X_train.shape[0]} training samples, {X_train.shape[1]} features; "
           f"engine {args.engine}, {args.dtype}")
     print(f"scaling: {scaling}")
@@ -218,6 +275,8 @@ def run_train(args):
     def score_held_out():
         if args.plot and X_test is not None:
             held_out.append(model.score(X_test, y_test))
+            return held_out[-1]
+        return None
 
     start = time.perf_counter()
     stopped = fit(model, X_train, y_train, args, after_epoch=score_held_out)
@@ -268,20 +327,32 @@ def fit(model, X, y, args, after_epoch):
     bar = tqdm(total=args.epochs, unit="epoch", disable=True if args.quiet else None, leave=False)
     stop = StopAfterEpoch()
 
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.utils._param_validation import InvalidParameterError
+
     def report(record):
         bar.update()
         bar.set_postfix(loss=f"{record['loss']:.4f}")
+        score = after_epoch()
         if not args.quiet:
-            bar.write(f"epoch {model.n_iter_:>4}/{args.epochs}  loss {record['loss']:.4f}  "
-                      f"accuracy {record['accuracy']:.4f}  {record['time']:.3f} s")
-        after_epoch()
+            held_out = "" if score is None else f"  held-out accuracy {score:.4f}"
+            bar.write(f"epoch {len(model.history_['loss']):>4}/{args.epochs}  loss {record['loss']:.4f}"
+                      f"{held_out}  {record['time']:.3f} s")
         if stop.requested:
             raise Stopped
 
     try:
         with sigint_handler(stop), notices_to(bar.write), warnings.catch_warnings():
             warnings.simplefilter("error", TrainingFailedWarning)  # no held-out accuracy, no model saved
+            # Training for exactly --epochs epochs is what was asked, not a failure to converge.
+            warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X, y, on_epoch=report)
+    except InvalidParameterError as error:
+        raise in_option_terms(error) from None
+    except ValueError as error:
+        if type(error) is not ValueError:  # e.g. TrainingDivergedError, which main reports
+            raise
+        raise in_option_terms(error) from None
     except Stopped:
         print(f"interrupted after epoch {model.n_iter_} of {args.epochs}")
     finally:
@@ -293,6 +364,9 @@ def run_predict(args):
     from .estimator import load
 
     model = load(args.model)
+    if not hasattr(model, "classes_"):
+        raise ValueError(f"{args.model} holds an {type(model).__name__}; fastnn predict prints the labels "
+                         "of a classifier")
     parts = read_data(args)[0]
     X, y = parts[2:] if len(parts) == 4 else parts
     labels = model.predict(X)

@@ -1,6 +1,11 @@
 """Plots of a fitted model's history (needs matplotlib: ``pip install "fastnn[plot]"``)."""
 
+import textwrap
+
 import numpy as np
+
+# Characters of title per inch of figure width that fit at the title's font size.
+TITLE_CHARS_PER_INCH = 11
 
 
 def _figure(**kwargs):
@@ -13,42 +18,66 @@ def _figure(**kwargs):
 
 
 def learning_curve(model, path=None, held_out=None):
-    """Loss and accuracy per epoch, side by side, under the model's configuration;
-    saved as a PNG when ``path`` is given.
+    """The training loss per epoch (``history_["loss"]``), and beside it the held-out accuracy per
+    epoch, under the model's configuration; saved as a PNG when ``path`` is given.
 
-    ``held_out``: accuracy on held-out data after each epoch (e.g. recorded with
-    ``fit``'s ``on_epoch``), drawn beside the training accuracy. Returns the
-    matplotlib ``Figure``.
+    ``held_out``: accuracy on held-out data after each epoch (e.g. recorded with ``fit``'s
+    ``on_epoch``, as ``fastnn train --plot`` does). Without it, a model fitted with
+    ``early_stopping`` shows its validation score per epoch (``history_["validation_score"]``);
+    otherwise the loss is drawn alone. Returns the matplotlib ``Figure``.
     """
     from matplotlib.ticker import MaxNLocator
 
-    epochs = range(1, len(model.history_["loss"]) + 1)
-    fig = _figure(figsize=(9, 3.8))
-    loss_ax, acc_ax = fig.subplots(1, 2)
-    loss_ax.plot(epochs, model.history_["loss"], marker="o")
-    loss_ax.set(title="loss", xlabel="epoch", ylabel="training cross-entropy")
-    # The training accuracy is measured like the loss, in each batch's forward pass before its update.
-    acc_ax.plot(epochs, model.history_["accuracy"], marker="o", color="tab:green",
-                label="training (during the epoch)")
+    losses = model.history_["loss"]
+    if not losses:
+        raise ValueError(f"the model has no loss per epoch to draw (solver={model.solver!r} records none)")
+    epochs = range(1, len(losses) + 1)
+    scores = None
     if held_out is not None:
-        acc_ax.plot(epochs, held_out, marker="s", color="tab:orange", label="held-out (after the epoch)")
-    acc_ax.set(title="accuracy", xlabel="epoch", ylabel="accuracy")
-    acc_ax.legend()
-    for ax in (loss_ax, acc_ax):
+        if len(held_out) != len(losses):
+            raise ValueError(f"held_out has {len(held_out)} accuracies for {len(losses)} epochs")
+        scores = (held_out, "accuracy", "held-out accuracy", "held-out (after the epoch)")
+    elif "validation_score" in model.history_:
+        scores = (model.history_["validation_score"], "validation score", "validation score",
+                  f"validation ({model.validation_fraction:g} of the training data)")
+    width = 9 if scores else 5
+    fig = _figure(figsize=(width, 3.8))
+    axes = fig.subplots(1, 2 if scores else 1, squeeze=False)[0]
+    axes[0].plot(epochs, losses, marker="o")
+    l2 = " (with the L2 term)" if model.alpha else ""
+    axes[0].set(title="loss", xlabel="epoch", ylabel=f"training loss{l2}")
+    if scores:
+        values, title, ylabel, label = scores
+        axes[1].plot(epochs, values, marker="s", color="tab:orange", label=label)
+        axes[1].set(title=title, xlabel="epoch", ylabel=ylabel)
+        axes[1].legend()
+    for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
-    fig.suptitle(configuration(model))
+    # The configuration on as many lines as the figure's width needs, broken between words.
+    fig.suptitle(textwrap.fill(configuration(model), TITLE_CHARS_PER_INCH * width), fontsize="medium")
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
 
 
 def configuration(model):
-    """The hyper-parameters that shape a learning curve, as one line of text."""
+    """The parameters that shape a learning curve, with the estimator's names, as one line of text."""
     sizes = ", ".join(str(size) for size in np.atleast_1d(model.hidden_layer_sizes))
-    batch = "full batch" if model.batch_size is None else f"batch size {model.batch_size}"
-    return (f"hidden layers {sizes} ({model.activation}), learning rate {model.learning_rate:g}, {batch}, "
-            f"{np.dtype(model.dtype).name}, {model.engine} engine")
+    parts = [f"hidden layers {sizes} ({model.activation})", f"solver {model.solver}"]
+    if model.solver != "lbfgs":
+        parts.append(f"learning_rate_init {model.learning_rate_init:g}")
+    if model.solver == "sgd":
+        nesterov = " (Nesterov)" if model.nesterovs_momentum and model.momentum > 0 else ""
+        parts.append(f"{model.learning_rate} rate, momentum {model.momentum:g}{nesterov}")
+    parts.append(f"alpha {model.alpha:g}")
+    if model.solver != "lbfgs":
+        parts.append(f"batch_size {model.batch_size}")
+    if model.dtype is not None:
+        dtype = np.dtype(model.dtype).name
+    else:  # X's, as the fit kept it
+        dtype = np.dtype(model.coefs_[0].dtype).name if hasattr(model, "coefs_") else "dtype of X"
+    return ", ".join(parts + [dtype, f"{model.engine} engine"])
 
 
 def gradient_norms(models, path=None):
