@@ -42,5 +42,5 @@ def test_vanishing_gradients(tmp_path):
     pytest.importorskip("matplotlib")
     out = run("vanishing_gradients.py", "--out", tmp_path / "g.png", "--epochs", "2")
     ratios = dict(re.findall(r"(\w+): first epoch .*\(ratio (\d+)\)", out))
-    assert int(ratios["sigmoid"]) > 100 and int(ratios["relu"]) < 10
+    assert int(ratios["logistic"]) > 100 and int(ratios["relu"]) < 10
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
