@@ -313,14 +313,16 @@ def test_gemm_refuses_rows_that_are_not_contiguous(rng, view):
 
 
 FALLBACK_BLAS = """
-import sys
+import sys, warnings
 sys.modules["scipy_openblas32"] = None  # as if the wheel could not be imported
+warnings.simplefilter("ignore")  # scikit-learn's ConvergenceWarning after max_iter epochs
 import numpy as np
 from sklearn.datasets import load_digits
 from fastnn.kernels import blas
 from fastnn.testing import assert_engines_equal
 X, y = load_digits(return_X_y=True)
-assert_engines_equal(X[:400] / 16, y[:400], epochs=2, hidden_layer_sizes=(512,), batch_size=32)
+assert_engines_equal(X[:400] / 16, y[:400], max_iter=2, hidden_layer_sizes=(512,), batch_size=32, dtype="float32",
+                     solver="sgd", momentum=0.0, alpha=0.0, learning_rate_init=0.1, n_iter_no_change=float("inf"))
 print(blas.SOURCE)
 """
 
