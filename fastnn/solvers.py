@@ -45,8 +45,8 @@ class Problem(NamedTuple):
 
 class Optimizer:
     """An update rule of :data:`fastnn.optimizers.RULES` ("momentum", "nesterov" or "adam")
-    with its state, flat in θ's layout, and its current ``learning_rate`` (SGD's, which
-    the schedules change) and step count ``t`` (Adam's bias correction)."""
+    with its state, flat in θ's layout, its current ``learning_rate`` (SGD's, which the
+    schedules change) and the count ``t`` of steps taken (Adam's bias correction uses it)."""
 
     def __init__(self, rule, theta, learning_rate, momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         self.rule = rule
@@ -62,8 +62,8 @@ class Optimizer:
 
     def step(self, theta, grad):
         """One reference update of ``theta`` from the mean gradient ``grad``."""
+        self.t += 1
         if self.rule == "adam":
-            self.t += 1
             rate = opt.adam_learning_rate(self.learning_rate_init, self.beta_1, self.beta_2, self.t)
         else:
             rate = self.learning_rate

@@ -17,6 +17,12 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   ``_predict``: the probabilities of a batch; ``_gather_rows``; helpers ``_batch``,
   ``_train_batch`` (one batch: forward, backward, step or gradient), ``_forward``,
   ``_hidden_forward``, ``_layer_gradient``
+- :mod:`.solver` — ``_solver_epoch``: an epoch of scikit-learn's stochastic solvers (every
+  output layer and loss, sample weights, L2, SGD with momentum or Nesterov's, Adam) in one
+  call (:class:`fastnn.solvers.FastSolver`); ``_regularised_step``: the L2 mean, penalty and
+  update in one pass; ``_objective``: the full-batch loss and gradient (L-BFGS);
+  ``_predict_output``: the estimators' predictions; helpers ``_summed_loss_gradient``,
+  ``_mean_loss_gradient``, ``_sample_batch``, ``_update``
 - :mod:`.split` — ``_train_epoch_share``: one worker's part of an epoch whose first
   hidden layer is shared out (:class:`fastnn.split.SplitEngine`); helpers ``_share``,
   ``_gather_share``, ``_sum_partials``, ``_output_delta_share``, ``_upper_layers_step``
@@ -35,8 +41,9 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   biases); helper ``_inplace_sgd_layer`` (a layer's step, fused into its GEMM)
 - :mod:`.optimizers` — ``_inplace_momentum`` (SGD with momentum or Nesterov's),
   ``_inplace_adam``: one pass per step over the flat θ and the rule's state, bitwise equal
-  to :mod:`fastnn.optimizers`; ``_adam_learning_rate`` (an inlined scalar function).
-  Not yet called by an epoch
+  to :mod:`fastnn.optimizers`; ``_adam_learning_rate`` (an inlined scalar function);
+  ``_momentum_element``, ``_adam_element``: one element's update, which the solver's fused
+  step shares
 - :mod:`.blas` — ``_gemm_call`` (OpenBLAS, called by name); helpers ``_gemm``,
   ``_inplace_gemm_update``, ``_row_stride``
 - :mod:`.network` — helpers ``_weights``, ``_bias``, ``_layer``, ``_block``,

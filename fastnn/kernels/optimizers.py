@@ -13,6 +13,8 @@ flag through :func:`._scalar.opaque`, so that one compiled signature per dtype s
 every call.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -20,34 +22,71 @@ from ._jit import kernel
 from ._scalar import like
 
 
+class MomentumConstants(NamedTuple):
+    """The momentum rule's scalars, cast as its arithmetic needs them."""
+
+    eta: float
+    mu: float
+
+
+class AdamConstants(NamedTuple):
+    """Adam's scalars, cast as its arithmetic needs them; ``step`` is ``−η_t`` in float64."""
+
+    b1: float
+    c1: float
+    b2: float
+    c2: float
+    eps: float
+    step: float
+
+
+@njit(inline="always")
+def _momentum_constants(velocity, learning_rate, momentum):
+    return MomentumConstants(like(velocity, learning_rate), like(velocity, momentum))
+
+
+@njit(inline="always")
+def _adam_constants(m, v, learning_rate, beta_1, beta_2, epsilon):
+    # 1 − β is formed in float64, then cast, as NumPy casts scikit-learn's Python float. A float64
+    # step promotes a float32 update to float64, as scikit-learn's NumPy scalar does.
+    return AdamConstants(like(m, beta_1), like(m, 1.0 - beta_1), like(v, beta_2), like(v, 1.0 - beta_2),
+                         like(v, epsilon), -np.float64(learning_rate))
+
+
+@njit(inline="always")
+def _momentum_element(theta, velocity, k, g, c, nesterov):
+    """Element ``k`` of :func:`_inplace_momentum`, from its gradient ``g``."""
+    v = c.mu * velocity[k] - c.eta * g
+    velocity[k] = v
+    theta[k] += c.mu * v - c.eta * g if nesterov else v
+
+
+@njit(inline="always")
+def _adam_element(theta, m, v, k, g, c):
+    """Element ``k`` of :func:`_inplace_adam`, from its gradient ``g``."""
+    m_k = c.b1 * m[k] + c.c1 * g
+    v_k = c.b2 * v[k] + c.c2 * (g * g)
+    m[k] = m_k
+    v[k] = v_k
+    theta[k] += c.step * m_k / (np.sqrt(v_k) + c.eps)
+
+
 @kernel
 def _inplace_momentum(theta, grad, velocity, learning_rate, momentum, nesterov):
     """``v ← μ v − η g``, then ``θ ← θ + v``, or with ``nesterov`` ``θ ← θ + (μ v − η g)``
     from the new ``v`` (:func:`fastnn.optimizers.momentum_step`, ``nesterov_step``)."""
-    eta, mu = like(velocity, learning_rate), like(velocity, momentum)
+    c = _momentum_constants(velocity, learning_rate, momentum)
     for k in prange(theta.shape[0]):
-        v = mu * velocity[k] - eta * grad[k]
-        velocity[k] = v
-        theta[k] += mu * v - eta * grad[k] if nesterov else v
+        _momentum_element(theta, velocity, k, grad[k], c, nesterov)
 
 
 @kernel
 def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon):
     """``m ← β₁ m + (1 − β₁) g``, ``v ← β₂ v + (1 − β₂) g²``, ``θ ← θ + ((−η_t) m) / (√v + ε)``
     (:func:`fastnn.optimizers.adam_step`), ``learning_rate`` being ``η_t``."""
-    # 1 − β is formed in float64, then cast, as NumPy casts scikit-learn's Python float.
-    b1, c1 = like(m, beta_1), like(m, 1.0 - beta_1)
-    b2, c2 = like(v, beta_2), like(v, 1.0 - beta_2)
-    eps = like(v, epsilon)
-    # A float64 step promotes a float32 update to float64, as scikit-learn's NumPy scalar does.
-    step = -np.float64(learning_rate)
+    c = _adam_constants(m, v, learning_rate, beta_1, beta_2, epsilon)
     for k in prange(theta.shape[0]):
-        g = grad[k]
-        m_k = b1 * m[k] + c1 * g
-        v_k = b2 * v[k] + c2 * (g * g)
-        m[k] = m_k
-        v[k] = v_k
-        theta[k] += step * m_k / (np.sqrt(v_k) + eps)
+        _adam_element(theta, m, v, k, grad[k], c)
 
 
 # A scalar function, inlined like those of ._scalar (a parallel build has nothing to parallelize).
