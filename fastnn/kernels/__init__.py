@@ -34,7 +34,7 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 - :mod:`.softmax` — ``_inplace_softmax_cross_entropy_grad``, ``_bias_softmax``
 - :mod:`.outputs` — ``_inplace_output_loss_grad`` (scikit-learn's output layers and losses:
   ``dZ`` and the per-row losses), ``_bias_output``, ``_l2_penalty``, ``_inplace_l2_mean``
-  (not yet called by an epoch)
+  (the objective's; the solver epoch fuses the last two into its step)
 - :mod:`.backward` — ``_inplace_activation_backward``, ``_column_sums``,
   ``_frobenius_norm``; helper ``_backpropagate``
 - :mod:`.update` — ``_inplace_sgd`` (the step over flat arrays: ``apply_step`` and the
