@@ -18,17 +18,24 @@ import sys
 import tempfile
 
 CHILD = r"""
-import sys, numpy as np
+import sys, warnings, numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from fastnn import MLPClassifier
+warnings.simplefilter("ignore", ConvergenceWarning)  # exactly max_iter epochs, no early stop
+# The old estimator's network and rule: 128 hidden units, float32, plain SGD.
+PLAIN = dict(hidden_layer_sizes=(128,), dtype="float32", solver="sgd", momentum=0.0, alpha=0.0,
+             n_iter_no_change=float("inf"), random_state=0)
 batches = sys.argv[1].split(",")
 rng = np.random.default_rng(0)
 X = rng.random((60000, 784), dtype=np.float32)
 y = rng.integers(0, 10, 60000)
-MLPClassifier(epochs=1, random_state=0).fit(X[:2000], y[:2000])  # load or compile first
+MLPClassifier(max_iter=1, batch_size=32, **PLAIN).fit(X[:2000], y[:2000])  # load or compile first
 out = []
 for batch in batches:
-    size = None if batch == "full" else int(batch)
-    model = MLPClassifier(epochs=3, batch_size=size, learning_rate=0.01, random_state=0).fit(X, y)
+    # "full": one batch of every row, as stored (the old batch_size=None).
+    size, shuffle = (len(X), False) if batch == "full" else (int(batch), True)
+    model = MLPClassifier(max_iter=3, batch_size=size, shuffle=shuffle, learning_rate_init=0.01,
+                          **PLAIN).fit(X, y)
     out.append(min(model.history_["time"][1:]) * 1e3)
 print(" ".join(f"{t:.1f}" for t in out))
 """

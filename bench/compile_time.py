@@ -44,7 +44,7 @@ event.register("numba:compile", recorder)
 times, cpu = [], []
 for _ in range(2):
     t, c = time.perf_counter(), time.process_time()
-    MLPClassifier(hidden_layer_sizes=case["hidden"], dtype=case["dtype"], epochs=1,
+    MLPClassifier(hidden_layer_sizes=case["hidden"], dtype=case["dtype"], max_iter=1,
                   random_state=0).fit(X, y)
     times.append(time.perf_counter() - t)
     cpu.append(time.process_time() - c)
