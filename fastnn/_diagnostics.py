@@ -61,7 +61,8 @@ class Ending(NamedTuple):
 def at_chance(accuracies, majorities, n_samples):
     """Whether each accuracy is at most its majority share plus ``CHANCE_ERRORS`` standard errors
     of that share over ``n_samples``."""
-    return all(a <= m + CHANCE_ERRORS * math.sqrt(m * (1 - m) / n_samples) for a, m in zip(accuracies, majorities))
+    return all(a <= m + CHANCE_ERRORS * math.sqrt(m * (1 - m) / n_samples)
+               for a, m in zip(accuracies, majorities))
 
 
 def training_failure(losses, uniform, constant, max_loss, learning_rate, ending):

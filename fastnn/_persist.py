@@ -36,7 +36,8 @@ FIT_STATE = ("loss_", "best_loss_", "best_validation_score_", "validation_scores
 
 def _json(value):
     # NumPy scalars and arrays in parameters (hidden_layer_sizes=np.array([...])) as plain JSON.
-    return json.dumps(value, default=lambda v: v.tolist() if isinstance(v, (np.generic, np.ndarray)) else str(v))
+    return json.dumps(value, default=lambda v: v.tolist() if isinstance(v, (np.generic, np.ndarray))
+                      else str(v))
 
 
 def save(model, path):
@@ -214,12 +215,14 @@ def _fit_state(model, state, data):
             raise TypeError(f"fit_state's {name} is {value!r}, not a number, a list of numbers or null")
         setattr(model, name, value)
     if "_no_improvement_count" in state and not isinstance(state["_no_improvement_count"], int):
-        raise TypeError(f"fit_state's _no_improvement_count is {state['_no_improvement_count']!r}, not an int")
+        raise TypeError(f"fit_state's _no_improvement_count is {state['_no_improvement_count']!r}, "
+                        "not an int")
     if optimizer is None:
         return
     if not (isinstance(optimizer, dict) and set(optimizer) == {"rule", "learning_rate", "t"}
             and isinstance(optimizer["t"], int) and isinstance(optimizer["learning_rate"], numbers.Real)):
-        raise TypeError(f"fit_state's optimizer is {optimizer!r}, not a rule, a learning rate and a step count")
+        raise TypeError(f"fit_state's optimizer is {optimizer!r}, not a rule, a learning rate and a "
+                        "step count")
     size = sum(np.size(a) for a in model.coefs_ + model.intercepts_)
     model._optimizer = model._new_optimizer(np.zeros(size, np.asarray(model.coefs_[0]).dtype))
     if optimizer["rule"] != model._optimizer.rule:

@@ -53,7 +53,8 @@ def test_failures_are_named(losses, guesses, end, cause):
     assert message.startswith("training failed: ") and cause in message
     assert "for 5 epochs" in message and "the learning rate 50 is likely too high" in message
     if end is AT_CHANCE_DEAD:
-        assert "training accuracy 0.100 at the end (always predicting the most common class: 0.102)" in message
+        assert ("training accuracy 0.100 at the end (always predicting the most common class: 0.102)"
+                in message)
 
 
 @pytest.mark.parametrize("losses, guesses, end", [
@@ -121,7 +122,8 @@ def test_normal_training_does_not_warn(digits, activation):
         MLPClassifier(activation=activation, max_iter=5, random_state=0).fit(X_train[:40], y_train[:40])
         MLPClassifier(activation=activation, max_iter=10, random_state=0).fit(
             X_train, np.column_stack([y_train % 2, y_train > 6]))  # multilabel
-        MLPClassifier(activation=activation, max_iter=20, solver="lbfgs", random_state=0).fit(X_train, y_train)
+        MLPClassifier(activation=activation, max_iter=20, solver="lbfgs", random_state=0).fit(
+            X_train, y_train)
 
 
 def test_identical_samples_do_not_warn():
