@@ -33,6 +33,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 from . import _persist, losses
 from . import _validation as check
 from . import optimizers as opt
+from ._diagnostics import warn_if_failed
 from ._threads import default_blas_threads, thread_limits
 from ._trainer import TrainingDivergedError
 from .layout import Layout
@@ -188,6 +189,7 @@ class BaseMLP(BaseEstimator):
                 self._fit_stochastic(problem, incremental, on_epoch)
         if not all(np.isfinite(p).all() for p in self.coefs_ + self.intercepts_):
             raise ValueError(NON_FINITE)
+        warn_if_failed(self, X, Y)
         return self
 
     def _initialize(self, Y, sizes, dtype):
