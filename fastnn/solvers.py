@@ -189,7 +189,8 @@ class FastSolver:
         """Whether the first epoch compiles the epoch kernel (a cold cache)."""
         from .fast import will_compile
 
-        kernel, args = self._epoch_call(np.arange(self.p.X.shape[0]), Optimizer("adam", self.p.theta[:1], 0.1))
+        # Rows as stored: the arguments' types are those of a shuffled epoch, and nothing is allocated.
+        kernel, args = self._epoch_call(None, Optimizer("adam", self.p.theta[:1], 0.1))
         return will_compile(kernel, *args)
 
     def objective(self, theta):

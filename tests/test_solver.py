@@ -45,7 +45,7 @@ def test_fused_step_is_bitwise_its_parts(dtype, rule, alpha):
         _inplace_momentum(parts[0], mean, parts[1], 0.05, 0.9, rule == "nesterov")
     for a, b in zip(fused, parts):
         np.testing.assert_array_equal(a, b)
-    assert penalty == (_l2_penalty(theta, layout.table) if alpha else 0.0)
+    assert penalty == _l2_penalty(theta, layout.table)
 
 
 def _problem(loss, dtype, weighted, rng):

@@ -103,10 +103,16 @@ def _mean_loss_gradient(Xb, Yb, sb, net, work, solver):
     m = Xb.shape[0]
     S = np.float64(m) if sb.shape[0] == 0 else np.float64(sb.sum())
     loss = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss) / S
-    if solver.alpha != 0:
-        loss += (0.5 * solver.alpha) * _l2_penalty(net.theta, net.table) / S
+    loss += _penalty_term(_l2_penalty(net.theta, net.table), net.theta, solver.alpha, S)
     _inplace_l2_mean(work.grad, net.theta, net.table, solver.alpha, S)
     return loss
+
+
+@helper
+def _penalty_term(penalty, theta, alpha, S):
+    """``(α/2) Σ‖W‖² / S``, the sum first rounded to θ's dtype: as scikit-learn's ``np.dot`` in
+    that dtype, a sum past the dtype's range is inf, and with ``α = 0`` the term is then NaN."""
+    return (0.5 * alpha) * np.float64(like(theta, penalty)) / S
 
 
 @njit(inline="always")
@@ -125,19 +131,17 @@ def _regularised_step(theta, grad, table, solver, S, t):
     :func:`fastnn.kernels.optimizers._inplace_momentum` or ``_inplace_adam`` apply it, so
     the result is bitwise theirs. ``t`` steps were taken before. Return ``Σ‖W‖²`` at the
     parameters before the step (accumulated in float64 in storage order, as
-    :func:`fastnn.kernels.outputs._l2_penalty`), or 0 when ``alpha`` is 0."""
+    :func:`fastnn.kernels.outputs._l2_penalty`)."""
     a, s = like(grad, solver.alpha), like(grad, S)
     rate = _adam_learning_rate(solver.learning_rate, solver.beta_1, solver.beta_2, t + 1)
     adam = _adam_constants(solver.state_a, solver.state_b, rate, solver.beta_1, solver.beta_2, solver.epsilon)
     momentum = _momentum_constants(solver.state_a, solver.learning_rate, solver.momentum)
-    penalize = solver.alpha != 0
     penalty = 0.0
     for l in range(table.shape[0]):
         start = table[l, WEIGHT_OFFSET]
         for k in range(start, start + table[l, N_OUT] * table[l, N_IN]):
             w = theta[k]
-            if penalize:
-                penalty += np.float64(w) * np.float64(w)
+            penalty += np.float64(w) * np.float64(w)
             _update(theta, k, (grad[k] + a * w) / s, solver, momentum, adam)
         bias = table[l, BIAS_OFFSET]
         for k in range(bias, bias + table[l, N_OUT]):
@@ -185,8 +189,7 @@ def _solver_epoch(data, net, work, solver, t):
         S = np.float64(m) if sb.shape[0] == 0 else np.float64(sb.sum())
         loss = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss) / S
         penalty = _regularised_step(net.theta, work.grad, net.table, solver, S, t)
-        if solver.alpha != 0:
-            loss += (0.5 * solver.alpha) * penalty / S
+        loss += _penalty_term(penalty, net.theta, solver.alpha, S)
         accumulated += loss * m
         t += 1
     return accumulated, t
