@@ -194,7 +194,10 @@ def test_plot_writes_a_png_with_the_held_out_curve(tmp_path, capsys, monkeypatch
     (["train", "--data", "mnist:/nonexistent"], "lacks the MNIST files"),
     (["train", "--data", "imagenet"], "--data must be"),
     (["train", "--lr", "1e38", "--activation", "tanh"], "Training diverged in epoch 1"),
-    (["train", "--lr", "1e6"], "training failed: the network saturated"),
+    # Saturated, its loss finite: the failure check names the rate.
+    (["train", "--lr", "1e3"], "training failed: the network saturated"),
+    # The issue's --lr 1e6: the weights' squares overflow float32, the L2 term is NaN (as scikit-learn's).
+    (["train", "--lr", "1e6"], "Try a learning_rate_init below 1000000.0"),
     (["predict", "--model", "/nonexistent.npz"], "No such file"),
 ])
 def test_bad_input_is_one_line_and_exit_1(argv, message, capsys):
