@@ -1,12 +1,10 @@
-"""The solver engines (fastnn/solvers.py): the fused step against its parts, and the fast epoch
-and objective against the reference, for every output layer, update rule and sample weighting."""
+"""The solver engines (fastnn/solvers.py): the fast epoch and objective against the reference, for
+every output layer, update rule and sample weighting; subnormals flushed only inside the kernels."""
 
 import numpy as np
 import pytest
 
-from fastnn.kernels.optimizers import _adam_learning_rate, _inplace_adam, _inplace_momentum
-from fastnn.kernels.outputs import _inplace_l2_mean, _l2_penalty
-from fastnn.kernels.solver import ADAM, MOMENTUM, Solver, _regularised_step
+from fastnn.kernels._fpu import X86
 from fastnn.layout import Layout
 from fastnn.solvers import Optimizer, Problem, make_solver
 
@@ -15,37 +13,6 @@ from .conftest import DTYPES
 RULES = ["momentum", "nesterov", "adam"]
 # Whole epochs, relative to the largest reference parameter: the bounds of the engines' whole runs.
 BOUND = {np.float32: 1e-5, np.float64: 1e-12}
-
-
-def _solver(rule, state, alpha, learning_rate=0.05):
-    code = ADAM if rule == "adam" else MOMENTUM
-    return Solver(0, alpha, code, learning_rate, 0.9, rule == "nesterov", 0.9, 0.999, 1e-8, *state)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rule", RULES)
-@pytest.mark.parametrize("alpha", [0.0, 0.3])
-def test_fused_step_is_bitwise_its_parts(dtype, rule, alpha):
-    """One pass (L2 mean, penalty, update) equals _inplace_l2_mean then the rule's kernel, bitwise."""
-    rng = np.random.default_rng(1)
-    layout = Layout([5, 4, 3])
-    theta = rng.standard_normal(layout.size).astype(dtype)
-    grad = rng.standard_normal(layout.size).astype(dtype)
-    state = tuple(np.abs(rng.standard_normal(layout.size)).astype(dtype) for _ in range(2))
-    S, t = 7.0, 3
-    fused = [theta.copy(), *(s.copy() for s in state)]
-    penalty = _regularised_step(fused[0], grad.copy(), layout.table, _solver(rule, fused[1:], alpha), S, t)
-    parts = [theta.copy(), *(s.copy() for s in state)]
-    mean = grad.copy()
-    _inplace_l2_mean(mean, parts[0], layout.table, alpha, S)
-    if rule == "adam":
-        _inplace_adam(parts[0], mean, parts[1], parts[2], _adam_learning_rate(0.05, 0.9, 0.999, t + 1),
-                      0.9, 0.999, 1e-8)
-    else:
-        _inplace_momentum(parts[0], mean, parts[1], 0.05, 0.9, rule == "nesterov")
-    for a, b in zip(fused, parts):
-        np.testing.assert_array_equal(a, b)
-    assert penalty == _l2_penalty(theta, layout.table)
 
 
 def _problem(loss, dtype, weighted, rng):
@@ -83,3 +50,21 @@ def test_fast_epochs_and_objective_match_the_reference(dtype, loss, rule, weight
     np.testing.assert_allclose(loss_f, loss_r, rtol=bound)
     np.testing.assert_allclose(grad_f, grad_r, rtol=0, atol=bound * np.abs(grad_r).max())
     assert t_f == t_r == 12  # 3 epochs of 4 batches
+
+
+@pytest.mark.skipif(not X86, reason="flushing subnormals is x86's MXCSR")
+def test_subnormals_flush_inside_an_epoch_only():
+    """A subnormal weight whose gradient is exactly 0 (it leaves a dead ReLU unit) is read as
+    zero inside the epoch and so written back as 0; outside, NumPy still keeps subnormals."""
+    problem = _problem("log_loss", np.float32, False, np.random.default_rng(2))
+    theta = problem.theta.copy()
+    layout = problem.layout
+    W0, b0 = layout.weights(theta)[0], layout.biases(theta)[0]
+    W0[0], b0[0] = -1.0, -100.0  # unit 0 of the first hidden layer: dead for inputs in [0, 1)
+    W1 = layout.weights(theta)[1]
+    W1[:, 0] = 1e-39  # subnormal in float32; its gradient is dZ · A[unit 0] = 0
+    assert W1[0, 0] > 0
+    solver = make_solver("fast", problem._replace(theta=theta, activation="relu", alpha=0.0), 16)
+    solver.epoch(None, Optimizer("momentum", theta, 0.1))
+    np.testing.assert_array_equal(W1[:, 0], 0)
+    assert np.float32(1e-20) * np.float32(1e-20) > 0  # the flag does not outlive the kernel

@@ -8,85 +8,47 @@ float (:func:`._scalar.like`), except Adam's step size, which stays float64 as i
 scikit-learn. Plain SGD is :func:`.update._inplace_sgd`, whose ``step`` the caller casts
 with ``like(grad, learning_rate)``.
 
-Scalars are float64 and the Nesterov flag a bool; from compiled code, pass a constant
+Division and square roots follow IEEE (NumPy's error model): Python's zero-division check
+kept Adam's loop from vectorizing (3x slower). Scalars are float64 and the Nesterov flag a bool; from compiled code, pass a constant
 flag through :func:`._scalar.opaque`, so that one compiled signature per dtype serves
 every call.
 """
 
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit, prange
 
-from ._jit import kernel
+from ._jit import ieee_kernel
 from ._scalar import like
 
 
-class MomentumConstants(NamedTuple):
-    """The momentum rule's scalars, cast as its arithmetic needs them."""
-
-    eta: float
-    mu: float
-
-
-class AdamConstants(NamedTuple):
-    """Adam's scalars, cast as its arithmetic needs them; ``step`` is ``−η_t`` in float64."""
-
-    b1: float
-    c1: float
-    b2: float
-    c2: float
-    eps: float
-    step: float
-
-
-@njit(inline="always")
-def _momentum_constants(velocity, learning_rate, momentum):
-    return MomentumConstants(like(velocity, learning_rate), like(velocity, momentum))
-
-
-@njit(inline="always")
-def _adam_constants(m, v, learning_rate, beta_1, beta_2, epsilon):
-    # 1 − β is formed in float64, then cast, as NumPy casts scikit-learn's Python float. A float64
-    # step promotes a float32 update to float64, as scikit-learn's NumPy scalar does.
-    return AdamConstants(like(m, beta_1), like(m, 1.0 - beta_1), like(v, beta_2), like(v, 1.0 - beta_2),
-                         like(v, epsilon), -np.float64(learning_rate))
-
-
-@njit(inline="always")
-def _momentum_element(theta, velocity, k, g, c, nesterov):
-    """Element ``k`` of :func:`_inplace_momentum`, from its gradient ``g``."""
-    v = c.mu * velocity[k] - c.eta * g
-    velocity[k] = v
-    theta[k] += c.mu * v - c.eta * g if nesterov else v
-
-
-@njit(inline="always")
-def _adam_element(theta, m, v, k, g, c):
-    """Element ``k`` of :func:`_inplace_adam`, from its gradient ``g``."""
-    m_k = c.b1 * m[k] + c.c1 * g
-    v_k = c.b2 * v[k] + c.c2 * (g * g)
-    m[k] = m_k
-    v[k] = v_k
-    theta[k] += c.step * m_k / (np.sqrt(v_k) + c.eps)
-
-
-@kernel
+@ieee_kernel
 def _inplace_momentum(theta, grad, velocity, learning_rate, momentum, nesterov):
     """``v ← μ v − η g``, then ``θ ← θ + v``, or with ``nesterov`` ``θ ← θ + (μ v − η g)``
     from the new ``v`` (:func:`fastnn.optimizers.momentum_step`, ``nesterov_step``)."""
-    c = _momentum_constants(velocity, learning_rate, momentum)
+    eta, mu = like(velocity, learning_rate), like(velocity, momentum)
     for k in prange(theta.shape[0]):
-        _momentum_element(theta, velocity, k, grad[k], c, nesterov)
+        v = mu * velocity[k] - eta * grad[k]
+        velocity[k] = v
+        theta[k] += mu * v - eta * grad[k] if nesterov else v
 
 
-@kernel
+@ieee_kernel
 def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon):
     """``m ← β₁ m + (1 − β₁) g``, ``v ← β₂ v + (1 − β₂) g²``, ``θ ← θ + ((−η_t) m) / (√v + ε)``
     (:func:`fastnn.optimizers.adam_step`), ``learning_rate`` being ``η_t``."""
-    c = _adam_constants(m, v, learning_rate, beta_1, beta_2, epsilon)
+    # 1 − β is formed in float64, then cast, as NumPy casts scikit-learn's Python float.
+    b1, c1 = like(m, beta_1), like(m, 1.0 - beta_1)
+    b2, c2 = like(v, beta_2), like(v, 1.0 - beta_2)
+    eps = like(v, epsilon)
+    # A float64 step promotes a float32 update to float64, as scikit-learn's NumPy scalar does.
+    step = -np.float64(learning_rate)
     for k in prange(theta.shape[0]):
-        _adam_element(theta, m, v, k, grad[k], c)
+        g = grad[k]
+        m_k = b1 * m[k] + c1 * g
+        v_k = b2 * v[k] + c2 * (g * g)
+        m[k] = m_k
+        v[k] = v_k
+        theta[k] += step * m_k / (np.sqrt(v_k) + eps)
 
 
 # A scalar function, inlined like those of ._scalar (a parallel build has nothing to parallelize).

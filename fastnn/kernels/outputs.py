@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..layout import BIAS_OFFSET, N_IN, N_OUT, WEIGHT_OFFSET
-from ._jit import ieee_kernel, kernel
+from ._jit import helper, ieee_kernel, kernel
 from ._scalar import SIGMOID, activate, like
 from .softmax import _row_softmax
 
@@ -103,15 +103,37 @@ def _inplace_output_loss_grad(Z, b, Y, weights, code, losses):
 
 @kernel
 def _l2_penalty(theta, table):
-    """``Σ_l ‖W[l]‖²`` over the weights of the flat ``theta`` (no bias), accumulated in float64
-    in storage order."""
-    total = 0.0
+    """``Σ_l ‖W[l]‖²`` over the weights of the flat ``theta`` (no bias), accumulated in float64:
+    per layer, four running sums over the weights in storage order (weight ``k`` into sum
+    ``k mod 4``) so that four additions are under way at once, added up at the end."""
+    s0 = s1 = s2 = s3 = 0.0
     for l in range(table.shape[0]):
-        start = table[l, WEIGHT_OFFSET]
-        for k in range(start, start + table[l, N_OUT] * table[l, N_IN]):
-            v = np.float64(theta[k])
-            total += v * v
-    return total
+        W = _weight_slice(theta, table, l)
+        n4 = W.shape[0] - W.shape[0] % 4
+        for k in range(0, n4, 4):
+            a, b, c, d = np.float64(W[k]), np.float64(W[k + 1]), np.float64(W[k + 2]), np.float64(W[k + 3])
+            s0 += a * a
+            s1 += b * b
+            s2 += c * c
+            s3 += d * d
+        for k in range(n4, W.shape[0]):
+            v = np.float64(W[k])
+            s0 += v * v
+    return (s0 + s1) + (s2 + s3)
+
+
+@helper
+def _weight_slice(flat, table, l):
+    """Layer ``l``'s weights as one contiguous 1-D slice of the flat ``flat``: loops over a
+    slice vectorize where loops over offsets into ``flat`` did not (5x faster here)."""
+    start = table[l, WEIGHT_OFFSET]
+    return flat[start:start + table[l, N_OUT] * table[l, N_IN]]
+
+
+@helper
+def _bias_slice(flat, table, l):
+    start = table[l, BIAS_OFFSET]
+    return flat[start:start + table[l, N_OUT]]
 
 
 @ieee_kernel
@@ -121,9 +143,9 @@ def _inplace_l2_mean(grad, theta, table, alpha, divisor):
     ``α·W`` term)."""
     a, S = like(grad, alpha), like(grad, divisor)
     for l in range(table.shape[0]):
-        start = table[l, WEIGHT_OFFSET]
-        for k in prange(start, start + table[l, N_OUT] * table[l, N_IN]):
-            grad[k] = (grad[k] + a * theta[k]) / S
-        bias = table[l, BIAS_OFFSET]
-        for k in prange(bias, bias + table[l, N_OUT]):
-            grad[k] = grad[k] / S
+        dW, W = _weight_slice(grad, table, l), _weight_slice(theta, table, l)
+        for k in prange(dW.shape[0]):
+            dW[k] = (dW[k] + a * W[k]) / S
+        db = _bias_slice(grad, table, l)
+        for k in prange(db.shape[0]):
+            db[k] = db[k] / S

@@ -13,23 +13,23 @@ layout::
 which is :func:`fastnn.losses.loss_and_gradient` followed by an update of
 :mod:`fastnn.optimizers`, the reference these kernels are tested against. The
 gradient of a batch is formed in full in ``work.grad`` before the step, as
-scikit-learn forms it, so that every rule sees the same numbers.
+scikit-learn forms it, so that every rule sees the same numbers. Subnormal numbers
+are flushed to zero while an epoch or the objective runs (:mod:`._fpu`).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from numba import njit
 
-from ..layout import BIAS_OFFSET, N_IN, N_OUT, WEIGHT_OFFSET
+from ._fpu import flush_subnormals, restore_fpu
 from ._jit import helper, kernel
 from ._scalar import like
 from .backward import _backpropagate, _frobenius_norm
 from .blas import _gemm
 from .epoch import _gather_rows, _hidden_forward, _layer_gradient
 from .network import _bias, _block, _weights
-from .optimizers import _adam_constants, _adam_element, _adam_learning_rate, _momentum_constants, _momentum_element
+from .optimizers import _adam_learning_rate, _inplace_adam, _inplace_momentum
 from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty
 
 MOMENTUM, ADAM = 0, 1
@@ -115,38 +115,16 @@ def _penalty_term(penalty, theta, alpha, S):
     return (0.5 * alpha) * np.float64(like(theta, penalty)) / S
 
 
-@njit(inline="always")
-def _update(theta, k, g, solver, momentum, adam):
+@helper
+def _step(theta, grad, solver, t):
+    """One update of ``theta`` and the rule's state from the mean gradient ``grad``; ``t`` steps
+    were taken before."""
     if solver.rule == ADAM:
-        _adam_element(theta, solver.state_a, solver.state_b, k, g, adam)
+        rate = _adam_learning_rate(solver.learning_rate, solver.beta_1, solver.beta_2, t + 1)
+        _inplace_adam(theta, grad, solver.state_a, solver.state_b, rate, solver.beta_1, solver.beta_2,
+                      solver.epsilon)
     else:
-        _momentum_element(theta, solver.state_a, k, g, momentum, solver.nesterov)
-
-
-@kernel
-def _regularised_step(theta, grad, table, solver, S, t):
-    """From the batch's summed gradient ``grad`` (no L2 term) to one update of ``theta`` and the
-    rule's state, in one pass: each element's mean gradient ``(dW + α W) / S`` (``db / S``)
-    is formed as :func:`fastnn.kernels.outputs._inplace_l2_mean` forms it and applied as
-    :func:`fastnn.kernels.optimizers._inplace_momentum` or ``_inplace_adam`` apply it, so
-    the result is bitwise theirs. ``t`` steps were taken before. Return ``Σ‖W‖²`` at the
-    parameters before the step (accumulated in float64 in storage order, as
-    :func:`fastnn.kernels.outputs._l2_penalty`)."""
-    a, s = like(grad, solver.alpha), like(grad, S)
-    rate = _adam_learning_rate(solver.learning_rate, solver.beta_1, solver.beta_2, t + 1)
-    adam = _adam_constants(solver.state_a, solver.state_b, rate, solver.beta_1, solver.beta_2, solver.epsilon)
-    momentum = _momentum_constants(solver.state_a, solver.learning_rate, solver.momentum)
-    penalty = 0.0
-    for l in range(table.shape[0]):
-        start = table[l, WEIGHT_OFFSET]
-        for k in range(start, start + table[l, N_OUT] * table[l, N_IN]):
-            w = theta[k]
-            penalty += np.float64(w) * np.float64(w)
-            _update(theta, k, (grad[k] + a * w) / s, solver, momentum, adam)
-        bias = table[l, BIAS_OFFSET]
-        for k in range(bias, bias + table[l, N_OUT]):
-            _update(theta, k, grad[k] / s, solver, momentum, adam)
-    return penalty
+        _inplace_momentum(theta, grad, solver.state_a, solver.learning_rate, solver.momentum, solver.nesterov)
 
 
 @helper
@@ -183,15 +161,13 @@ def _solver_epoch(data, net, work, solver, t):
     if data.order.shape[0] != 0 and (data.order.shape[0] != n or data.x_batch.shape[0] < rows):
         raise ValueError("order or the gather buffers do not fit the data")
     accumulated = 0.0
+    fpu = flush_subnormals()
     for k in range(-(-n // data.batch_size)):
         Xb, Yb, sb = _sample_batch(data, k)
-        m = Xb.shape[0]
-        S = np.float64(m) if sb.shape[0] == 0 else np.float64(sb.sum())
-        loss = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss) / S
-        penalty = _regularised_step(net.theta, work.grad, net.table, solver, S, t)
-        loss += _penalty_term(penalty, net.theta, solver.alpha, S)
-        accumulated += loss * m
+        accumulated += _mean_loss_gradient(Xb, Yb, sb, net, work, solver) * Xb.shape[0]
+        _step(net.theta, work.grad, solver, t)
         t += 1
+    restore_fpu(fpu)
     return accumulated, t
 
 
@@ -199,7 +175,10 @@ def _solver_epoch(data, net, work, solver, t):
 def _objective(X, Y, weights, net, work, solver):
     """The regularised mean loss over all rows, returned, and its gradient, in ``work.grad``
     (what L-BFGS minimises); ``net.theta`` is not changed."""
-    return _mean_loss_gradient(X, Y, weights, net, work, solver)
+    fpu = flush_subnormals()
+    loss = _mean_loss_gradient(X, Y, weights, net, work, solver)
+    restore_fpu(fpu)
+    return loss
 
 
 @kernel
