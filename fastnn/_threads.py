@@ -15,7 +15,7 @@ import os
 from contextlib import contextmanager
 
 import numba
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 
 def available_cores():
@@ -25,23 +25,28 @@ def available_cores():
         return os.cpu_count() or 1
 
 
-def default_blas_threads():
+def default_blas_threads(controller=None):
     """Every core, but never more BLAS threads than the process already allows.
 
     Inside a joblib worker (``GridSearchCV(n_jobs=2)``) or under
     ``OPENBLAS_NUM_THREADS`` the BLAS pools start lower; raising them would
-    oversubscribe the cores that the other workers use.
+    oversubscribe the cores that the other workers use. ``controller``: a
+    ``threadpoolctl.ThreadpoolController`` already made (finding the libraries costs
+    about 2.5 ms: one per fit is enough).
     """
-    allowed = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    controller = controller or ThreadpoolController()
+    allowed = [pool["num_threads"] for pool in controller.info() if pool["user_api"] == "blas"]
     return min([available_cores(), *allowed])
 
 
 @contextmanager
 def thread_limits(n_threads=None):
     """Run the block with ``n_threads`` BLAS threads (None: :func:`default_blas_threads`)
-    and one Numba thread."""
+    and one Numba thread. Load the BLAS the block will call first: the limit reaches only
+    the libraries loaded when the block starts."""
     previous = numba.get_num_threads()
-    with threadpool_limits(limits=n_threads or default_blas_threads(), user_api="blas"):
+    controller = ThreadpoolController()
+    with controller.limit(limits=n_threads or default_blas_threads(controller), user_api="blas"):
         numba.set_num_threads(1)
         try:
             yield

@@ -12,6 +12,7 @@ the two estimators say only what their targets and output layer are.
 """
 
 import logging
+from importlib import import_module
 import numbers
 import time
 import warnings
@@ -34,7 +35,7 @@ from . import _persist, losses
 from . import _validation as check
 from . import optimizers as opt
 from ._diagnostics import warn_if_failed
-from ._threads import default_blas_threads, thread_limits
+from ._threads import thread_limits
 from ._trainer import TrainingDivergedError
 from .layout import Layout
 from .reference import INIT_GAINS
@@ -181,8 +182,9 @@ class BaseMLP(BaseEstimator):
         theta, layout = self._pack_parameters(X.dtype, view=True)
         problem = Problem(X, np.ascontiguousarray(Y, X.dtype), sample_weight, self._loss_name(),
                           float(self.alpha), layout, theta, self.activation)
-        threads = self.n_threads or default_blas_threads()
-        with thread_limits(threads):
+        if self.engine == "fast":
+            import_module(".kernels.blas", __package__)  # its OpenBLAS, for thread_limits to see
+        with thread_limits(self.n_threads):
             if self.solver == "lbfgs":
                 self._fit_lbfgs(problem)
             else:
