@@ -66,9 +66,10 @@ def at_chance(accuracies, majorities, n_samples):
 
 
 def training_failure(losses, uniform, constant, max_loss, learning_rate, ending):
-    """Why training failed, or None if it did not (or if it ran fewer than ``EPOCHS`` epochs).
+    """Why training failed, or None if it did not.
 
-    Failed: in each of the last ``EPOCHS`` epochs the loss was far above a uniform
+    Failed: in each of the last ``EPOCHS`` epochs (each epoch of a shorter run: its
+    end is what the user gets) the loss was far above a uniform
     guess's (saturated: twice it if the network ends at chance level, else ten
     times it or half of ``max_loss``), or the network ends at chance level
     giving every training sample the same output (dead).
@@ -89,12 +90,13 @@ def training_failure(losses, uniform, constant, max_loss, learning_rate, ending)
         Returns the :class:`Ending` of the fitted network; called only when the
         losses leave the question open (it costs a prediction).
     """
-    if len(losses) < EPOCHS:
+    if not losses:
         return None
     recent = losses[-EPOCHS:]
     lowest = min(recent)
     anyway = min(SATURATED_ANYWAY * uniform, SATURATED_SHARE_OF_MAX * max_loss)
-    loss_facts = f"loss at least {lowest:.3g} for {EPOCHS} epochs (a uniform guess: {uniform:.3g})"
+    epochs = f"{len(recent)} epoch{'s' if len(recent) > 1 else ''}"
+    loss_facts = f"loss at least {lowest:.3g} for {epochs} (a uniform guess: {uniform:.3g})"
     advice = f"the learning rate {learning_rate:g} is likely too high; try a smaller one"
     if lowest > anyway:
         return f"training failed: the network saturated, confidently wrong: {loss_facts}; {advice}"
@@ -142,12 +144,16 @@ def losses_of_guesses(Y, softmax, dtype):
     return Y.shape[1] * math.log(2), entropy, Y.shape[1] * per_output
 
 
-def warn_if_failed(model, X, Y):
+def warn_if_failed(model, X, Y, ended=True):
     """Warn with :class:`TrainingFailedWarning` if the last epochs of the classifier ``model``,
     fitted on the rows ``X`` with binarized targets ``Y`` (what its output layer fits), failed.
 
-    Does nothing for a regressor, or without a per-epoch loss history (``solver="lbfgs"``)."""
-    if not hasattr(model, "classes_") or len(model.history_.get("loss", ())) < EPOCHS or len(Y) == 0:
+    ``ended``: the training is over (``fit``), so a run of fewer than ``EPOCHS`` epochs is
+    judged on all of them; after ``partial_fit`` training goes on, and early epochs can
+    recover (see :data:`EPOCHS`), so nothing is judged before ``EPOCHS`` epochs. Does nothing
+    for a regressor, or without a per-epoch loss history (``solver="lbfgs"``)."""
+    n_epochs = len(model.history_.get("loss", ()))
+    if not hasattr(model, "classes_") or n_epochs < (1 if ended else EPOCHS) or len(Y) == 0:
         return
     Y = np.asarray(Y)
     softmax = model.out_activation_ == "softmax"

@@ -40,9 +40,10 @@ def _json(value):
                       else str(v))
 
 
-def save(model, path):
+def save(model, path, command_line=None):
     """Write a fitted :class:`~fastnn.MLPClassifier` or :class:`~fastnn.MLPRegressor` to ``path``
-    (a ``.npz``)."""
+    (a ``.npz``). ``command_line``: what ``fastnn train`` records of how it read the data (a
+    JSON-able dict, :func:`read_command_line` gives it back); loading the model ignores it."""
     check_is_fitted(model, "coefs_")
     params = model.get_params()
     if not isinstance(params["random_state"], (numbers.Integral, type(None))):
@@ -63,6 +64,8 @@ def save(model, path):
         arrays["y_type"] = np.array(model._label_binarizer.y_type_)
     if hasattr(model, "feature_names_in_"):
         arrays["feature_names_in"] = np.asarray(model.feature_names_in_, dtype=str)
+    if command_line is not None:
+        arrays["command_line"] = np.array(_json(command_line))
     np.savez(path, format_version=np.array(FORMAT_VERSION), model_class=np.array(type(model).__name__),
              params=np.array(_json(params)), history=np.array(_json(history)),
              fit_state=np.array(_json(state)), n_features_in=np.array(model.n_features_in_),
@@ -80,7 +83,7 @@ def _savable_classes(classes):
     if classes.dtype.kind in "iufbU":
         return classes
     types = sorted({type(c).__name__ for c in classes})
-    if classes.dtype.kind != "O" or types != ["str"]:
+    if classes.dtype.kind != "O" or not all(isinstance(c, str) for c in classes):  # np.str_ too
         raise ValueError(f"classes_ hold objects of type {', '.join(types)} (dtype {classes.dtype}), "
                          "which cannot be saved without pickle; fit with labels that are numbers or str")
     text = classes.astype(str)
@@ -116,6 +119,18 @@ def load(path, model_classes):
         reason = error.args[0] if isinstance(error, KeyError) else error  # KeyError's str adds quotes
         raise ValueError(f"{path} is a damaged fastnn model file: {reason}") from error
     return model
+
+
+def read_command_line(path):
+    """What ``fastnn train`` recorded in the model file at ``path`` (an empty dict for a model
+    saved from Python); ``ValueError`` naming the file for a damaged record."""
+    data = read_npz(path, "a fastnn model file")
+    if "command_line" not in data:
+        return {}
+    try:
+        return _json_object(data, "command_line")
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} is a damaged fastnn model file: {error}") from error
 
 
 def _array(data, name):

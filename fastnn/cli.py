@@ -285,7 +285,9 @@ def run_train(args):
         print(f"held-out accuracy: {model.score(X_test, y_test):.4f} ({len(y_test)} samples)")
     print(f"total time: {total:.2f} s")
     if args.save:
-        model.save(args.save)
+        from . import _persist
+
+        _persist.save(model, args.save, command_line={"scale_pixels": args.scale_pixels})
         so_far = f" trained so far ({model.n_iter_} epochs)" if stopped else ""
         print(f"model{so_far} saved to {args.save}")
     if args.plot:
@@ -361,12 +363,18 @@ def fit(model, X, y, args, after_epoch):
 
 
 def run_predict(args):
+    from . import _persist
     from .estimator import load
 
     model = load(args.model)
     if not hasattr(model, "classes_"):
         raise ValueError(f"{args.model} holds an {type(model).__name__}; fastnn predict prints the labels "
                          "of a classifier")
+    scaled = _persist.read_command_line(args.model).get("scale_pixels")
+    if scaled is not None and args.scale_pixels != scaled and args.data.partition(":")[0] in ("csv", "npz"):
+        args.scale_pixels = scaled
+        print(f"scaling: {'divided by 255' if scaled else 'none'}, as fastnn train read the data of this "
+              f"model (it recorded --scale-pixels {'on' if scaled else 'off'})", file=sys.stderr)
     parts = read_data(args)[0]
     X, y = parts[2:] if len(parts) == 4 else parts
     labels = model.predict(X)

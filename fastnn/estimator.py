@@ -191,7 +191,7 @@ class BaseMLP(BaseEstimator):
                 self._fit_stochastic(problem, incremental, on_epoch)
         if not all(np.isfinite(p).all() for p in self.coefs_ + self.intercepts_):
             raise ValueError(NON_FINITE)
-        warn_if_failed(self, X, Y)
+        warn_if_failed(self, X, Y, ended=not incremental)
         return self
 
     def _initialize(self, Y, sizes, dtype):

@@ -83,7 +83,7 @@ class SplitEngine(FastEngine):
                      grad_b1=np.empty(n_next, dtype), losses=np.empty(b), hits=np.empty(b, np.int64),
                      upper=upper, upper_work=make_work(upper.table, b, dtype),
                      hidden1=np.empty((rows, n_next), dtype), delta1=np.empty((rows, n_next), dtype),
-                     stall=0)
+                     stall=0, stall_start=0, stall_partials=0)
 
     def epoch(self, order, learning_rate):
         """Run the workers (worker 0 in this thread); put their copies of the layers back.

@@ -196,6 +196,7 @@ def test_plot_writes_a_png_with_the_held_out_curve(tmp_path, capsys, monkeypatch
     (["train", "--lr", "1e38", "--activation", "tanh"], "Training diverged in epoch 1"),
     # Saturated, its loss finite: the failure check names the rate.
     (["train", "--lr", "1e3"], "training failed: the network saturated"),
+    (["train", "--lr", "1e3", "--epochs", "2"], "training failed: the network saturated"),
     # The issue's --lr 1e6: the weights' squares overflow float32, the L2 term is NaN (as scikit-learn's).
     (["train", "--lr", "1e6"], "Try a learning_rate_init below 1000000.0"),
     (["predict", "--model", "/nonexistent.npz"], "No such file"),
@@ -360,3 +361,22 @@ def test_a_cold_kernel_cache_is_announced(tmp_path):
     assert [run.returncode for run in runs] == [0, 0], runs[0].stderr + runs[1].stderr
     assert runs[0].stderr.count("fastnn: compiling the fast engine for float64") == 1
     assert "compiling" not in runs[1].stderr
+
+
+def test_predict_scales_csv_features_as_train_did(tmp_path, capsys):
+    """A model trained with --scale-pixels records it; fastnn predict without the flag scales the
+    features as training did (and says so), so it scores what train held out the same way."""
+    from fastnn.datasets import load_digits
+
+    X, y = load_digits()
+    pixels = np.rint(X * 255).astype(int)
+    path = tmp_path / "pixels.csv"
+    np.savetxt(path, np.column_stack([y, pixels]), fmt="%d", delimiter=",")
+    model = tmp_path / "m.npz"
+    assert main(["train", "--data", f"csv:{path}", "--scale-pixels", "--save", str(model), "--quiet"]) == 0
+    trained = capsys.readouterr().out
+    held_out = float(trained.split("held-out accuracy: ")[1].split()[0])
+    assert main(["predict", "--model", str(model), "--data", f"csv:{path}"]) == 0
+    err = capsys.readouterr().err
+    assert "as fastnn train read the data of this model" in err
+    assert float(err.split("accuracy: ")[1].split()[0]) == held_out

@@ -112,6 +112,17 @@ def test_fit_warns(digits, params, cause, engine):
     assert model.score(X_train, y_train) < 0.15
 
 
+@pytest.mark.parametrize("max_iter", [1, 3])
+def test_a_fit_shorter_than_five_epochs_is_judged_on_all_of_them(digits, max_iter):
+    """A fit's end is what the user gets: a short run that saturated is named too."""
+    X_train, _, y_train, _ = digits
+    model = MLPClassifier(**{**SGD, "max_iter": max_iter, "learning_rate_init": 50.0, "alpha": 0,
+                             "batch_size": 32})
+    epochs = f"{max_iter} epoch{'s' if max_iter > 1 else ''}"
+    with pytest.warns(TrainingFailedWarning, match=f"saturated.*for {epochs} "):
+        model.fit(X_train, y_train)
+
+
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "logistic", "tanh", "identity"])
 def test_normal_training_does_not_warn(digits, activation):
     X_train, _, y_train, _ = digits
@@ -120,6 +131,8 @@ def test_normal_training_does_not_warn(digits, activation):
         MLPClassifier(activation=activation, max_iter=20, random_state=0).fit(X_train, y_train)
         MLPClassifier(activation=activation, learning_rate_init=0.1, **SGD).fit(X_train, y_train)
         MLPClassifier(activation=activation, max_iter=5, random_state=0).fit(X_train[:40], y_train[:40])
+        MLPClassifier(activation=activation, learning_rate_init=0.1, **{**SGD, "max_iter": 1}).fit(
+            X_train, y_train)
         MLPClassifier(activation=activation, max_iter=10, random_state=0).fit(
             X_train, np.column_stack([y_train % 2, y_train > 6]))  # multilabel
         MLPClassifier(activation=activation, max_iter=20, solver="lbfgs", random_state=0).fit(

@@ -259,6 +259,18 @@ def test_string_labels_of_dtype_object_round_trip(digits, tmp_path):
     np.testing.assert_array_equal(loaded.predict(X_test), model.predict(X_test))
 
 
+def test_string_labels_held_as_numpy_str_round_trip(digits, tmp_path):
+    """Labels that are np.str_ objects in an object array (pandas' string columns give these)
+    save as text too."""
+    X_train, X_test, y_train, _ = digits
+    names = np.array([np.str_(f"digit {k}") for k in range(10)], dtype=object)
+    model = fastnn.MLPClassifier(hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(
+        X_train, names[y_train])
+    model.classes_ = names  # as an object array of np.str_, whatever fit made of it
+    loaded = saved_and_loaded(model, tmp_path / "m.npz")
+    assert loaded.classes_.tolist() == names.tolist()
+
+
 def refused_save(model, path):
     with pytest.raises(ValueError) as error:
         model.save(path)

@@ -170,12 +170,20 @@ def test_one_worker_is_bitwise_the_serial_epoch(digits, dtype, sizes):
     np.testing.assert_array_equal(alone.theta, serial.theta)
 
 
+# Each barrier of the split epoch and the test-only stall (fastnn.kernels.split.Share) before
+# what it publishes: the worker's share of the first two gathered batches (the start barrier),
+# of each batch's second-layer sums (the first), of each batch's output gradient (the second).
+STALLS = {"start": "stall_start", "first": "stall_partials", "second": "stall"}
+
+
 @pytest.mark.parametrize("stalled", [0, 1])
-def test_the_second_barrier_holds_the_others_back(digits, stalled):
-    """One worker stalls (about 10 ms a batch) before it writes its share of each batch's
-    output gradient, which the others read after the second barrier: the result must be
-    bitwise the unstalled one. A barrier that does not wait lets a worker read the previous
-    batch's rows instead, whatever the machine's timing."""
+@pytest.mark.parametrize("barrier", STALLS)
+def test_each_barrier_holds_the_others_back(digits, barrier, stalled):
+    """One worker stalls (about 10 ms) before it writes what the others read after the
+    ``barrier``: its share of the first gathered batches, or of each batch's second-layer sums,
+    or of each batch's output gradient. The result must be bitwise the unstalled one. A barrier
+    that does not wait lets a worker read rows not yet gathered, or the sums or gradient of an
+    earlier batch, whatever the machine's timing."""
     X_train, _, y_train, _ = digits
     X, y = np.ascontiguousarray(X_train[:200]), y_train[:200].astype(np.int64)
     weights, biases = reference.init_params([64, 24, 10], "kaiming", np.random.default_rng(0), np.float64)
@@ -184,7 +192,7 @@ def test_the_second_barrier_holds_the_others_back(digits, stalled):
     for stall in (0, 3_000_000):
         net = network(weights, biases)
         engine = split.SplitEngine(X, y, net, 50, n_workers=2)
-        engine.shares[stalled] = engine.shares[stalled]._replace(stall=stall)
+        engine.shares[stalled] = engine.shares[stalled]._replace(**{STALLS[barrier]: stall})
         engine.epoch(order, 0.1)
         results.append(net.theta)
     np.testing.assert_array_equal(results[1], results[0])

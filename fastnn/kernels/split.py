@@ -76,8 +76,11 @@ class Share(NamedTuple):
     b × w; ``grad_b0``, ``grad_b1``; ``losses``, ``hits``), and, for deeper networks, its own
     copy ``upper`` of the layers above the second with their ``upper_work`` buffers, the
     second layer's output ``hidden1`` and its ``delta1`` (b × n_next; empty otherwise).
-    ``stall`` (0 but in tests) makes the worker spin that long before it writes its share of
-    each batch's output gradient, which only the second barrier lets the others read."""
+    Three test-only stalls (0 but in tests) make the worker spin that long before it writes
+    what a barrier then lets the others read: ``stall_start`` before it gathers its share of
+    the first two shuffled batches (the start barrier), ``stall_partials`` before it computes
+    its share ``P_c`` of each batch's second-layer sums (the first barrier), ``stall`` before
+    it writes its share of each batch's output gradient (the second barrier)."""
 
     W0: np.ndarray
     b0: np.ndarray
@@ -94,6 +97,8 @@ class Share(NamedTuple):
     hidden1: np.ndarray
     delta1: np.ndarray
     stall: int
+    stall_start: int
+    stall_partials: int
 
 
 @helper
@@ -183,6 +188,8 @@ def _epoch_share(worker, n_workers, data, shared, share, code, step, deep):
     n = data.X.shape[0]
     n_batches = -(-n // data.batch_size)
     shuffled = data.order.shape[0] > 0
+    if share.stall_start > 0:
+        _stall(shared.sync, share.stall_start)
     for k in range(min(2, n_batches) if shuffled else 0):
         _gather_share(data, k, worker, n_workers, shared)
     if not _arrive_and_wait(shared.sync, n_workers):
@@ -199,6 +206,8 @@ def _epoch_share(worker, n_workers, data, shared, share, code, step, deep):
         A = share.hidden[:m]
         step_m = like(Xb, step / m)
         partials = shared.partials[k % 2]
+        if share.stall_partials > 0:
+            _stall(shared.sync, share.stall_partials)
         _dense_forward(Xb, share.W0, share.b0, code, A, share.delta[:m])
         _gemm(False, True, 1.0, A, share.W1, 0.0, partials[worker, :m])
         if not _arrive_and_wait(shared.sync, n_workers * (2 * k + 2)):
