@@ -123,6 +123,7 @@ def rewrite(path, **changes):
 
 @pytest.mark.parametrize("change, match", [
     ({"format_version": np.array(FORMAT_VERSION + 1)}, "format version 3; this fastnn reads version 2"),
+    ({"format_version": np.array(FORMAT_VERSION - 1)}, "format version 1; this fastnn reads version 2"),
     ({"format_version": None}, "not a fastnn model file: it has no format_version"),
     ({"intercept_1": None}, "damaged fastnn model file"),
     ({"params": np.array("{not json")}, "damaged fastnn model file"),
