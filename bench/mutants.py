@@ -3,6 +3,7 @@
     python bench/mutants.py                        # every mutant, whole suite each (about an hour)
     python bench/mutants.py --list                 # the mutants, and whether each still applies
     python bench/mutants.py --only NAME [NAME ...] [--tests PATH [PATH ...]] [--timeout SECONDS]
+    python bench/mutants.py --narrow [--only NAME ...]   # each mutant against its own tests (minutes)
 
 Each mutant replaces a snippet of one file that must occur exactly once in it. For each,
 the script copies the repository's tracked files (``git ls-files``) into a scratch
@@ -16,7 +17,10 @@ constant imported from ``fastnn.reference``, say) would otherwise be loaded. It 
   the mutant), ``timeout`` when the tests ran longer than ``--timeout``,
 
 then the kill rate: killed / (killed + survived + timeout). First the unmutated copy
-must pass the same tests, else every mutant would look killed. Mutants with an
+must pass the same tests, else every mutant would look killed. With ``--narrow`` each
+mutant runs only the tests listed with it (``Mutant.tests``: those meant to kill it), and
+the unmutated copy must pass all of them: a quick check, which a survivor there may pass on
+the whole suite. Mutants with an
 ``equivalent`` reason cannot change behaviour; they are listed, and run only by
 ``--only``. Not a test file (pytest does not collect it) and not run in CI.
 """
@@ -42,124 +46,258 @@ class Mutant(NamedTuple):
     replacement: str
     description: str
     equivalent: str = ""  # why no behaviour can change; empty for a real mutant
+    tests: tuple = ()  # the most relevant tests (pytest node ids), run by --narrow
 
+
+T_VALID = "tests/test_validation.py"
+T_EQUAL = "tests/test_sklearn_equality.py::test_same_model_as_sklearn_float64"
+T_SOLVER = "tests/test_solver.py"
+T_SPLIT_BARRIERS = "tests/test_split.py::test_each_barrier_holds_the_others_back"
 
 MUTANTS = [
-    # Validation
-    Mutant("learning-rate-inf", "fastnn/_validation.py", "and np.isfinite(value) and value > 0",
-           "and value > 0", "learning_rate=inf accepted: the finiteness check dropped"),
-    Mutant("positive-int-zero", "fastnn/_validation.py", "_is_int(value) and value >= 1",
-           "_is_int(value) and value >= 0", "epochs=0 and n_threads=0 accepted"),
-    Mutant("batch-size-past-n", "fastnn/_validation.py", "1 <= value <= n_samples",
-           "1 <= value <= n_samples + 1", "a batch one larger than the data accepted"),
-    Mutant("default-init-leaky", "fastnn/_validation.py", 'activation in ("relu", "leaky_relu")',
-           'activation == "relu"', "init=None gives Leaky ReLU Xavier, not Kaiming"),
+    # Validation: fastnn/_validation.py and the estimator's own checks
+    Mutant("learning-rate-inf", "fastnn/estimator.py", "if not np.isfinite(getattr(self, name)):",
+           "if np.isnan(getattr(self, name)):", "+inf accepted for every float hyper-parameter (only NaN refused)",
+           tests=(f"{T_VALID}::test_non_finite_float_hyper_parameters",)),
+    Mutant("epsilon-inf", "fastnn/estimator.py", '"beta_1", "beta_2", "epsilon")', '"beta_1", "beta_2")',
+           "epsilon left out of FLOAT_PARAMETERS: epsilon=inf accepted",
+           tests=(f"{T_VALID}::test_non_finite_float_hyper_parameters",)),
+    Mutant("hidden-size-zero", "fastnn/estimator.py", "and s > 0 for s in sizes", "and s >= 0 for s in sizes",
+           "a hidden layer of 0 units accepted", tests=(f"{T_VALID}::test_bad_hyper_parameters",)),
+    Mutant("batch-size-past-n", "fastnn/estimator.py", "if self.batch_size > n_samples:",
+           "if self.batch_size > n_samples + 1:", "a batch one larger than the data clipped without a warning",
+           tests=(f"{T_VALID}::test_batch_size_past_the_samples_is_clipped_with_a_warning",)),
+    Mutant("batch-size-unclipped", "fastnn/estimator.py", "int(np.clip(self.batch_size, 1, n_samples))",
+           "int(self.batch_size)", "batch_size past the samples not clipped",
+           equivalent="both solvers cut every batch at the last row, and the fast one sizes its buffers "
+                      "min(batch_size, n)", tests=(T_VALID,)),
+    Mutant("text-accepted", "fastnn/_validation.py", 'X.dtype.kind in "USMmV"', 'X.dtype.kind in "SMmV"',
+           "an array of str (numbers as text) parsed instead of refused",
+           tests=(f"{T_VALID}::test_bad_training_data",)),
+    Mutant("dtype-float16", "fastnn/_validation.py", "if name not in DTYPES:", "if name is None:",
+           "dtype='float16' accepted", tests=(f"{T_VALID}::test_bad_hyper_parameters",)),
+    Mutant("coefs-rows-unchecked", "fastnn/estimator.py", "if shapes[0][0] != self.n_features_in_:", "if False:",
+           "assigned coefs_[0] with too few rows for the features reach the kernels",
+           tests=(f"{T_VALID}::test_edited_parameters_are_refused_not_read_out_of_bounds",)),
+    Mutant("partial-fit-unseen-label", "fastnn/estimator.py",
+           "elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):", "elif False:",
+           "partial_fit trains on labels outside classes_ (searchsorted puts them in another class)",
+           tests=(f"{T_VALID}::test_unseen_labels_at_score_and_partial_fit",)),
+    Mutant("warm-start-fewer-classes", "fastnn/estimator.py", "if set(classes) != set(self.classes_):",
+           "if not set(classes) <= set(self.classes_):", "warm start accepts y with fewer classes than before",
+           tests=(T_VALID, "tests/test_api.py::test_warm_start_continues")),
     # Reference engine
     Mutant("leaky-slope", "fastnn/reference.py", "LEAKY_SLOPE = 0.01", "LEAKY_SLOPE = 0.1",
-           "Leaky ReLU's slope 0.1 in both engines (they share the constant)"),
+           "Leaky ReLU's slope 0.1 in both engines (they share the constant)",
+           tests=("tests/test_kernels.py::test_leaky_relu_slope_is_one_hundredth",)),
     Mutant("relu-derivative-at-zero", "fastnn/reference.py", "return (Z > 0).astype(Z.dtype)",
-           "return (Z >= 0).astype(Z.dtype)", "reference ReLU'(0) = 1"),
+           "return (Z >= 0).astype(Z.dtype)", "reference ReLU'(0) = 1", tests=("tests/test_gradients.py",)),
     Mutant("softmax-unshifted", "fastnn/reference.py", "np.exp(Z - Z.max(axis=0, keepdims=True))",
-           "np.exp(Z)", "reference softmax without the max shift: overflows on large logits"),
+           "np.exp(Z)", "reference softmax without the max shift: overflows on large logits",
+           tests=("tests/test_numerics.py",)),
     Mutant("loss-unclipped", "fastnn/reference.py", "np.log(np.maximum(A_out, tiny))", "np.log(A_out)",
-           "reference loss infinite when a probability underflows"),
+           "reference loss infinite when a probability underflows", tests=("tests/test_numerics.py",)),
     Mutant("bias-gradient-unscaled", "fastnn/reference.py",
-           "[(1 / m) * dB for dB in dBs]", "dBs", "reference bias gradient summed, not averaged"),
+           "[(1 / m) * dB for dB in dBs]", "dBs", "reference bias gradient summed, not averaged",
+           tests=("tests/test_gradients.py", "tests/test_kernels.py")),
     Mutant("init-fan-out", "fastnn/reference.py", "np.sqrt(gain / n_in)", "np.sqrt(gain / n_out)",
-           "initial weights scaled by the fan-out"),
+           "initial weights scaled by the fan-out", tests=("tests/test_gradients.py::test_init_scales",)),
     Mutant("sgd-half-step", "fastnn/reference.py", "theta -= learning_rate * d_theta",
-           "theta -= learning_rate * d_theta / 2", "reference update rule takes half a step"),
-    # Kernels
+           "theta -= learning_rate * d_theta / 2", "reference update rule takes half a step",
+           tests=("tests/test_gradients.py", "tests/test_kernels.py")),
+    Mutant("l2-loss-not-halved", "fastnn/losses.py", "(0.5 * alpha) * l2_penalty(theta, layout) / S",
+           "alpha * l2_penalty(theta, layout) / S", "reference L2 loss term without the 1/2",
+           tests=("tests/test_losses.py",)),
+    # Kernels of the old engines
     Mutant("sigmoid-negative-branch", "fastnn/kernels/_scalar.py",
            "one / (one + e) if z >= 0 else e / (one + e)", "one / (one + e) if z >= 0 else one / (one + e)",
-           "fast sigmoid wrong for z < 0"),
+           "fast sigmoid wrong for z < 0", tests=("tests/test_kernels.py",)),
     Mutant("leaky-derivative-at-zero", "fastnn/kernels/_scalar.py",
            "return one if a > 0 else like(a, LEAKY_SLOPE)", "return one if a >= 0 else like(a, LEAKY_SLOPE)",
-           "fast Leaky ReLU'(0) = 1"),
+           "fast Leaky ReLU'(0) = 1", tests=("tests/test_kernels.py",)),
     Mutant("softmax-hits-inverted", "fastnn/kernels/softmax.py", "hits[i] = np.argmax(Z[i]) == y[i]",
-           "hits[i] = np.argmax(Z[i]) != y[i]", "fast engine counts misses as hits"),
+           "hits[i] = np.argmax(Z[i]) != y[i]", "fast engine counts misses as hits", tests=("tests/test_kernels.py",)),
     Mutant("column-sums-skip-chunk", "fastnn/kernels/backward.py", "for c in range(1, n_chunks):",
-           "for c in range(2, n_chunks):", "bias gradient leaves out the second chunk of rows"),
+           "for c in range(2, n_chunks):", "bias gradient leaves out the second chunk of rows",
+           tests=("tests/test_kernels.py",)),
     Mutant("weights-climb", "fastnn/kernels/update.py", "_inplace_gemm_update(A_in, dZ, W, -step)",
-           "_inplace_gemm_update(A_in, dZ, W, step)", "fast update rule climbs the weight gradient"),
+           "_inplace_gemm_update(A_in, dZ, W, step)", "fast update rule climbs the weight gradient",
+           tests=("tests/test_kernels.py",)),
     Mutant("step-not-averaged", "fastnn/kernels/epoch.py", "step_m = like(Xb, step / m)",
-           "step_m = like(Xb, step)", "fast step on the batch's summed gradient, not its mean"),
+           "step_m = like(Xb, step)", "fast step on the batch's summed gradient, not its mean",
+           tests=("tests/test_kernels.py", "tests/test_engine.py")),
     Mutant("gather-labels-unshuffled", "fastnn/kernels/epoch.py", "y_out[i] = y[row]", "y_out[i] = y[i]",
-           "shuffled batches keep the labels in stored order"),
-    # Split epoch and its barrier
+           "shuffled batches keep the labels in stored order",
+           tests=("tests/test_engine.py", "tests/test_split.py::test_one_worker_is_bitwise_the_serial_epoch")),
+    Mutant("order-past-the-end", "fastnn/fast.py", "order.max() >= n", "order.max() > n",
+           "an order holding index n accepted: the kernels read past X",
+           tests=("tests/test_training.py::test_fast_engine_refuses_a_bad_order",)),
+    Mutant("gradient-updates-theta", "fastnn/fast.py", "False, self._step(0), self._no_delta)",
+           "True, self._step(0.1), self._no_delta)", "batch_gradient also takes a step",
+           tests=("tests/test_engine.py",)),
+    # The solvers' kernels (fastnn/kernels/solver.py, outputs.py, optimizers.py)
+    Mutant("solver-penalty-not-halved", "fastnn/kernels/solver.py",
+           "return (0.5 * alpha) * np.float64(like(theta, penalty)) / S",
+           "return alpha * np.float64(like(theta, penalty)) / S", "fast L2 loss term without the 1/2",
+           tests=(T_SOLVER,)),
+    Mutant("solver-penalty-unrounded", "fastnn/kernels/solver.py", "np.float64(like(theta, penalty))",
+           "np.float64(penalty)", "the L2 sum not rounded to θ's dtype: an overflowing float32 sum stays finite",
+           tests=("tests/test_training.py::test_divergence_is_reported_and_weights_stay_finite",
+                  "tests/test_losses.py")),
+    Mutant("solver-l2-gradient-dropped", "fastnn/kernels/solver.py",
+           "_inplace_l2_mean(work.grad, net.theta, net.table, solver.alpha, S)",
+           "_inplace_l2_mean(work.grad, net.theta, net.table, 0.0, S)", "fast gradient without the α·W term",
+           tests=(T_SOLVER,)),
+    Mutant("solver-S-ignores-weights", "fastnn/kernels/solver.py",
+           "S = np.float64(m) if sb.shape[0] == 0 else np.float64(sb.sum())", "S = np.float64(m)",
+           "fast weighted batch divided by its row count, not its weight sum", tests=(T_SOLVER,)),
+    Mutant("solver-step-count-frozen", "fastnn/kernels/solver.py", "        t += 1\n", "        t += 0\n",
+           "the fast epoch does not count its steps: Adam's bias correction stays at step 1",
+           tests=(T_SOLVER,)),
+    Mutant("solver-weights-unshuffled", "fastnn/kernels/solver.py", "sb[i] = data.weights[idx[i]]",
+           "sb[i] = data.weights[start + i]", "a shuffled batch takes the sample weights in stored order",
+           tests=(T_SOLVER,)),
+    Mutant("solver-no-flush", "fastnn/kernels/solver.py", "from ._fpu import flush_subnormals, restore_fpu",
+           "from ._fpu import _read_mxcsr as flush_subnormals, restore_fpu",
+           "subnormals not flushed inside the epoch (_fpu's FTZ/DAZ never set)",
+           tests=(f"{T_SOLVER}::test_subnormals_flush_inside_an_epoch_only",)),
+    Mutant("l2-penalises-biases", "fastnn/kernels/outputs.py", "db[k] = db[k] / S",
+           "db[k] = (db[k] + a * theta[table[l, BIAS_OFFSET] + k]) / S", "fast L2 term penalises the biases too",
+           tests=("tests/test_losses.py", T_SOLVER)),
+    Mutant("l2-penalty-skips-tail", "fastnn/kernels/outputs.py", "for k in range(n4, W.shape[0]):",
+           "for k in range(n4, n4):", "fast L2 sum leaves out a layer's last (count mod 4) weights",
+           tests=("tests/test_losses.py", T_SOLVER)),
+    Mutant("nesterov-is-momentum", "fastnn/kernels/optimizers.py",
+           "theta[k] += mu * v - eta * grad[k] if nesterov else v", "theta[k] += v if nesterov else v",
+           "fast Nesterov step is the plain momentum step", tests=("tests/test_optimizers.py", T_SOLVER)),
+    Mutant("adam-epsilon-inside-root", "fastnn/kernels/optimizers.py",
+           "theta[k] += step * m_k / (np.sqrt(v_k) + eps)", "theta[k] += step * m_k / np.sqrt(v_k + eps)",
+           "fast Adam adds epsilon under the square root", tests=("tests/test_optimizers.py",)),
+    # The solvers' engines (fastnn/solvers.py) and the reference update rules
+    Mutant("reference-momentum-skips-velocity", "fastnn/optimizers.py", "    theta += velocity\n",
+           "    theta -= learning_rate * grad\n", "reference momentum step ignores the velocity",
+           tests=("tests/test_optimizers.py",)),
+    Mutant("optimizer-adam-step-ahead", "fastnn/solvers.py",
+           "opt.adam_learning_rate(self.learning_rate_init, self.beta_1, self.beta_2, self.t)",
+           "opt.adam_learning_rate(self.learning_rate_init, self.beta_1, self.beta_2, self.t + 1)",
+           "the reference Adam's bias correction one step ahead", tests=(T_SOLVER, T_EQUAL)),
+    Mutant("fast-nesterov-flag", "fastnn/solvers.py", 'optimizer.rule == "nesterov"',
+           'optimizer.rule == "momentum"', "the fast solver swaps Nesterov's momentum and plain momentum",
+           tests=(T_SOLVER,)),
+    Mutant("reference-norms-not-averaged", "fastnn/solvers.py", "self.norms /= n_batches",
+           "self.norms /= 1", "reference gradient norms summed over batches, not averaged",
+           tests=("tests/test_training.py::test_engines_agree_with_gradient_tracking",)),
+    Mutant("reference-norms-unscaled", "fastnn/solvers.py",
+           "np.linalg.norm(dW.astype(np.float64)) / m for dW", "np.linalg.norm(dW.astype(np.float64)) for dW",
+           "reference gradient norms of the summed, not the mean, gradient",
+           tests=("tests/test_training.py::test_engines_agree_with_gradient_tracking",)),
+    # Estimator
+    Mutant("partial-fit-classes-order", "fastnn/estimator.py",
+           "not np.array_equal(self.classes_, np.unique(classes))",
+           "not np.array_equal(self.classes_, np.asarray(classes))",
+           "a later partial_fit refuses classes given in another order or with repeats",
+           tests=("tests/test_api.py::test_partial_fit_classes_in_any_order",
+                  "tests/test_api.py::test_partial_fit_needs_classes_first_and_accepts_subsets",
+                  "tests/test_sklearn_equality.py::test_partial_fit_same_as_sklearn")),
+    Mutant("warm-start-always", "fastnn/estimator.py",
+           'first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)',
+           'first_pass = not hasattr(self, "coefs_")', "fit continues from the current weights without warm_start",
+           tests=("tests/test_api.py::test_warm_start_continues",
+                  "tests/test_sklearn_equality.py::test_warm_start_same_as_sklearn")),
+    Mutant("glorot-logistic-gain", "fastnn/estimator.py", '(2.0 if self.activation == "logistic" else 6.0)',
+           '(2.0 if self.activation == "tanh" else 6.0)', "Glorot bound of factor 2 for tanh instead of logistic",
+           tests=("tests/test_api.py::test_default_init_is_scikit_learns_glorot_uniform",)),
+    Mutant("binary-two-outputs", "fastnn/estimator.py", "if len(self.classes_) == 2:",
+           "if len(self.classes_) == 1:", "two classes trained as two logistic units, not one",
+           tests=("tests/test_api.py::test_binary_classification_has_one_logistic_unit",)),
+    Mutant("stratify-dropped", "fastnn/estimator.py",
+           "stratify = problem.Y.astype(bool) if is_classifier(self) and self.n_outputs_ == 1 else None",
+           "stratify = None", "early stopping's validation split of a binary classifier not stratified",
+           tests=(T_EQUAL,)),
+    Mutant("early-stopping-best-not-restored", "fastnn/estimator.py",
+           "problem.theta[...] = self._best_parameters", "pass",
+           "early stopping keeps the last weights, not the best", tests=(T_EQUAL,)),
+    Mutant("early-stopping-best-is-view", "fastnn/estimator.py", "self._best_parameters = theta.copy()",
+           "self._best_parameters = theta", "the best weights saved as a view: the restore puts back the last",
+           tests=(T_EQUAL,)),
+    Mutant("adam-follows-schedule", "fastnn/estimator.py", 'schedule=self.learning_rate if sgd else "constant"',
+           "schedule=self.learning_rate", "Adam follows learning_rate's schedule (adaptive: does not stop "
+           "on a stall)", tests=(T_EQUAL, "tests/test_optimizers.py")),
+    Mutant("schedule-rate-not-applied", "fastnn/estimator.py",
+           "self._optimizer.learning_rate = end.learning_rate", "pass",
+           "the schedule's next rate is never given to the optimizer", tests=(T_EQUAL,)),
+    Mutant("t-counts-epochs", "fastnn/estimator.py", "self.t_ += n", "self.t_ += 1",
+           "t_ counts epochs, not samples (invscaling decays by epochs)", tests=(T_EQUAL,)),
+    Mutant("diverged-estimator-weights-kept", "fastnn/estimator.py",
+           "before = (theta.copy(), [s.copy() for s in", "before = (theta, [s.copy() for s in",
+           "the weights saved before an epoch are a view: after divergence nothing is put back",
+           tests=("tests/test_training.py::test_divergence_is_reported_and_weights_stay_finite",
+                  "tests/test_engine.py::test_an_interrupted_fit_keeps_the_last_finished_epoch")),
+    Mutant("diverged-weights-kept", "fastnn/_trainer.py", "before = theta.copy()", "before = theta",
+           "old stack: the weights saved before an epoch are a view: after divergence nothing is put back",
+           tests=("tests/test_split.py::test_a_diverging_split_epoch_puts_the_weights_back",)),
+    # Split epoch and its barriers
+    Mutant("split-start-barrier-no-wait", "fastnn/kernels/split.py", "_arrive_and_wait(shared.sync, n_workers)",
+           "_arrive_and_wait(shared.sync, 0)",
+           "the split epoch's start barrier counts in without waiting: rows read before they are gathered",
+           tests=(T_SPLIT_BARRIERS,)),
+    Mutant("split-first-barrier-no-wait", "fastnn/kernels/split.py",
+           "_arrive_and_wait(shared.sync, n_workers * (2 * k + 2))", "_arrive_and_wait(shared.sync, 0)",
+           "the split epoch's first barrier counts in without waiting: partial sums read before written",
+           tests=(T_SPLIT_BARRIERS,)),
     Mutant("split-second-barrier-no-wait", "fastnn/kernels/split.py",
            "_arrive_and_wait(shared.sync, n_workers * (2 * k + 3))", "_arrive_and_wait(shared.sync, 0)",
-           "the split epoch's second barrier counts in without waiting (a race)"),
+           "the split epoch's second barrier counts in without waiting (a race)", tests=(T_SPLIT_BARRIERS,)),
     Mutant("barrier-no-wait", "fastnn/kernels/sync.py", "while _atomic_load(sync, COUNT) < target:",
-           "while _atomic_load(sync, COUNT) < 0:", "the barrier never waits"),
+           "while _atomic_load(sync, COUNT) < 0:", "the barrier never waits", tests=("tests/test_sync.py",)),
     Mutant("barrier-one-short", "fastnn/kernels/sync.py", "while _atomic_load(sync, COUNT) < target:",
-           "while _atomic_load(sync, COUNT) < target - 1:", "the barrier opens with one worker missing"),
+           "while _atomic_load(sync, COUNT) < target - 1:", "the barrier opens with one worker missing",
+           tests=("tests/test_sync.py",)),
     Mutant("barrier-ignores-abort", "fastnn/kernels/sync.py", "if _atomic_load(sync, ABORT) != 0:",
-           "if _atomic_load(sync, ABORT) > 1:", "workers wait forever for a worker that failed"),
-    # Fast engines' Python shells
+           "if _atomic_load(sync, ABORT) > 1:", "workers wait forever for a worker that failed",
+           tests=("tests/test_sync.py",)),
     Mutant("split-workers-many-threads", "fastnn/split.py",
            "self.n_workers, self.blas_threads = n_workers, 1",
            "self.n_workers, self.blas_threads = n_workers, n_threads",
-           "split workers each run multi-threaded BLAS"),
+           "split workers each run multi-threaded BLAS",
+           tests=("tests/test_engine.py::test_make_engine_chooses_by_kind_threads_and_size",)),
     Mutant("workers-beyond-units", "fastnn/split.py", "min(n_threads, available_cores(), sizes[1])",
-           "min(n_threads, available_cores())", "more workers than first-layer units"),
-    Mutant("order-past-the-end", "fastnn/fast.py", "order.max() >= n", "order.max() > n",
-           "an order holding index n accepted: the kernels read past X"),
+           "min(n_threads, available_cores())", "more workers than first-layer units",
+           tests=("tests/test_split.py::test_split_workers",)),
     Mutant("b1-from-last-worker", "fastnn/split.py", "b1[...] = self.shares[0].b1",
            "b1[...] = self.shares[-1].b1", "second layer's bias taken from the last worker's copy",
-           equivalent="every worker steps its own copy of b1 with the same arithmetic on the same dZ"),
-    # Estimator and trainer
-    Mutant("partial-fit-classes-order", "fastnn/estimator.py",
-           "classes = np.unique(classes) if first else self.classes_",
-           "classes = np.asarray(classes) if first else self.classes_",
-           "partial_fit keeps classes in the order given, repeats included"),
-    Mutant("warm-start-always", "fastnn/estimator.py", 'keep = params["warm_start"] and hasattr',
-           "keep = hasattr", "fit continues from the current weights without warm_start"),
-    Mutant("fortran-weights-accepted", "fastnn/estimator.py",
-           "W.dtype == B.dtype == dtype and W.flags.c_contiguous and", "W.dtype == B.dtype == dtype and",
-           "edited Fortran-ordered weights reach the kernels"),
-    Mutant("unknown-label-bound", "fastnn/estimator.py", "unknown = (idx >= len(self.classes_))",
-           "unknown = (idx > len(self.classes_))", "labels above every class caught by the second test only",
-           equivalent="searchsorted never returns more than len(classes_), and for exactly that the "
-                      "comparison with the last class flags the label"),
-    Mutant("diverged-weights-kept", "fastnn/_trainer.py", "before = theta.copy()", "before = theta",
-           "the weights saved before an epoch are a view: after divergence nothing is put back"),
+           equivalent="every worker steps its own copy of b1 with the same arithmetic on the same dZ",
+           tests=("tests/test_split.py",)),
     # Persistence
-    Mutant("load-dtype-unchecked", "fastnn/_persist.py", "if W.dtype != np.dtype(model.dtype):",
-           "if False:", "load accepts float64 arrays in a file that says float32"),
+    Mutant("load-dtype-unchecked", "fastnn/_persist.py", "if array.dtype != dtype:", "if False:",
+           "load accepts float64 layers in a file that says float32",
+           tests=("tests/test_persist.py",)),
+    Mutant("load-state-dtype-unchecked", "fastnn/_persist.py",
+           "if state.shape != (size,) or state.dtype != dtype:", "if state.shape != (size,):",
+           "load accepts optimizer state of another dtype than the layers", tests=("tests/test_persist.py",)),
     Mutant("load-newer-version", "fastnn/_persist.py", "version == FORMAT_VERSION):",
-           "version <= FORMAT_VERSION):", "load reads files of a newer format version"),
+           "version >= FORMAT_VERSION):", "load reads files of a newer format version",
+           tests=("tests/test_persist.py::test_damaged_model_files",)),
+    Mutant("load-older-version", "fastnn/_persist.py", "version == FORMAT_VERSION):",
+           "version <= FORMAT_VERSION):", "load reads files of an older format version",
+           tests=("tests/test_persist.py::test_damaged_model_files",)),
     # Loaders
     Mutant("idx-padded-accepted", "fastnn/datasets.py", "if len(data) != expected:",
-           "if len(data) < expected:", "an IDX file with bytes past its stated shape accepted"),
+           "if len(data) < expected:", "an IDX file with bytes past its stated shape accepted",
+           tests=("tests/test_datasets.py",)),
     Mutant("pixels-over-256", "fastnn/datasets.py", "    return X / PIXEL_MAX\n",
-           "    return X / 256.0\n", "MNIST pixels scaled by 1/256"),
+           "    return X / 256.0\n", "MNIST pixels scaled by 1/256", tests=("tests/test_datasets.py",)),
     Mutant("csv-header-read", "fastnn/datasets.py", "    except ValueError:\n        return 1",
            "    except ValueError:\n        return 0",
-           "a CSV header is parsed as data"),
+           "a CSV header is parsed as data", tests=("tests/test_datasets.py",)),
     # Command line
     Mutant("predict-on-training-part", "fastnn/cli.py",
            "X, y = parts[2:] if len(parts) == 4 else parts",
-           "X, y = parts[:2]", "fastnn predict on MNIST predicts the training set"),
+           "X, y = parts[:2]", "fastnn predict on MNIST predicts the training set", tests=("tests/test_cli.py",)),
     Mutant("cli-oserror-traceback", "fastnn/cli.py",
            "except (ValueError, OSError, ImportError, TrainingDivergedError,",
            "except (ValueError, ImportError, TrainingDivergedError,",
-           "a missing data folder ends in a traceback, not a one-line error"),
-    Mutant("nesterov-old-velocity", "fastnn/kernels/optimizers.py",
-           "theta[k] += mu * v - eta * grad[k] if nesterov else v",
-           "theta[k] += mu * velocity[k] - eta * grad[k] if nesterov else v",
-           "fast Nesterov step taken from the velocity before its update"),
-    Mutant("adam-epsilon-inside-root", "fastnn/kernels/optimizers.py",
-           "theta[k] += step * m_k / (np.sqrt(v_k) + eps)", "theta[k] += step * m_k / np.sqrt(v_k + eps)",
-           "fast Adam adds epsilon under the square root"),
-    Mutant("reference-momentum-skips-velocity", "fastnn/optimizers.py", "    theta += velocity\n",
-           "    theta -= learning_rate * grad\n", "reference momentum step ignores the velocity"),
-    Mutant("l2-penalises-biases", "fastnn/kernels/outputs.py", "grad[k] = grad[k] / S",
-           "grad[k] = (grad[k] + a * theta[k]) / S", "fast L2 term penalises the biases too"),
-    Mutant("l2-loss-not-halved", "fastnn/losses.py", "(0.5 * alpha) * l2_penalty(theta, layout) / S",
-           "alpha * l2_penalty(theta, layout) / S", "reference L2 loss term without the 1/2"),
-    Mutant("gradient-updates-theta", "fastnn/fast.py", "False, self._step(0), self._no_delta)",
-           "True, self._step(0.1), self._no_delta)", "batch_gradient also takes a step"),
+           "a missing data folder ends in a traceback, not a one-line error", tests=("tests/test_cli.py",)),
 ]
 
 
@@ -267,17 +405,27 @@ def main():
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
     parser.add_argument("--tests", nargs="+", default=[], metavar="PATH",
                         help="pytest selection (default: the whole suite)")
+    parser.add_argument("--narrow", action="store_true",
+                        help="run each mutant against the tests listed with it, not --tests")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mutant (default: 900)")
     args = parser.parse_args()
     if args.list:
         print_list()
         return 0
     mutants = selected(args.only)
-    print(f"tests: {' '.join(PYTEST + args.tests)}", flush=True)
-    check_baseline(args.tests, args.timeout)
+    if args.narrow:
+        tests_of = {m.name: list(m.tests) or args.tests for m in mutants}
+        baseline = sorted({t for tests in tests_of.values() for t in tests})
+        if any(not tests for tests in tests_of.values()):
+            baseline = args.tests  # a mutant without its own tests runs them all
+    else:
+        tests_of = {m.name: args.tests for m in mutants}
+        baseline = args.tests
+    print(f"tests: {' '.join(PYTEST + baseline)}", flush=True)
+    check_baseline(baseline, args.timeout)
     results = {}
     for mutant in mutants:
-        status, detail = run_mutant(mutant, args.tests, args.timeout)
+        status, detail = run_mutant(mutant, tests_of[mutant.name], args.timeout)
         results.setdefault(status, []).append(mutant.name)
         print(f"{mutant.name:<30} {status:<9} {detail}", flush=True)
     killed, counted = len(results.get("killed", [])), sum(

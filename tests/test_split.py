@@ -8,7 +8,7 @@ import pytest
 
 from fastnn import fast, reference, split
 from fastnn._threads import thread_limits
-from fastnn._trainer import train
+from fastnn._trainer import TrainingDivergedError, train
 from fastnn.engine import make_engine
 from fastnn.kernels.split import _train_epoch_share
 from fastnn.layout import Layout
@@ -196,6 +196,22 @@ def test_each_barrier_holds_the_others_back(digits, barrier, stalled):
         engine.epoch(order, 0.1)
         results.append(net.theta)
     np.testing.assert_array_equal(results[1], results[0])
+
+
+def test_a_diverging_split_epoch_puts_the_weights_back(digits, many_cores):
+    """fastnn._trainer.train, which drives the split epoch: an epoch that ends with a non-finite
+    loss or weight leaves the parameters as they were before it (here the initial ones)."""
+    X_train, _, y_train, _ = digits
+    X = np.ascontiguousarray(X_train, np.float32)
+    weights, biases = reference.init_params([64, 16, 10], "kaiming", np.random.default_rng(0), np.float32)
+    net = network(weights, biases)
+    initial = net.theta.copy()
+    engine = make_engine("fast", X, y_train, net, 32, 2)
+    assert type(engine) is split.SplitEngine
+    with np.errstate(all="ignore"), pytest.raises(TrainingDivergedError, match="diverged in epoch 1"):
+        train(engine, epochs=3, learning_rate=1e30, shuffle=True, rng=np.random.default_rng(1),
+              on_epoch=lambda record: None)
+    np.testing.assert_array_equal(engine.theta, initial)
 
 
 FAILING_WORKER = """
