@@ -324,7 +324,10 @@ class BaseMLP(BaseEstimator):
                           "clipped", stacklevel=4)
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _fit_stochastic(self, problem, incremental, on_epoch):
+    def _fit_stochastic(self, problem, incremental, on_epoch, parallel=None):
+        """The stochastic solvers' epochs. ``parallel`` (:mod:`fastnn.distributed`) replaces the
+        validation split and the engine: ``parallel.prepare(self, problem)`` gives the solver of the
+        global rows, their count and a callable validation score (or None)."""
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         if not incremental or not hasattr(self, "_optimizer"):
@@ -333,10 +336,13 @@ class BaseMLP(BaseEstimator):
             if not hasattr(self, name):
                 self.history_ = {"loss": getattr(self, "loss_curve_", []), "time": []}
                 self.loss_curve_ = self.history_["loss"]
-        train, validation = self._validation_split(problem)
-        n = train.X.shape[0]
-        solver = make_solver(self.engine, train, self._batch_size(n), self.track_gradients)
-        self._say_if_compiling(solver, train)
+        if parallel is None:
+            train, validation = self._validation_split(problem)
+            n = train.X.shape[0]
+            solver = make_solver(self.engine, train, self._batch_size(n), self.track_gradients)
+        else:
+            solver, n, validation = parallel.prepare(self, problem)
+        self._say_if_compiling(solver, solver.p)
         sample_idx = np.arange(n)
         self.n_iter_ = 0
         for _ in range(self.max_iter):
@@ -380,7 +386,7 @@ class BaseMLP(BaseEstimator):
         if self.track_gradients:
             record["grad_norms"] = solver.norms.copy()
         if validation is not None:
-            score = self._score_rows(*validation)
+            score = validation() if callable(validation) else self._score_rows(*validation)
             self.validation_scores_.append(score)
             record["validation_score"] = score
         if self.verbose:

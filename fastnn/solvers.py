@@ -118,6 +118,35 @@ class ReferenceSolver:
     def will_compile(self):
         return False
 
+    # The two halves of a step, for data-parallel training (fastnn.distributed): the sums of a
+    # rank's rows, reduced over ranks, then the same step on every rank.
+
+    def batch_sums(self, rows, out=None):
+        """The sums of the rows ``rows`` (indices into ``X``, any number, none included) in one flat
+        buffer ``out`` (θ's size + 2, θ's dtype; made if None), returned: the summed gradient
+        without the L2 term (θ's layout), then ``Σ s ℓ``, then ``S`` (the row count or the weight
+        sum). Sums of disjoint row sets add up element by element."""
+        P = self.p.theta.shape[0]
+        out = np.empty(P + 2, self.p.theta.dtype) if out is None else out
+        if len(rows) == 0:
+            out[:] = 0
+            return out
+        s = None if self.p.sample_weight is None else self.p.sample_weight[rows]
+        sums = losses.batch_sums(self.p.theta, self.p.layout, self.p.activation, self.p.loss, self.XT[:, rows],
+                                 self.YT[:, rows], s)
+        out[:P], out[P], out[P + 1] = sums.grad, sums.loss, sums.weight
+        return out
+
+    def apply(self, sums, optimizer):
+        """One step of ``optimizer`` from a (reduced) :meth:`batch_sums` buffer: the regularised
+        mean as :func:`fastnn.losses.regularised_mean` forms it, then the update; return the
+        batch's regularised mean loss. ``sums`` may be overwritten."""
+        P = self.p.theta.shape[0]
+        loss, grad = losses.regularised_mean(self.p.theta, self.p.layout,
+                                             losses.Sums(sums[P], sums[:P], float(sums[P + 1])), self.p.alpha)
+        optimizer.step(self.p.theta, grad)
+        return loss
+
 
 class FastSolver:
     """The solvers on the compiled kernels: an epoch is one call of
@@ -204,6 +233,31 @@ class FastSolver:
         loss = _objective(self.p.X, self.p.Y, self.weights, self.net._replace(theta=theta), self._full_work,
                           self._solver())
         return float(loss), self._full_work.grad.copy()
+
+
+    def batch_sums(self, rows, out=None):
+        """As :meth:`ReferenceSolver.batch_sums`, on the kernels (one call, the rows gathered as
+        an epoch gathers a batch; at most ``batch_size`` rows)."""
+        from .kernels.solver import _rows_sums
+
+        P = self.p.theta.shape[0]
+        out = np.empty(P + 2, self.p.theta.dtype) if out is None else out
+        if len(rows) == 0:
+            out[:] = 0
+            return out
+        if getattr(self, "_sums_out", None) is not out:
+            self._sums_out, self._sums_work = out, self.work._replace(grad=out[:P])
+        data = self._samples(rows)._replace(batch_size=len(rows))
+        _rows_sums(data, self.net, self._sums_work, self.loss_code, out)
+        return out
+
+    def apply(self, sums, optimizer):
+        """As :meth:`ReferenceSolver.apply`, in one call of the kernels (the mean in place in
+        ``sums``)."""
+        from .kernels.solver import _apply_sums
+
+        loss, optimizer.t = _apply_sums(self.net, self._solver(optimizer), optimizer.t, sums)
+        return float(loss)
 
 
 def make_solver(engine, problem, batch_size, track_gradients=False):

@@ -189,3 +189,37 @@ def _predict_output(X, net, work, loss, out):
     A = _hidden_forward(X, net, work)
     _gemm(False, True, 1.0, A, _weights(net.theta, net.table, L - 1), 0.0, out)
     _bias_output(out, _bias(net.theta, net.table, L - 1), loss, out)
+
+
+@kernel
+def _rows_sums(data, net, work, loss, out):
+    """The sums of one batch, the rows ``data.order`` (``data.batch_size`` of them): the summed
+    gradient without the L2 term into ``work.grad`` (which may view ``out``), ``Σ s ℓ`` and ``S``
+    into the last two elements of ``out``. What a rank contributes to a step of data-parallel
+    training (:mod:`fastnn.distributed`)."""
+    fpu = flush_subnormals()
+    Xb, Yb, sb = _sample_batch(data, 0)
+    S = np.float64(Xb.shape[0]) if sb.shape[0] == 0 else np.float64(sb.sum())
+    total = _summed_loss_gradient(Xb, Yb, sb, net, work, loss)
+    restore_fpu(fpu)
+    P = net.theta.shape[0]
+    out[P] = total
+    out[P + 1] = S
+
+
+@kernel
+def _apply_sums(net, solver, t, sums):
+    """One step from reduced sums ``[Σ gradient (θ's layout), Σ s ℓ, S]``: the regularised mean
+    formed in place in ``sums`` (as :func:`_mean_loss_gradient` forms it), then the ``solver``'s
+    update, ``t`` steps having been taken before. Return the batch's regularised mean loss and
+    the new step count."""
+    fpu = flush_subnormals()
+    P = net.theta.shape[0]
+    grad = sums[:P]
+    S = np.float64(sums[P + 1])
+    loss = np.float64(sums[P]) / S
+    loss += _penalty_term(_l2_penalty(net.theta, net.table), net.theta, solver.alpha, S)
+    _inplace_l2_mean(grad, net.theta, net.table, solver.alpha, S)
+    _step(net.theta, grad, solver, t)
+    restore_fpu(fpu)
+    return loss, t + 1
