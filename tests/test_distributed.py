@@ -30,7 +30,8 @@ def run(n_ranks, mode, timeout=120):
 def exact_results(request):
     done = run(request.param, "exact")
     assert done.returncode == 0, done.stdout + done.stderr
-    results = [json.loads(line[len("RESULT "):]) for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    lines = done.stdout.splitlines()
+    results = [json.loads(line[len("RESULT "):]) for line in lines if line.startswith("RESULT ")]
     assert len(results) == 13, done.stdout + done.stderr
     return request.param, results
 
@@ -90,3 +91,15 @@ def test_a_rank_lost_outside_a_step_ends_the_job(mode):
     assert done.returncode != 0
     if mode == "asymmetric":
         assert "MPI_Abort" in done.stdout + done.stderr
+
+
+def test_example_every_rank_prints_the_same_accuracy():
+    example = Path(__file__).resolve().parent.parent / "examples" / "mpi_digits.py"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    done = subprocess.run([MPIRUN, "-n", "2", sys.executable, str(example)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ranks = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
+    assert len(ranks) == 2
+    assert ranks[0].split(":", 1)[1].split(",")[1:] == ranks[1].split(":", 1)[1].split(",")[1:]
+    assert "largest weight difference" in done.stdout and "loaded model's accuracy" in done.stdout
