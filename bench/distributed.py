@@ -76,8 +76,8 @@ def worker(args):
 
 
 def single(args):
-    from fastnn.engine import make_engine, network_of
     from fastnn._threads import thread_limits
+    from fastnn.engine import make_engine, network_of
 
     X, y = data(args.rows)
     out = {}
@@ -108,8 +108,8 @@ def mpirun(n, args):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     mpi = Path(sys.executable).with_name("mpirun")
     done = subprocess.run([str(mpi), "-n", str(n), sys.executable, __file__, "--worker", "--epochs",
-                           str(args.epochs), "--rows", str(args.rows)], env=env, capture_output=True, text=True,
-                          check=True)
+                           str(args.epochs), "--rows", str(args.rows)], env=env, capture_output=True,
+                          text=True, check=True)
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
 
@@ -122,9 +122,10 @@ def main():
     args = parser.parse_args()
     if args.worker:
         return worker(args)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    print(f"{cpu}, {os.cpu_count()} cores; 784-128-10 float32, {args.rows} rows, median of {args.epochs} epochs")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    print(f"{cpu}, {os.cpu_count()} cores; 784-128-10 float32, {args.rows} rows, "
+          f"median of {args.epochs} epochs")
     one = single(args)
     ranks = {n: mpirun(n, args) for n in (1, 2)}
     print(f"{'case':<12}{'1 proc 1 thr':>14}{'1 proc 2 thr':>14}{'split 2 thr':>13}{'mpirun -n 1':>13}"

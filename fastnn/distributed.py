@@ -166,7 +166,8 @@ class _Session:
         message = "; ".join(f"rank {r}: {e}" for r, e in failed)
         if error is not None:
             raise error  # this rank's own exception; the others name it
-        kind = ValueError if all(e.startswith(("ValueError", "TypeError")) for _, e in failed) else DistributedError
+        values = all(e.startswith(("ValueError", "TypeError")) for _, e in failed)
+        kind = ValueError if values else DistributedError
         raise kind(f"distributed fit failed on {message}")
 
     def fail(self):
@@ -219,7 +220,8 @@ class _Session:
         est._initialize(Y, sizes, X.dtype)
         theta, layout = est._pack_parameters(X.dtype, view=True)
         self.comm.Bcast(theta, root=0)
-        problem = Problem(X, Y, sample_weight, est._loss_name(), float(est.alpha), layout, theta, est.activation)
+        problem = Problem(X, Y, sample_weight, est._loss_name(), float(est.alpha), layout, theta,
+                          est.activation)
         if est.engine == "fast":
             from .kernels import blas  # noqa: F401  (its OpenBLAS, for thread_limits to see)
 
@@ -239,8 +241,9 @@ class _Session:
         if first is None:
             return ValueError("no rank holds any rows")
         for r, f in enumerate(facts):
-            for key in ("n_features", "dtype", "hidden", "weighted", "params") + (("y_ndim", "y_cols") if f["n"]
-                                                                                   else ()):
+            keys = ("n_features", "dtype", "hidden", "weighted", "params")
+            keys += ("y_ndim", "y_cols") if f["n"] else ()
+            for key in keys:
                 if f[key] != first[key]:
                     return ValueError(f"rank {r} has {key}={f[key]!r} where another rank has {first[key]!r}; "
                                       f"every rank must have the same")
@@ -273,8 +276,8 @@ class _Session:
             train_rows, val_rows = train_test_split(np.arange(N), random_state=est._random_state,
                                                     test_size=est.validation_fraction, stratify=stratify)
             if val_rows.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size "
-                                 "of your dataset.")
+                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the "
+                                 "size of your dataset.")
             validation = self._scorer(est, problem, self._local(val_rows))
         n = train_rows.shape[0]
         batch_size = est._batch_size(n)

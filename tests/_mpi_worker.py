@@ -61,7 +61,8 @@ def check(name, make, X, y, sample_weight=None):
         "loss_error": float(np.abs(np.subtract(model.loss_curve_, single.loss_curve_)).max()),
         "best_loss": [model.best_loss_, single.best_loss_],
         "validation_scores": [model.validation_scores_, single.validation_scores_],
-        "epochs_hashes_equal": all(len(set(h)) == 1 for h in zip(*all_hashes)) and len(set(map(len, all_hashes))) == 1,
+        "epochs_hashes_equal": (all(len(set(h)) == 1 for h in zip(*all_hashes))
+                                and len(set(map(len, all_hashes))) == 1),
         "final_equal": len(set(all_final)) == 1,
         "predictions_equal": all(p == all_predictions[0] for p in all_predictions),
         "rows_per_epoch": [int(sum(r)) for r in zip(*all_rows)],
@@ -75,16 +76,17 @@ def exact():
         for dtype in ("float64", "float32"):
             for solver in ("sgd", "adam"):
                 def make(engine=engine, dtype=dtype, solver=solver):
-                    return fastnn.MLPClassifier((16,), solver=solver, batch_size=64, max_iter=4, random_state=0,
-                                                learning_rate_init=0.01, engine=engine, dtype=dtype)
+                    return fastnn.MLPClassifier((16,), solver=solver, batch_size=64, max_iter=4,
+                                                random_state=0, learning_rate_init=0.01, engine=engine,
+                                                dtype=dtype)
                 check(f"{engine}-{dtype}-{solver}", make, X_all, y_all)
     # schedules, momentum variants, early stopping, sample weights, a regressor
     weights = np.random.RandomState(1).uniform(0.5, 2.0, N)
 
     def sgd_variants():
         return fastnn.MLPClassifier((16,), solver="sgd", batch_size=50, max_iter=6, random_state=3,
-                                    learning_rate="invscaling", learning_rate_init=0.05, nesterovs_momentum=False,
-                                    engine="fast")
+                                    learning_rate="invscaling", learning_rate_init=0.05,
+                                    nesterovs_momentum=False, engine="fast")
     check("sgd-invscaling-momentum", sgd_variants, X_all, y_all)
 
     def adaptive():
@@ -95,8 +97,8 @@ def exact():
 
     def early():
         return fastnn.MLPClassifier((16,), solver="adam", batch_size=32, max_iter=30, random_state=0,
-                                    early_stopping=True, validation_fraction=0.2, n_iter_no_change=3, tol=1e-2,
-                                    engine="fast")
+                                    early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
+                                    tol=1e-2, engine="fast")
     check("early-stopping-classifier", early, X_all, y_all, weights)
 
     def binary():
@@ -105,9 +107,11 @@ def exact():
     check("early-stopping-binary", binary, X_all, (y_all > 4).astype(int))
 
     def regressor():
-        return fastnn.MLPRegressor(hidden_layer_sizes=(16,), solver="adam", batch_size=64, max_iter=8, random_state=0,
-                                   early_stopping=True, learning_rate_init=0.01, engine="fast")
-    check("regressor-weighted-early-stopping", regressor, X_all, X_all[:, 20:23] + y_all[:, None] / 10, weights)
+        return fastnn.MLPRegressor(hidden_layer_sizes=(16,), solver="adam", batch_size=64, max_iter=8,
+                                   random_state=0, early_stopping=True, learning_rate_init=0.01,
+                                   engine="fast")
+    targets = X_all[:, 20:23] + y_all[:, None] / 10
+    check("regressor-weighted-early-stopping", regressor, X_all, targets, weights)
 
 
 def raised(exc):
