@@ -10,7 +10,10 @@ the script copies the repository's tracked files (``git ls-files``) into a scrat
 directory, applies the mutant there and runs ``python -m pytest -x -q -p no:cacheprovider``
 in the copy, with ``PYTHONPATH`` set to the copy and a fresh ``NUMBA_CACHE_DIR``: Numba
 keys a cached kernel on its own file only, so kernels compiled from the original code (a
-constant imported from ``fastnn.reference``, say) would otherwise be loaded. It prints
+constant imported from ``fastnn.reference``, say) would otherwise be loaded. A mutant of a
+file that no kernel is built from (anything outside ``KERNEL_INPUTS``) runs instead in the
+unmutated baseline's copy, whose warm cache holds exactly the kernels it needs, and the file
+is put back after it (``--cold``: every mutant in a fresh copy). It prints
 
 - ``killed`` and the first failing test, ``survived`` (a gap in the tests),
 - ``stale`` when the snippet is no longer found exactly once (the code changed: update
@@ -19,10 +22,9 @@ constant imported from ``fastnn.reference``, say) would otherwise be loaded. It 
 then the kill rate: killed / (killed + survived + timeout). First the unmutated copy
 must pass the same tests, else every mutant would look killed. With ``--narrow`` each
 mutant runs only the tests listed with it (``Mutant.tests``: those meant to kill it), and
-the unmutated copy must pass all of them: a quick check, which a survivor there may pass on
-the whole suite. Mutants with an
-``equivalent`` reason cannot change behaviour; they are listed, and run only by
-``--only``. Not a test file (pytest does not collect it) and not run in CI.
+the unmutated copy must pass all of them: a quick check (a mutant that survives it may
+still be killed by the whole suite). Mutants with an ``equivalent`` reason cannot change
+behaviour; they are listed, and run only by ``--only``. Not a test file (pytest does not collect it) and not run in CI.
 """
 
 import argparse
@@ -345,8 +347,16 @@ def apply(mutant, root):
         f.write(text.replace(mutant.original, mutant.replacement))
 
 
+# Files that compiled kernels are built from: their own code, and the constants they import
+# (fastnn.kernels imports LEAKY_SLOPE from reference.py, the table's columns from layout.py).
+KERNEL_INPUTS = ("fastnn/kernels/", "fastnn/reference.py", "fastnn/layout.py")
+
+
 def scratch_env(root):
-    env = dict(os.environ, PYTHONPATH=root, NUMBA_CACHE_DIR=os.path.join(root, ".numba-cache"))
+    # No .pyc files: a mutated file put back within the same second at the same size would
+    # otherwise load the mutant's bytecode.
+    env = dict(os.environ, PYTHONPATH=root, NUMBA_CACHE_DIR=os.path.join(root, ".numba-cache"),
+               PYTHONDONTWRITEBYTECODE="1")
     env.pop("FASTNN_PARALLEL_KERNELS", None)
     return env
 
@@ -375,27 +385,41 @@ def run_tests(root, tests, timeout):
     return "failed", first_failure(output)
 
 
-def check_baseline(tests, timeout):
-    """The unmutated copy must import itself, not an installed fastnn, and pass the tests."""
-    with tempfile.TemporaryDirectory(prefix="fastnn-baseline-") as root:
-        copy_repository(root)
-        where = subprocess.run([sys.executable, "-c", "import fastnn; print(fastnn.__file__)"], cwd=root,
-                               env=scratch_env(root), capture_output=True, text=True).stdout.strip()
-        if not where.startswith(root):
-            sys.exit(f"the tests would import fastnn from {where or '(nothing)'}, not from the copy")
-        status, detail = run_tests(root, tests, timeout)
+def check_baseline(root, tests, timeout):
+    """The unmutated copy in ``root`` must import itself, not an installed fastnn, and pass the tests."""
+    copy_repository(root)
+    where = subprocess.run([sys.executable, "-c", "import fastnn; print(fastnn.__file__)"], cwd=root,
+                           env=scratch_env(root), capture_output=True, text=True).stdout.strip()
+    if not where.startswith(root):
+        sys.exit(f"the tests would import fastnn from {where or '(nothing)'}, not from the copy")
+    status, detail = run_tests(root, tests, timeout)
     if status != "passed":
         sys.exit(f"the unmutated code does not pass the tests ({status}: {detail}); fix that first")
 
 
-def run_mutant(mutant, tests, timeout):
-    """Return ``(status, detail)``: killed, survived, stale or timeout."""
+def run_mutant(mutant, tests, timeout, warm_root=None):
+    """Return ``(status, detail)``: killed, survived, stale or timeout.
+
+    A mutant of a file that no kernel is built from runs in ``warm_root`` (the baseline's
+    copy, whose Numba cache holds the unmutated kernels), the file put back afterwards;
+    any other in a fresh copy with an empty cache."""
     if not applies(mutant):
         return "stale", f"the snippet is not found exactly once in {mutant.path}"
-    with tempfile.TemporaryDirectory(prefix=f"fastnn-mutant-{mutant.name}-") as root:
-        copy_repository(root)
-        apply(mutant, root)
-        status, detail = run_tests(root, tests, timeout)
+    if warm_root is not None and not mutant.path.startswith(KERNEL_INPUTS):
+        path = os.path.join(warm_root, mutant.path)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            apply(mutant, warm_root)
+            status, detail = run_tests(warm_root, tests, timeout)
+        finally:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"fastnn-mutant-{mutant.name}-") as root:
+            copy_repository(root)
+            apply(mutant, root)
+            status, detail = run_tests(root, tests, timeout)
     return {"passed": "survived", "failed": "killed"}.get(status, status), detail
 
 
@@ -426,6 +450,8 @@ def main():
                         help="pytest selection (default: the whole suite)")
     parser.add_argument("--narrow", action="store_true",
                         help="run each mutant against the tests listed with it, not --tests")
+    parser.add_argument("--cold", action="store_true",
+                        help="every mutant in a fresh copy with an empty Numba cache (slower)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mutant (default: 900)")
     args = parser.parse_args()
     if args.list:
@@ -441,12 +467,14 @@ def main():
         tests_of = {m.name: args.tests for m in mutants}
         baseline = args.tests
     print(f"tests: {' '.join(PYTEST + baseline)}", flush=True)
-    check_baseline(baseline, args.timeout)
     results = {}
-    for mutant in mutants:
-        status, detail = run_mutant(mutant, tests_of[mutant.name], args.timeout)
-        results.setdefault(status, []).append(mutant.name)
-        print(f"{mutant.name:<30} {status:<9} {detail}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="fastnn-baseline-") as warm_root:
+        check_baseline(warm_root, baseline, args.timeout)
+        for mutant in mutants:
+            status, detail = run_mutant(mutant, tests_of[mutant.name], args.timeout,
+                                        None if args.cold else warm_root)
+            results.setdefault(status, []).append(mutant.name)
+            print(f"{mutant.name:<30} {status:<9} {detail}", flush=True)
     killed, counted = len(results.get("killed", [])), sum(
         len(results.get(s, [])) for s in ("killed", "survived", "timeout"))
     if counted:
