@@ -42,9 +42,9 @@ from .reference import INIT_GAINS
 from .solvers import Optimizer, Problem, make_solver, predict_output, predict_output_reference
 
 logger = logging.getLogger("fastnn")
-# What compiling the fast engine took on a cold cache: 3.5-8 s per dtype and thread model on a
-# 2-core machine (python bench/compile_time.py, 2026-11-25).
-COMPILE_ESTIMATE = "up to about 8 s on a 2-core machine"
+# What compiling the solver epoch took on a cold cache: 16.7 s (float32) and 17.9 s (float64) of CPU
+# on a 2-core Intel Xeon (python bench/compile_time.py, 2026-11-26, other jobs running).
+COMPILE_ESTIMATE = "about 17 s on a 2-core machine"
 
 # predict goes through the rows in chunks whose activations take at most this many bytes.
 PREDICT_CHUNK_BYTES = 64 * 2**20
