@@ -527,18 +527,17 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{self.classes_}. 'y' has {classes}.")
-        if len(self.classes_) < 2 and not self._label_binarizer.y_type_.startswith("multilabel"):
-            raise ValueError(f"y must hold at least 2 classes; got 1 class: {list(self.classes_)}")
         return X, self._targets(y, X.dtype)
 
     def _targets(self, y, dtype):
         """The binarized labels as the output layer's targets, built in ``dtype`` (LabelBinarizer's
         own integer matrix would be a second, larger copy): a one-hot row per sample for several
-        classes, one 0/1 column for two, the indicator matrix for multilabel ``y``."""
+        classes, one 0/1 column for two (a column of zeros for one), the indicator matrix for
+        multilabel ``y``."""
         if self._label_binarizer.y_type_.startswith("multilabel"):
             return self._label_binarizer.transform(y).astype(dtype)
         index = np.searchsorted(self.classes_, y)
-        if len(self.classes_) == 2:
+        if len(self.classes_) <= 2:  # one class: LabelBinarizer's column of zeros, as scikit-learn trains
             return (index == 1).astype(dtype).reshape(-1, 1)
         Y = np.zeros((len(index), len(self.classes_)), dtype)
         Y[np.arange(len(index)), index] = 1

@@ -63,11 +63,17 @@ def test_failures_are_named(losses, guesses, end, cause):
     (LR_3, DIGITS, AT_CHANCE_ALIVE),  # at chance, but the outputs differ
     (LR_10, DIGITS, Ending(0.4, 0.102, False, False)),  # above chance
     (BLOBS, (math.log(3), math.log(3), 36.0), never_asked),
-    (LR_50[:4], DIGITS, AT_CHANCE_DEAD),  # too few epochs to tell
     ([0.33] * 5, (math.log(2), 0.325, 36.0), Ending(0.9, 0.9, True, False)),  # imbalanced, outputs differ
-], ids=["default", "slow start", "at chance", "above chance", "blobs", "4 epochs", "imbalanced"])
+], ids=["default", "slow start", "at chance", "above chance", "blobs", "imbalanced"])
 def test_training_that_did_not_fail(losses, guesses, end):
     assert training_failure(losses, *guesses, 0.1, end if callable(end) else lambda: end) is None
+
+
+def test_a_short_run_is_judged_on_all_its_epochs():
+    """training_failure judges the epochs it is given, up to the last five: a finished fit of four
+    epochs that saturated is named (warn_if_failed waits for five only after partial_fit)."""
+    message = training_failure(LR_50[:4], *DIGITS, 50.0, lambda: AT_CHANCE_DEAD)
+    assert message.startswith("training failed: the network saturated") and "for 4 epochs" in message
 
 
 def test_chance_level_is_the_most_common_class_within_sampling_error():

@@ -26,7 +26,6 @@ BAD_FIT_DATA = [
     ("no features", X[:, :0], y, ValueError, "0 feature"),
     ("NaN in X", np.where(X > 0.99, np.nan, X), y, ValueError, "Input X contains NaN"),
     ("inf in X", np.where(X > 0.99, np.inf, X), y, ValueError, "Input X contains infinity"),
-    ("one class", X, np.zeros(40), ValueError, "at least 2 classes; got 1 class"),
     ("continuous y", X, np.linspace(0, 1, 40), ValueError, "Unknown label type"),
     ("y missing", X, None, ValueError, "requires y to be passed"),
     ("text X", X.astype(str), y, ValueError, "X must hold numbers"),
@@ -34,6 +33,17 @@ BAD_FIT_DATA = [
     ("object X", np.array([[{}]] * 40, dtype=object), y, TypeError, "must be a string or a real number"),
     ("ragged X", [[1.0, 2.0], [3.0]] * 20, y, ValueError, "inhomogeneous"),
 ]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_one_class_trains_as_scikit_learn():
+    """scikit-learn fits y of one class (one logistic unit whose target is always 0) and predicts it."""
+    from sklearn.neural_network import MLPClassifier as Theirs
+
+    theirs = Theirs(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, np.full(40, 7))
+    ours = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, np.full(40, 7))
+    assert ours.classes_.tolist() == [7] and ours.predict(X[:5]).tolist() == [7] * 5
+    np.testing.assert_allclose(ours.coefs_[-1], theirs.coefs_[-1], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("what, X_bad, y_bad, error, match", BAD_FIT_DATA,
