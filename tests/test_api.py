@@ -195,6 +195,10 @@ def test_partial_fit_classes_in_any_order(digits, classes):
     for a, b in zip(got.coefs_ + got.intercepts_, want.coefs_ + want.intercepts_):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(got.predict(X_test), want.predict(X_test))
+    # A later call may name the same set in any order too; another set is refused.
+    got.partial_fit(X_train[few], y_train[few], classes=classes)
+    with pytest.raises(ValueError, match="is not the same as on last call"):
+        got.partial_fit(X_train[few], y_train[few], classes=[0, 1, 2, 3])
 
 
 @pytest.mark.filterwarnings(NO_CONVERGENCE)

@@ -47,6 +47,8 @@ CASES = [
     ("multiclass", dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5)),
     ("multiclass", dict(solver="sgd", learning_rate="adaptive", n_iter_no_change=2, tol=0.05, max_iter=25)),
     ("multiclass", dict(solver="adam", early_stopping=True, n_iter_no_change=3)),
+    # Adam has no schedule: "adaptive" must not divide its rate; it stops on the first stall.
+    ("multiclass", dict(solver="adam", learning_rate="adaptive", n_iter_no_change=2, tol=0.05, max_iter=25)),
     ("multiclass", dict(solver="adam", activation="tanh", hidden_layer_sizes=(12, 8), batch_size=64)),
     ("multiclass", dict(solver="sgd", activation="logistic", shuffle=False, learning_rate_init=0.2)),
     ("multiclass", dict(solver="lbfgs", activation="tanh", max_iter=30)),

@@ -36,6 +36,16 @@ BAD_FIT_DATA = [
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("classes", [[0, 1], [0, 1, 2, 3]], ids=["fewer", "more"])
+def test_warm_start_needs_the_same_classes(classes):
+    """As scikit-learn: a warm fit on y with other classes than the first fit's is refused."""
+    y3 = np.arange(40) % 3
+    model = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, warm_start=True, random_state=0).fit(X, y3)
+    with pytest.raises(ValueError, match="warm_start can only be used where `y` has the same classes"):
+        model.fit(X, np.arange(40) % len(classes))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_one_class_trains_as_scikit_learn():
     """scikit-learn fits y of one class (one logistic unit whose target is always 0) and predicts it."""
     from sklearn.neural_network import MLPClassifier as Theirs
