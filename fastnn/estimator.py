@@ -50,7 +50,8 @@ COMPILE_ESTIMATE = "about 17 s on a 2-core machine"
 PREDICT_CHUNK_BYTES = 64 * 2**20
 
 STOCHASTIC_SOLVERS = ("sgd", "adam")
-# The floats a user sets, which must be finite (scikit-learn's intervals let inf through).
+# The floats a user sets, which must be finite: scikit-learn 1.9's intervals refuse inf and NaN
+# themselves; this check keeps the promise with the older versions fastnn installs beside.
 FLOAT_PARAMETERS = ("alpha", "learning_rate_init", "power_t", "tol", "momentum", "validation_fraction",
                     "beta_1", "beta_2", "epsilon")
 # scikit-learn's output function of each loss, by its out_activation_ name.
