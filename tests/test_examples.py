@@ -44,3 +44,11 @@ def test_vanishing_gradients(tmp_path):
     ratios = dict(re.findall(r"(\w+): first epoch .*\(ratio (\d+)\)", out))
     assert int(ratios["logistic"]) > 100 and int(ratios["relu"]) < 10
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_strategies_prints_scikit_learns_numbers():
+    """scikit-learn's strategy comparison, the import swapped: every score and loss printed the same."""
+    ours = run("compare_strategies.py")
+    theirs = run("compare_strategies.py", "--implementation", "sklearn")
+    assert ours.count("training set score") == 28
+    assert ours == theirs
