@@ -42,9 +42,9 @@ from .reference import INIT_GAINS
 from .solvers import Optimizer, Problem, make_solver, predict_output, predict_output_reference
 
 logger = logging.getLogger("fastnn")
-# What compiling the solver epoch took on a cold cache: 16.7 s (float32) and 17.9 s (float64) of CPU
-# on a 2-core Intel Xeon (python bench/compile_time.py, 2026-11-26, other jobs running).
-COMPILE_ESTIMATE = "about 17 s on a 2-core machine"
+# What compiling took on a cold cache: 13.7-15.9 s (float32) and 14.3 s (float64) for the default
+# model's first fit on a 2-core Intel Xeon (python bench/compile_time.py, 2026-11-26).
+COMPILE_ESTIMATE = "about 15 s on a 2-core machine"
 
 # predict goes through the rows in chunks whose activations take at most this many bytes.
 PREDICT_CHUNK_BYTES = 64 * 2**20
