@@ -6,7 +6,8 @@ For each case (network, data, solver, batch size, dtype) both estimators are bui
 the same arguments and ``random_state``, given an untimed fit of one epoch (fastnn compiles
 or loads its kernels there), then timed: a fit of ``E = --epochs`` epochs and one of
 ``2E`` (``n_iter_no_change=inf`` so both run every epoch); the difference over ``E`` is the
-time of an epoch, without what a fit costs once (validation, set-up). Best of
+time of an epoch, without what a fit costs once (validation, set-up). ``E`` is at least
+``--epochs`` and large enough that fastnn's fit of ``E`` epochs takes half a second. Best of
 ``--repeats`` rounds, the two estimators alternating. Prints the CPU, the BLAS that ran (threadpoolctl) and the speed-up.
 Networks: 784-128-10 on 20,000 MNIST-shaped synthetic samples, and 64-100-10 on the
 digits (1,797 samples).
@@ -25,6 +26,7 @@ from threadpoolctl import threadpool_info
 
 import fastnn
 
+MIN_FIT_SECONDS = 0.5
 SOLVERS = {"adam": dict(solver="adam"), "sgd+nesterov": dict(solver="sgd", learning_rate_init=0.01)}
 
 
@@ -62,11 +64,15 @@ def seconds_per_epoch(cls, X, y, settings, epochs):
 def run_case(label, X, y, settings, args):
     for cls in (sk.MLPClassifier, fastnn.MLPClassifier):  # warm-up: imports, kernel cache
         seconds_of_fit(cls, X[:500], y[:500], settings, 1)
+    # Enough epochs that fastnn's fit of E takes MIN_FIT_SECONDS: a difference of two fits of a few
+    # milliseconds each would be mostly noise.
+    one = seconds_of_fit(fastnn.MLPClassifier, X, y, settings, 1)
+    epochs = max(args.epochs, int(np.ceil(MIN_FIT_SECONDS / one)))
     best = {"scikit-learn": np.inf, "fastnn": np.inf}
     for _ in range(args.repeats):
         best["scikit-learn"] = min(best["scikit-learn"],
-                                   seconds_per_epoch(sk.MLPClassifier, X, y, settings, args.epochs))
-        best["fastnn"] = min(best["fastnn"], seconds_per_epoch(fastnn.MLPClassifier, X, y, settings, args.epochs))
+                                   seconds_per_epoch(sk.MLPClassifier, X, y, settings, epochs))
+        best["fastnn"] = min(best["fastnn"], seconds_per_epoch(fastnn.MLPClassifier, X, y, settings, epochs))
     ratio = best["scikit-learn"] / best["fastnn"]
     print(f"| {label} | {1000 * best['scikit-learn']:.1f} | {1000 * best['fastnn']:.1f} | {ratio:.2f}x |",
           flush=True)
