@@ -115,7 +115,14 @@ def exact():
 
 
 def raised(exc):
-    print(f"RAISED {type(exc).__name__}: {exc}", flush=True)
+    """Say what was raised: on stdout, and in this rank's own file when FASTNN_MPI_OUT names a
+    folder (mpirun merges the ranks' output streams, and lines of two ranks can run together)."""
+    line = f"RAISED {type(exc).__name__}: {exc}"
+    print(line, flush=True)
+    folder = os.environ.get("FASTNN_MPI_OUT")
+    if folder:
+        with open(os.path.join(folder, f"rank{MPI.COMM_WORLD.Get_rank()}.txt"), "a") as out:
+            out.write(line.replace("\n", " ") + "\n")
 
 
 def bad_input():

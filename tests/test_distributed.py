@@ -19,9 +19,12 @@ if MPIRUN is None:
 WORKER = Path(__file__).with_name("_mpi_worker.py")
 
 
-def run(n_ranks, mode, timeout=120):
-    """``mpirun -n n_ranks python _mpi_worker.py mode``; a hang fails the test at ``timeout``."""
+def run(n_ranks, mode, timeout=120, out=None):
+    """``mpirun -n n_ranks python _mpi_worker.py mode``; a hang fails the test at ``timeout``. With
+    ``out`` (a folder), each rank also writes what it raised to a file of its own there."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    if out is not None:
+        env["FASTNN_MPI_OUT"] = str(out)
     return subprocess.run([MPIRUN, "-n", str(n_ranks), sys.executable, str(WORKER), mode], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -69,10 +72,10 @@ def test_equals_single_process_fit(exact_results):
     assert next(r for r in results if r["name"] == "sgd-adaptive-stops")["n_iter"][0] < 30  # stopped on tol
 
 
-def test_bad_input_or_failing_step_on_one_rank_raises_everywhere():
-    done = run(2, "errors", timeout=60)
+def test_bad_input_or_failing_step_on_one_rank_raises_everywhere(tmp_path):
+    done = run(2, "errors", timeout=60, out=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    raised = [line for line in done.stdout.splitlines() if line.startswith("RAISED")]
+    raised = [line for rank in sorted(tmp_path.glob("rank*.txt")) for line in rank.read_text().splitlines()]
     # NaN in X on rank 1: rank 1 raises its own ValueError, rank 0 one naming rank 1
     assert sum("Input X contains NaN" in line for line in raised) == 2
     assert sum("failed on rank 1" in line for line in raised) == 1
