@@ -143,6 +143,24 @@ class BaseMLP(BaseEstimator):
             return np.float32 if X_dtype == np.float32 else np.float64
         return np.dtype(check.dtype_name(self.dtype)).type
 
+    def _validate_Xy(self, X, y, reset, **checks):
+        """``X`` in the computation dtype and ``y`` (a single column made 1-D), checked as
+        scikit-learn checks them; ``checks`` go to ``validate_data``."""
+        check.reject_text(X)
+        dtype = self._compute_dtype(getattr(X, "dtype", None))
+        X, y = validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=dtype, **checks)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def _check_solver(self):
+        """partial_fit needs a stochastic solver (AttributeError otherwise, as scikit-learn)."""
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} "
+                                 "is not stochastic.")
+        return True
+
     def _validate_X(self, X, reset):
         check.reject_text(X)
         dtype = self._compute_dtype(getattr(X, "dtype", None))
@@ -510,12 +528,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         super()._initialize(Y, sizes, dtype)
 
     def _validate_input(self, X, y, incremental, reset):
-        check.reject_text(X)
-        dtype = self._compute_dtype(getattr(X, "dtype", None))
-        X, y = validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"], multi_output=True,
-                             dtype=dtype)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        X, y = self._validate_Xy(X, y, reset)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer().fit(y)
             self.classes_ = self._label_binarizer.classes_
@@ -561,12 +574,6 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             raise ValueError(f"`classes={np.unique(classes)!r}` is not the same as on last call to "
                              f"partial_fit, was: {self.classes_!r}")
         return self._fit(X, y, sample_weight, incremental=True)
-
-    def _check_solver(self):
-        if self.solver not in STOCHASTIC_SOLVERS:
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} "
-                                 "is not stochastic.")
-        return True
 
     def predict_proba(self, X):
         """Class probabilities, shape ``(n_samples, n_classes)`` in ``classes_`` order.
@@ -622,33 +629,24 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return self.loss
 
     def _validate_input(self, X, y, incremental, reset):
-        check.reject_text(X)
-        dtype = self._compute_dtype(getattr(X, "dtype", None))
-        X, y = validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"], multi_output=True,
-                             y_numeric=True, dtype=dtype)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        X, y = self._validate_Xy(X, y, reset, y_numeric=True)
         return X, np.asarray(y, X.dtype).reshape(len(y), -1)
 
     def _decode(self, Y):
         return Y.ravel() if Y.shape[1] == 1 else Y
 
+    # scikit-learn's regressor tests the bound method itself (always true): partial_fit exists
+    # for every solver and raises when called with L-BFGS.
     @available_if(lambda est: est._check_solver)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)`` from the current state."""
-        if self.solver not in STOCHASTIC_SOLVERS:
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} "
-                                 "is not stochastic.")
+        self._check_solver()
         return self._fit(X, y, sample_weight, incremental=True)
-
-    def _check_solver(self):
-        return self.solver in STOCHASTIC_SOLVERS
 
     def predict(self, X):
         """The predicted values, shape ``(n_samples,)`` or ``(n_samples, n_outputs)``."""
         check_is_fitted(self, "coefs_")
-        out = self._output(self._validate_X(X, reset=False))
-        return out.ravel() if out.shape[1] == 1 else out
+        return self._decode(self._output(self._validate_X(X, reset=False)))
 
     def _score_rows(self, X, y, sample_weight):
         return _score_finite(self, X, y, sample_weight, r2_score)
