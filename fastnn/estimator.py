@@ -46,8 +46,12 @@ logger = logging.getLogger("fastnn")
 # model's first fit on a 2-core Intel Xeon (python bench/compile_time.py, 2026-11-26).
 COMPILE_ESTIMATE = "about 15 s on a 2-core machine"
 
-# predict goes through the rows in chunks whose activations take at most this many bytes.
-PREDICT_CHUNK_BYTES = 64 * 2**20
+# predict goes through the rows in blocks of this many rows, fewer if a block's activations would
+# take more than PREDICT_BLOCK_BYTES. The block depends on the model only, never on the number of
+# rows, so that predicting pieces of X that start at multiples of it gives bitwise the same rows as
+# predicting X at once (BLAS may round a row differently with other rows around it).
+PREDICT_BLOCK_ROWS = 1024
+PREDICT_BLOCK_BYTES = 64 * 2**20
 
 STOCHASTIC_SOLVERS = ("sgd", "adam")
 # The floats a user sets, which must be finite: scikit-learn 1.9's intervals refuse inf and NaN
@@ -63,12 +67,15 @@ NON_FINITE = ("Solver produced non-finite parameter weights. The input data may 
               "need to be preprocessed.")
 
 
-def _row_chunks(n_rows, row_bytes):
-    """Slices of nearly equal size that tile ``range(n_rows)``, each of at most
-    ``ceil(PREDICT_CHUNK_BYTES / row_bytes)`` rows (at least one)."""
-    n_chunks = max(1, min(n_rows, -(-n_rows * row_bytes // PREDICT_CHUNK_BYTES)))
-    bounds = [k * n_rows // n_chunks for k in range(n_chunks + 1)]
-    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
+def predict_block_rows(row_bytes):
+    """The rows ``predict`` computes at a time for a model whose activations take ``row_bytes``
+    per row: ``PREDICT_BLOCK_ROWS``, fewer (at least one) if they would exceed ``PREDICT_BLOCK_BYTES``."""
+    return max(1, min(PREDICT_BLOCK_ROWS, PREDICT_BLOCK_BYTES // row_bytes))
+
+
+def _row_blocks(n_rows, block):
+    """Slices of ``block`` rows (the last may be shorter) that tile ``range(n_rows)`` from row 0."""
+    return [slice(start, min(start + block, n_rows)) for start in range(0, n_rows, block)]
 
 
 def _dense(X):
@@ -461,7 +468,7 @@ class BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ prediction
 
     def _output(self, X):
-        """The output layer for the rows of ``X`` (validated), in chunks of bounded memory."""
+        """The output layer for the rows of ``X`` (validated), block by block (bounded memory)."""
         check_is_fitted(self, "coefs_")
         theta, layout = self._pack_parameters(self.coefs_[0].dtype)
         loss = self._loss_name()
@@ -469,7 +476,7 @@ class BaseMLP(BaseEstimator):
         out = np.empty((X.shape[0], layout.sizes[-1]), theta.dtype)
         row_bytes = 2 * theta.itemsize * sum(layout.sizes[1:])
         with thread_limits(self.n_threads):
-            for rows in _row_chunks(X.shape[0], row_bytes):
+            for rows in _row_blocks(X.shape[0], predict_block_rows(row_bytes)):
                 out[rows] = predict(layout, theta, self.activation, loss,
                                     np.ascontiguousarray(_dense(X[rows]), theta.dtype))
         return out
@@ -578,8 +585,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def predict_proba(self, X):
         """Class probabilities, shape ``(n_samples, n_classes)`` in ``classes_`` order.
 
-        The rows go through the network in chunks whose activations take at most about 64 MB
-        (``PREDICT_CHUNK_BYTES``); each chunk is bitwise the engine's one pass over it."""
+        The rows go through the network in blocks of 1024 (``PREDICT_BLOCK_ROWS``; fewer if their
+        activations would take over 64 MB), so predicting pieces of ``X`` split at multiples of
+        the block gives bitwise the same result as predicting ``X`` at once."""
         check_is_fitted(self, "coefs_")
         out = self._output(self._validate_X(X, reset=False))
         if self.n_outputs_ == 1:

@@ -151,7 +151,7 @@ def test_incremental_equals_a_local_partial_fit_loop(client, data, solver, dtype
 def test_parallel_post_fit_predicts_as_numpy(client, data, dtype):
     """Each chunk is predicted by a worker in one pass: bitwise the local prediction of that chunk
     (one BLAS thread). Against one pass over the whole array the labels are the same and the
-    probabilities agree to the README's bound for chunked prediction (BLAS may round a row
+    probabilities agree to the README's bound for pieces not split at predict's blocks (BLAS may round a row
     differently with other rows around it)."""
     X, y = data
     X = X.astype(dtype)

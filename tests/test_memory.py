@@ -86,25 +86,41 @@ def peak_of_predict(model, X):
         tracemalloc.stop()
 
 
+def block_bytes(model):
+    """What one block of predict's activations takes: every layer's Z and A."""
+    row_bytes = 2 * model.coefs_[0].itemsize * sum(c.shape[1] for c in model.coefs_)
+    return estimator.predict_block_rows(row_bytes) * row_bytes
+
+
 @pytest.mark.parametrize("engine", ["fast", "reference"])
 def test_predict_memory_is_bounded(engine):
-    """A 2048-unit layer over 12,000 rows: 197 MB of activations in one pass, about 64 MB in chunks."""
+    """A 2048-unit layer over 12,000 rows: 197 MB of activations in one pass, one block of 1024
+    rows (17 MB) at a time in predict."""
     rng = np.random.default_rng(0)
     X = rng.random((12_000, 16), dtype=np.float32)
     model = MLPClassifier(hidden_layer_sizes=(2048,), max_iter=1, engine=engine, random_state=0)
     model.fit(X[:200], rng.integers(0, CLASSES, 200))
     one_pass = 2 * X.itemsize * len(X) * (2048 + CLASSES)
-    assert one_pass > 2.5 * estimator.PREDICT_CHUNK_BYTES
+    assert one_pass > 10 * block_bytes(model)
     result = len(X) * CLASSES * X.itemsize
-    assert peak_of_predict(model, X) < 1.05 * estimator.PREDICT_CHUNK_BYTES + result
+    assert peak_of_predict(model, X) < 1.1 * block_bytes(model) + result
+
+
+def test_wide_layers_get_fewer_rows_per_block(monkeypatch):
+    """No block's activations exceed PREDICT_BLOCK_BYTES (as long as one row fits)."""
+    monkeypatch.setattr(estimator, "PREDICT_BLOCK_BYTES", 2**20)
+    assert estimator.predict_block_rows(1000) == estimator.PREDICT_BLOCK_ROWS
+    assert estimator.predict_block_rows(2**20 // 100 + 1) == 99
+    assert estimator.predict_block_rows(2**21) == 1
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("engine", ["fast", "reference"])
-def test_chunked_predictions_are_the_engines_own_per_chunk(monkeypatch, engine, dtype):
-    """Each chunk is bitwise the engine's one pass over its rows; the chunks tile X in order, each
-    within the budget; and the whole agrees with one pass over all rows to the rounding of BLAS
-    (which rounds some rows differently with other rows around them)."""
+def test_predictions_go_block_by_block(monkeypatch, engine, dtype):
+    """The blocks tile X in order from row 0, each the engine's own pass over its rows; so pieces
+    of X split at a multiple of the block predict bitwise as X at once, and pieces split elsewhere
+    (or one pass over all rows) agree to the README's bound for a dense layer: BLAS rounds a row
+    differently with other rows around it (OpenBLAS's float64 kernels do, in this network)."""
     rng = np.random.default_rng(1)
     X = rng.random((5003, 64)).astype(dtype)
     model = MLPClassifier(hidden_layer_sizes=(300,), activation="tanh", max_iter=1, engine=engine,
@@ -113,17 +129,21 @@ def test_chunked_predictions_are_the_engines_own_per_chunk(monkeypatch, engine, 
     predict = getattr(solvers, name)
     theta, layout = model._pack_parameters(np.dtype(dtype))
     one_pass = predict(layout, theta, "tanh", "log_loss", X)
-    monkeypatch.setattr(estimator, "PREDICT_CHUNK_BYTES", 1500 * 2 * X.itemsize * (300 + CLASSES))
-    chunks = []
+    blocks = []
 
     def recorded(layout, theta, activation, loss, rows):
-        chunks.append((rows.copy(), predict(layout, theta, activation, loss, rows)))
-        return chunks[-1][1]
+        blocks.append((rows.copy(), predict(layout, theta, activation, loss, rows)))
+        return blocks[-1][1]
 
     monkeypatch.setattr(estimator, name, recorded)
     proba = model.predict_proba(X)
-    assert [len(rows) for rows, _ in chunks] == [1250, 1251, 1251, 1251]
-    np.testing.assert_array_equal(np.concatenate([rows for rows, _ in chunks]), X)
-    np.testing.assert_array_equal(proba, np.concatenate([p for _, p in chunks]))
+    assert [len(rows) for rows, _ in blocks] == [1024] * 4 + [907]
+    np.testing.assert_array_equal(np.concatenate([rows for rows, _ in blocks]), X)
+    assert proba.tobytes() == np.concatenate([p for _, p in blocks]).tobytes()
+
+    assert proba.tobytes() == np.concatenate([model.predict_proba(X[:2048]),
+                                              model.predict_proba(X[2048:])]).tobytes()
     bound = {"float32": 1e-5, "float64": 1e-12}[dtype]  # README: a dense layer's bound
+    elsewhere = np.concatenate([model.predict_proba(X[:1000]), model.predict_proba(X[1000:])])
+    np.testing.assert_allclose(proba, elsewhere, rtol=0, atol=bound)
     np.testing.assert_allclose(proba, one_pass, rtol=0, atol=bound)
