@@ -26,7 +26,7 @@ from fastnn.kernels.activations import (
 from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_activation_backward
 from fastnn.kernels.blas import _gemm, _inplace_gemm_update
 from fastnn.kernels.dense import _dense_forward, _dense_softmax
-from fastnn.kernels.epoch import _gather_rows, _train_batch
+from fastnn.kernels.epoch import _gather, _gather_rows, _train_batch
 from fastnn.kernels.network import Net, make_work
 from fastnn.kernels.softmax import _bias_softmax, _inplace_softmax_cross_entropy_grad
 from fastnn.kernels.update import _inplace_sgd
@@ -206,7 +206,8 @@ class TestRowsAndSums:
         X, y = random(rng, shape, dtype), rng.integers(0, 9, shape[0])
         idx = rng.permutation(shape[0])
         X_out, y_out = np.empty_like(X), np.empty_like(y)
-        _gather_rows(X, y, idx, X_out, y_out)
+        _gather_rows(X, idx, X_out)
+        _gather(y, idx, y_out)
         np.testing.assert_array_equal(X_out, X[idx])
         np.testing.assert_array_equal(y_out, y[idx])
 

@@ -14,15 +14,16 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 
 - :mod:`.epoch` — ``_run_batches``: an epoch of SGD steps, or the summed gradient of one
   batch (called by :class:`fastnn.fast.SerialEngine` and ``FastEngine._gradient``);
-  ``_predict``: the probabilities of a batch; ``_gather_rows``; helpers ``_batch``,
+  ``_predict``: the probabilities of a batch; ``_gather_rows``; helpers ``_gather``, ``_batch``,
   ``_train_batch`` (one batch: forward, backward, step or gradient), ``_forward``,
   ``_hidden_forward``, ``_layer_gradient``
 - :mod:`.solver` — ``_solver_epoch``: an epoch of scikit-learn's stochastic solvers (every
   output layer and loss, sample weights, L2, SGD with momentum or Nesterov's, Adam) in one
-  call (:class:`fastnn.solvers.FastSolver`); ``_regularised_step``: the L2 mean, penalty and
-  update in one pass; ``_objective``: the full-batch loss and gradient (L-BFGS);
-  ``_predict_output``: the estimators' predictions; helpers ``_summed_loss_gradient``,
-  ``_mean_loss_gradient``, ``_sample_batch``, ``_update``
+  call (:class:`fastnn.solvers.FastSolver`); ``_objective``: the full-batch loss and gradient
+  (L-BFGS); ``_predict_output``: the estimators' predictions; ``_rows_sums``,
+  ``_apply_sums``: a data-parallel step's two halves (:mod:`fastnn.distributed`); helpers
+  ``_summed_loss_gradient``, ``_mean_loss_gradient``, ``_penalty_term``, ``_step``,
+  ``_sample_batch``
 - :mod:`.split` — ``_train_epoch_share``: one worker's part of an epoch whose first
   hidden layer is shared out (:class:`fastnn.split.SplitEngine`); helpers ``_share``,
   ``_gather_share``, ``_sum_partials``, ``_output_delta_share``, ``_upper_layers_step``
@@ -34,16 +35,15 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 - :mod:`.softmax` — ``_inplace_softmax_cross_entropy_grad``, ``_bias_softmax``
 - :mod:`.outputs` — ``_inplace_output_loss_grad`` (scikit-learn's output layers and losses:
   ``dZ`` and the per-row losses), ``_bias_output``, ``_l2_penalty``, ``_inplace_l2_mean``
-  (the objective's; the solver epoch fuses the last two into its step)
+  (the L2 term's penalty and its share of the mean gradient); helpers ``_weight_slice``,
+  ``_bias_slice``
 - :mod:`.backward` — ``_inplace_activation_backward``, ``_column_sums``,
   ``_frobenius_norm``; helper ``_backpropagate``
 - :mod:`.update` — ``_inplace_sgd`` (the step over flat arrays: ``apply_step`` and the
   biases); helper ``_inplace_sgd_layer`` (a layer's step, fused into its GEMM)
 - :mod:`.optimizers` — ``_inplace_momentum`` (SGD with momentum or Nesterov's),
   ``_inplace_adam``: one pass per step over the flat θ and the rule's state, bitwise equal
-  to :mod:`fastnn.optimizers`; ``_adam_learning_rate`` (an inlined scalar function);
-  ``_momentum_element``, ``_adam_element``: one element's update, which the solver's fused
-  step shares
+  to :mod:`fastnn.optimizers`; ``_adam_learning_rate`` (an inlined scalar function)
 - :mod:`.blas` — ``_gemm_call`` (OpenBLAS, called by name); helpers ``_gemm``,
   ``_inplace_gemm_update``, ``_row_stride``
 - :mod:`.network` — helpers ``_weights``, ``_bias``, ``_layer``, ``_block``,

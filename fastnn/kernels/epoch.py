@@ -30,18 +30,25 @@ from .update import _inplace_sgd, _inplace_sgd_layer
 
 
 @kernel
-def _gather_rows(X, y, idx, X_out, y_out):
-    """``X_out[i] = X[idx[i]]``, ``y_out[i] = y[idx[i]]``: one shuffled batch, made contiguous.
+def _gather_rows(X, idx, X_out):
+    """``X_out[i] = X[idx[i]]`` for a matrix ``X``: one shuffled batch's rows, made contiguous.
 
-    The element loop, not a row-slice copy: Numba's slice assignment measured
-    3x slower here (bench/test_bench_kernels.py, group "batch gather").
+    The element loop, not a row-slice copy: Numba's slice assignment measured 3x slower here
+    (bench/test_bench_kernels.py, group "batch gather"), and its shape-error message alone
+    took 2 s to compile (bench/compile_time.py).
     """
     n_features = X.shape[1]
     for i in prange(idx.shape[0]):
         row = idx[i]
-        y_out[i] = y[row]
         for j in range(n_features):
             X_out[i, j] = X[row, j]
+
+
+@helper
+def _gather(y, idx, y_out):
+    """``y_out[i] = y[idx[i]]`` for a vector ``y`` (labels, sample weights)."""
+    for i in range(idx.shape[0]):
+        y_out[i] = y[idx[i]]
 
 
 @helper
@@ -144,7 +151,8 @@ def _batch(data, k):
     if data.order.shape[0] == 0:
         return data.X[start:stop], data.y[start:stop]
     Xb, yb = data.x_batch[:stop - start], data.y_batch[:stop - start]
-    _gather_rows(data.X, data.y, data.order[start:stop], Xb, yb)
+    _gather_rows(data.X, data.order[start:stop], Xb)
+    _gather(data.y, data.order[start:stop], yb)
     return Xb, yb
 
 

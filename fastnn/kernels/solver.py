@@ -27,7 +27,7 @@ from ._jit import helper, kernel
 from ._scalar import like
 from .backward import _backpropagate, _frobenius_norm
 from .blas import _gemm
-from .epoch import _gather_rows, _hidden_forward, _layer_gradient
+from .epoch import _gather, _gather_rows, _hidden_forward, _layer_gradient
 from .network import _bias, _block, _weights
 from .optimizers import _adam_learning_rate, _inplace_adam, _inplace_momentum
 from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty
@@ -140,12 +140,12 @@ def _sample_batch(data, k):
     m = stop - start
     idx = data.order[start:stop]
     Xb, Yb = data.x_batch[:m], data.y_batch[:m]
-    _gather_rows(data.X, data.Y, idx, Xb, Yb)
+    _gather_rows(data.X, idx, Xb)
+    _gather_rows(data.Y, idx, Yb)
     if not weighted:
         return Xb, Yb, data.weights
     sb = data.w_batch[:m]
-    for i in range(m):
-        sb[i] = data.weights[idx[i]]
+    _gather(data.weights, idx, sb)
     return Xb, Yb, sb
 
 

@@ -47,7 +47,7 @@ from .activations import _bias_activate
 from .backward import _backpropagate
 from .blas import _gemm
 from .dense import _dense_forward
-from .epoch import _gather_rows, _run_batches
+from .epoch import _gather, _gather_rows, _run_batches
 from .network import Batches, Net, Work
 from .softmax import _inplace_softmax_cross_entropy_grad
 from .sync import _arrive_and_wait, _stall
@@ -114,8 +114,9 @@ def _gather_share(data, k, worker, n_workers, shared):
     stop = min(start + data.batch_size, data.X.shape[0])
     lo, hi = _share(stop - start, worker, n_workers)
     slot = k % N_GATHER_BUFFERS
-    _gather_rows(data.X, data.y, data.order[start + lo:start + hi], shared.x_batches[slot, lo:hi],
-                 shared.y_batches[slot, lo:hi])
+    rows = data.order[start + lo:start + hi]
+    _gather_rows(data.X, rows, shared.x_batches[slot, lo:hi])
+    _gather(data.y, rows, shared.y_batches[slot, lo:hi])
 
 
 @helper
