@@ -25,6 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench._machine import describe  # noqa: E402
 from bench._peers import OPTIONAL, PEERS, limits  # noqa: E402
 from fastnn import reference  # noqa: E402
 from fastnn.datasets import load_digits  # noqa: E402
@@ -88,7 +89,7 @@ def available(name):
 
 
 def print_environment(rate, bandwidth):
-    print(f"machine: {os.cpu_count()} cores; numpy {np.__version__}, numba {numba.__version__}")
+    print(f"machine: {describe()}; numpy {np.__version__}, numba {numba.__version__}")
     for pool in threadpool_info():
         print(f"  {pool['user_api']}: {pool['internal_api']} {pool.get('version')} "
               f"kernel={pool.get('architecture')} threads={pool['num_threads']} ({pool['prefix']})")

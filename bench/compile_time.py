@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 
+from _machine import describe  # bench/, run as a script
+
 CASES = {
     "digits float32": dict(n_features=64, n_samples=1437, dtype="float32", hidden=(128,)),
     "784-input float32": dict(n_features=784, n_samples=2048, dtype="float32", hidden=(128,)),
@@ -74,19 +76,11 @@ def run_case(case, cache_dir):
     return json.loads(out.stdout.splitlines()[-1])
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kernels", type=int, default=15, help="kernels to list per case")
     args = parser.parse_args()
-    print(f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{describe()}, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as cache_dir:
         for phase in ("cold", "warm"):
             total = 0.0

@@ -19,7 +19,6 @@ and ``"adam"``, global batch 200 and 2000. For each case it prints the median ep
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _machine import describe  # bench/, run as a script
 
 import fastnn
 
@@ -122,9 +122,7 @@ def main():
     args = parser.parse_args()
     if args.worker:
         return worker(args)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
-    print(f"{cpu}, {os.cpu_count()} cores; 784-128-10 float32, {args.rows} rows, "
+    print(f"{describe()}; 784-128-10 float32, {args.rows} rows, "
           f"median of {args.epochs} epochs")
     one = single(args)
     ranks = {n: mpirun(n, args) for n in (1, 2)}

@@ -14,12 +14,12 @@ digits (1,797 samples).
 """
 
 import argparse
-import platform
 import time
 import warnings
 
 import numpy as np
 import sklearn.neural_network as sk
+from _machine import describe  # bench/, run as a script
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info
@@ -35,18 +35,6 @@ def mnist_shaped(n=20000, seed=0):
     centers = rng.random((10, 784))
     y = rng.integers(0, 10, n)
     return np.clip(centers[y] + 0.3 * rng.standard_normal((n, 784)), 0, 1), y
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return platform.processor()
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{name} ({isa})"
 
 
 def seconds_of_fit(cls, X, y, settings, epochs):
@@ -84,7 +72,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
-    print(f"CPU: {cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores")
+    print(f"CPU: {describe()}")
     for info in threadpool_info():
         print(f"  {info.get('internal_api')} {info.get('version')} {info.get('architecture')} "
               f"threads={info.get('num_threads')} ({info.get('filepath', '').split('/')[-1]})")

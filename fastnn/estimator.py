@@ -12,10 +12,10 @@ the two estimators say only what their targets and output layer are.
 """
 
 import logging
-from importlib import import_module
 import numbers
 import time
 import warnings
+from importlib import import_module
 
 import numpy as np
 import scipy.optimize

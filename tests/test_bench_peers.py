@@ -6,10 +6,12 @@ largest weight). PyTorch and JAX are checked when installed.
 """
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
 
+from bench._machine import describe
 from bench._peers import OPTIONAL, PEERS, limits, make_sklearn
 from fastnn import reference
 
@@ -50,3 +52,18 @@ def test_sklearn_trains_the_reference_model_in_stored_order(sizes):
     order = np.arange(N)
     assert_same_model(trained(make_sklearn, order, sizes, shuffle=False),
                       trained(PEERS["fastnn reference"], order, sizes))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads /proc/cpuinfo")
+def test_benchmarks_name_the_instruction_set_the_cpu_reports():
+    """A benchmark's speed claim names its machine: the widest vector set LLVM sees is the one
+    the kernel reports in /proc/cpuinfo's flags."""
+    with open("/proc/cpuinfo") as info:
+        flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), None)
+    if flags is None:
+        pytest.skip("/proc/cpuinfo lists no flags (not x86)")
+    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else None
+    line = describe()
+    assert line.endswith(f", {os.cpu_count()} cores")
+    if widest is not None:
+        assert f", {widest} (" in line

@@ -18,7 +18,6 @@ from fastnn.cli import StopAfterEpoch, main
 
 from .test_datasets import write_iris, write_mnist
 
-
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 

@@ -76,7 +76,7 @@ BAD_PARAMS = [
     ({"learning_rate_init": "fast"}, invalid("learning_rate_init", ".*", "'fast'")),
     ({"learning_rate": 0.1}, invalid("learning_rate", "a str among .*'constant'.*", "0.1")),
     ({"solver": "rmsprop"}, invalid("solver", "a str among .*'adam'.*", "'rmsprop'")),
-    ({"batch_size": 0}, invalid("batch_size", ".*an int in the range \[1, inf\)", "0")),
+    ({"batch_size": 0}, invalid("batch_size", r".*an int in the range \[1, inf\)", "0")),
     ({"batch_size": -5}, invalid("batch_size", ".*", "-5")),
     ({"batch_size": "big"}, invalid("batch_size", ".*", "'big'")),
     ({"batch_size": None}, invalid("batch_size", ".*", "None")),  # the old full batch: pass n_samples

@@ -21,7 +21,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-
 from ._fpu import flush_subnormals, restore_fpu
 from ._jit import helper, kernel
 from ._scalar import like
