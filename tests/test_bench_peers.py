@@ -62,7 +62,8 @@ def test_benchmarks_name_the_instruction_set_the_cpu_reports():
         flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), None)
     if flags is None:
         pytest.skip("/proc/cpuinfo lists no flags (not x86)")
-    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else None
+    widest = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
+                   if flag in flags), None)
     line = describe()
     assert line.endswith(f", {os.cpu_count()} cores")
     if widest is not None:
