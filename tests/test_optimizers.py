@@ -23,7 +23,7 @@ from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOpti
 
 from fastnn import optimizers as opt
 from fastnn.kernels._scalar import like, opaque
-from fastnn.kernels.optimizers import _adam_learning_rate, _inplace_adam, _inplace_momentum
+from fastnn.kernels.optimizers import AS_GIVEN, Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
 from fastnn.kernels.update import _inplace_sgd
 from fastnn.layout import Layout
 
@@ -179,14 +179,15 @@ def test_state_takes_the_dtype_of_the_update():
 # ----------------------------------------------------------------- (b) the kernels, bitwise
 
 
-def kernel_step(name, theta, grad, state, rate):
-    """One step of rule ``name`` by its kernel, with the hyper-parameters of :data:`HYPER`."""
+def kernel_step(name, theta, grad, state, rate, mean=AS_GIVEN):
+    """One step of rule ``name`` by its kernel, with the hyper-parameters of :data:`HYPER`,
+    reading ``grad`` through ``mean``."""
     if name == "sgd":
         _inplace_sgd(theta, grad, like(grad, rate))
     elif name == "adam":
-        _inplace_adam(theta, grad, *state, rate, HYPER["beta_1"], HYPER["beta_2"], HYPER["epsilon"])
+        _inplace_adam(theta, grad, *state, rate, HYPER["beta_1"], HYPER["beta_2"], HYPER["epsilon"], mean)
     else:
-        _inplace_momentum(theta, grad, *state, rate, HYPER["momentum"], name == "nesterov")
+        _inplace_momentum(theta, grad, *state, rate, HYPER["momentum"], name == "nesterov", mean)
 
 
 @pytest.mark.parametrize("dtypes", DTYPE_PAIRS, ids=lambda d: f"{d[0].__name__}-{d[1].__name__}")
@@ -209,6 +210,31 @@ def test_kernels_equal_the_reference_bitwise(rng, dtypes, name):
             np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("weights", [True, False], ids=["weights", "biases"])
+@pytest.mark.parametrize("dtypes", DTYPE_PAIRS + [(np.float64, np.float32)], ids=lambda d: f"{d[0].__name__}-{d[1].__name__}")
+@pytest.mark.parametrize("name", ["adam", "momentum", "nesterov"])
+def test_reading_a_summed_gradient_through_its_mean_is_bitwise_the_stored_mean(rng, dtypes, name, weights):
+    """The solver epoch hands the update a batch's summed gradient: read through ``Mean`` it
+    gives bitwise the step from the regularised mean scikit-learn stores,
+    ``(g + α·θ) / S`` (weights) or ``g / S`` (biases), rounded to the gradient's dtype."""
+    theta_dtype, grad_dtype = dtypes
+    alpha, S = 0.37, 29.0
+    theta = random_vector(rng, theta_dtype)
+    fused = theta.copy()
+    state_dtype = opt.state_dtype(theta, np.empty(0, grad_dtype))
+    state, fused_state = (opt.init_state(name, theta.size, state_dtype) for _ in range(2))
+    for t in range(1, N_STEPS + 1):
+        summed = random_vector(rng, grad_dtype) * 40
+        a, divisor = like(summed, alpha), like(summed, S)
+        mean = ((summed + a * theta) / divisor if weights else summed / divisor).astype(grad_dtype)
+        rate = opt.adam_learning_rate(0.01, HYPER["beta_1"], HYPER["beta_2"], t) if name == "adam" else 0.1
+        kernel_step(name, theta, mean, state, rate)
+        kernel_step(name, fused, summed, fused_state, rate, Mean(alpha, S, weights))
+        np.testing.assert_array_equal(fused, theta)
+        for got, want in zip(fused_state, state):
+            np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("beta_1, beta_2", [(0.9, 0.999), (0.8, 0.95), (0.123456789, 0.987654321)])
 def test_adam_learning_rate_helper_equals_the_reference(beta_1, beta_2):
     """Over many steps: the helper's pow must be the C library's, as Python's is."""
@@ -218,18 +244,19 @@ def test_adam_learning_rate_helper_equals_the_reference(beta_1, beta_2):
 
 
 @njit
-def _momentum_both_ways(theta, grad, velocity):
-    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, opaque(True))
-    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, opaque(False))
+def _momentum_both_ways(theta, grad, velocity, mean):
+    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, opaque(True), mean)
+    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, opaque(False), mean)
 
 
 def test_one_compiled_momentum_kernel_per_dtype(rng):
     """Called from Python and from compiled code, with either flag: one signature per dtype."""
     theta, grad = random_vector(rng, np.float64), random_vector(rng, np.float64)
     velocity = np.zeros_like(theta)
-    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, True)
-    _momentum_both_ways(theta, grad, velocity)
-    float64_signatures = [s for s in _inplace_momentum.signatures if s[0].dtype == types.float64]
+    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, True, AS_GIVEN)
+    _momentum_both_ways(theta, grad, velocity, AS_GIVEN)
+    float64_signatures = [s for s in _inplace_momentum.signatures
+                          if s[0].dtype == s[1].dtype == types.float64]
     assert len(float64_signatures) == 1
 
 

@@ -30,3 +30,8 @@ helper = njit(inline="always", parallel=PARALLEL, nogil=True)
 # for kernels whose divisor can reach 0 with valid input: a Poisson output e^z underflows
 # to 0 below z ≈ −745 (float64) or −104 (float32), and the reference then gives inf or NaN.
 ieee_kernel = njit(parallel=PARALLEL, cache=not PARALLEL, nogil=True, error_model="numpy")
+# Sums whose order only rounding depends on: LLVM may regroup the additions into vector
+# lanes (fastmath "reassoc" only: no contraction, no finite-math assumptions). The order
+# then follows the CPU's vector width, so such a sum is the same on every run of one machine
+# type, not bitwise across machine types. The L2 sum ran 4x faster so (bench/solver_parts.py).
+sum_kernel = njit(parallel=PARALLEL, cache=not PARALLEL, nogil=True, fastmath={"reassoc"})

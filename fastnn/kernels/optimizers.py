@@ -8,11 +8,18 @@ float (:func:`._scalar.like`), except Adam's step size, which stays float64 as i
 scikit-learn. Plain SGD is :func:`.update._inplace_sgd`, whose ``step`` the caller casts
 with ``like(grad, learning_rate)``.
 
+Each kernel reads its gradient through a :class:`Mean`: the solver epoch hands it a batch's
+summed gradient, and the kernel forms each element of the regularised mean gradient as it
+reads it, with the operations of :func:`.outputs._inplace_l2_mean` (bitwise the same
+numbers), which saves a pass over the parameters per step.
+
 Division and square roots follow IEEE (NumPy's error model): Python's zero-division check
-kept Adam's loop from vectorizing (3x slower). Scalars are float64 and the Nesterov flag a bool; from compiled code, pass a constant
-flag through :func:`._scalar.opaque`, so that one compiled signature per dtype serves
-every call.
+kept Adam's loop from vectorizing (3x slower). Scalars are float64 and the Nesterov flag a
+bool; from compiled code, pass a constant flag through :func:`._scalar.opaque`, so that
+one compiled signature per dtype serves every call.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -21,29 +28,54 @@ from ._jit import ieee_kernel
 from ._scalar import like
 
 
+class Mean(NamedTuple):
+    """How an update reads element ``g`` of the gradient it is given: as ``(g + alpha·θ) /
+    divisor`` where ``weights`` (L2-penalised weights), else as ``g / divisor`` (biases), in
+    the gradient's dtype. :data:`AS_GIVEN` reads the gradient as it is."""
+
+    alpha: float
+    divisor: float
+    weights: bool
+
+
+AS_GIVEN = Mean(0.0, 1.0, False)
+
+
+@njit(inline="always")
+def _mean_element(g, w, a, S, weights):
+    """An element of the regularised mean gradient from the summed gradient's ``g`` and θ's
+    ``w``, in ``g``'s dtype (``a`` and ``S`` are)."""
+    return like(g, (g + a * w) / S) if weights else g / S
+
+
 @ieee_kernel
-def _inplace_momentum(theta, grad, velocity, learning_rate, momentum, nesterov):
+def _inplace_momentum(theta, grad, velocity, learning_rate, momentum, nesterov, mean):
     """``v ← μ v − η g``, then ``θ ← θ + v``, or with ``nesterov`` ``θ ← θ + (μ v − η g)``
-    from the new ``v`` (:func:`fastnn.optimizers.momentum_step`, ``nesterov_step``)."""
+    from the new ``v`` (:func:`fastnn.optimizers.momentum_step`, ``nesterov_step``); ``g``
+    is ``grad`` read through ``mean``."""
     eta, mu = like(velocity, learning_rate), like(velocity, momentum)
+    a, S, weights = like(grad, mean.alpha), like(grad, mean.divisor), mean.weights
     for k in prange(theta.shape[0]):
-        v = mu * velocity[k] - eta * grad[k]
+        g = _mean_element(grad[k], theta[k], a, S, weights)
+        v = mu * velocity[k] - eta * g
         velocity[k] = v
-        theta[k] += mu * v - eta * grad[k] if nesterov else v
+        theta[k] += mu * v - eta * g if nesterov else v
 
 
 @ieee_kernel
-def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon):
+def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, mean):
     """``m ← β₁ m + (1 − β₁) g``, ``v ← β₂ v + (1 − β₂) g²``, ``θ ← θ + ((−η_t) m) / (√v + ε)``
-    (:func:`fastnn.optimizers.adam_step`), ``learning_rate`` being ``η_t``."""
+    (:func:`fastnn.optimizers.adam_step`), ``learning_rate`` being ``η_t`` and ``g`` ``grad``
+    read through ``mean``."""
     # 1 − β is formed in float64, then cast, as NumPy casts scikit-learn's Python float.
     b1, c1 = like(m, beta_1), like(m, 1.0 - beta_1)
     b2, c2 = like(v, beta_2), like(v, 1.0 - beta_2)
     eps = like(v, epsilon)
     # A float64 step promotes a float32 update to float64, as scikit-learn's NumPy scalar does.
     step = -np.float64(learning_rate)
+    a, S, weights = like(grad, mean.alpha), like(grad, mean.divisor), mean.weights
     for k in prange(theta.shape[0]):
-        g = grad[k]
+        g = _mean_element(grad[k], theta[k], a, S, weights)
         m_k = b1 * m[k] + c1 * g
         v_k = b2 * v[k] + c2 * (g * g)
         m[k] = m_k

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..layout import BIAS_OFFSET, N_IN, N_OUT, WEIGHT_OFFSET
-from ._jit import helper, ieee_kernel, kernel
+from ._jit import helper, ieee_kernel, kernel, sum_kernel
 from ._scalar import SIGMOID, activate, like
 from .softmax import _row_softmax
 
@@ -101,25 +101,17 @@ def _inplace_output_loss_grad(Z, b, Y, weights, code, losses):
             Z[i, j] = (Z[i, j] - Y[i, j]) * s
 
 
-@kernel
+@sum_kernel
 def _l2_penalty(theta, table):
-    """``Σ_l ‖W[l]‖²`` over the weights of the flat ``theta`` (no bias), accumulated in float64:
-    per layer, four running sums over the weights in storage order (weight ``k`` into sum
-    ``k mod 4``) so that four additions are under way at once, added up at the end."""
-    s0 = s1 = s2 = s3 = 0.0
+    """``Σ_l ‖W[l]‖²`` over the weights of the flat ``theta`` (no bias), accumulated in float64,
+    in an order LLVM may regroup into vector lanes (:data:`._jit.sum_kernel`)."""
+    total = 0.0
     for l in range(table.shape[0]):
         W = _weight_slice(theta, table, l)
-        n4 = W.shape[0] - W.shape[0] % 4
-        for k in range(0, n4, 4):
-            a, b, c, d = np.float64(W[k]), np.float64(W[k + 1]), np.float64(W[k + 2]), np.float64(W[k + 3])
-            s0 += a * a
-            s1 += b * b
-            s2 += c * c
-            s3 += d * d
-        for k in range(n4, W.shape[0]):
+        for k in range(W.shape[0]):
             v = np.float64(W[k])
-            s0 += v * v
-    return (s0 + s1) + (s2 + s3)
+            total += v * v
+    return total
 
 
 @helper
@@ -134,6 +126,12 @@ def _weight_slice(flat, table, l):
 def _bias_slice(flat, table, l):
     start = table[l, BIAS_OFFSET]
     return flat[start:start + table[l, N_OUT]]
+
+
+@helper
+def _part(flat, table, l, weights):
+    """Layer ``l``'s weights (``weights``) or biases as a contiguous slice of ``flat``."""
+    return _weight_slice(flat, table, l) if weights else _bias_slice(flat, table, l)
 
 
 @ieee_kernel

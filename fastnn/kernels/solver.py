@@ -12,8 +12,10 @@ layout::
 
 which is :func:`fastnn.losses.loss_and_gradient` followed by an update of
 :mod:`fastnn.optimizers`, the reference these kernels are tested against. The
-gradient of a batch is formed in full in ``work.grad`` before the step, as
-scikit-learn forms it, so that every rule sees the same numbers. Subnormal numbers
+summed gradient of a batch is formed in full in ``work.grad`` before the step; the
+update then forms each element of the regularised mean from it as it reads it
+(:class:`~.optimizers.Mean`), with scikit-learn's operations, so every rule sees the same
+numbers as from a stored mean. Subnormal numbers
 are flushed to zero while an epoch or the objective runs (:mod:`._fpu`).
 """
 
@@ -28,8 +30,8 @@ from .backward import _backpropagate, _frobenius_norm
 from .blas import _gemm
 from .epoch import _gather, _gather_rows, _hidden_forward, _layer_gradient
 from .network import _bias, _block, _weights
-from .optimizers import _adam_learning_rate, _inplace_adam, _inplace_momentum
-from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty
+from .optimizers import Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
+from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty, _part
 
 MOMENTUM, ADAM = 0, 1
 
@@ -97,12 +99,20 @@ def _summed_loss_gradient(Xb, Yb, sb, net, work, loss):
 
 
 @helper
-def _mean_loss_gradient(Xb, Yb, sb, net, work, solver):
-    """The batch's regularised mean loss, returned, and mean gradient, in ``work.grad``."""
+def _loss_and_summed_gradient(Xb, Yb, sb, net, work, solver):
+    """The batch's regularised mean loss and its weight sum ``S``, returned; its summed
+    gradient (no L2 term) in ``work.grad``."""
     m = Xb.shape[0]
     S = np.float64(m) if sb.shape[0] == 0 else np.float64(sb.sum())
     loss = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss) / S
     loss += _penalty_term(_l2_penalty(net.theta, net.table), net.theta, solver.alpha, S)
+    return loss, S
+
+
+@helper
+def _mean_loss_gradient(Xb, Yb, sb, net, work, solver):
+    """The batch's regularised mean loss, returned, and mean gradient, in ``work.grad``."""
+    loss, S = _loss_and_summed_gradient(Xb, Yb, sb, net, work, solver)
     _inplace_l2_mean(work.grad, net.theta, net.table, solver.alpha, S)
     return loss
 
@@ -115,15 +125,24 @@ def _penalty_term(penalty, theta, alpha, S):
 
 
 @helper
-def _step(theta, grad, solver, t):
-    """One update of ``theta`` and the rule's state from the mean gradient ``grad``; ``t`` steps
-    were taken before."""
+def _step(theta, grad, solver, t, table, S):
+    """One update of ``theta`` and the rule's state from a batch's summed gradient ``grad`` (no
+    L2 term) and weight sum ``S``, ``t`` steps having been taken before: layer by layer, the
+    rule reads the weights' and the biases' regularised mean gradient through their
+    :class:`~.optimizers.Mean`, so the mean is never stored (``grad`` keeps the sum)."""
+    rate = solver.learning_rate
     if solver.rule == ADAM:
         rate = _adam_learning_rate(solver.learning_rate, solver.beta_1, solver.beta_2, t + 1)
-        _inplace_adam(theta, grad, solver.state_a, solver.state_b, rate, solver.beta_1, solver.beta_2,
-                      solver.epsilon)
-    else:
-        _inplace_momentum(theta, grad, solver.state_a, solver.learning_rate, solver.momentum, solver.nesterov)
+    for l in range(table.shape[0]):
+        for weights in (True, False):
+            mean = Mean(solver.alpha, S, weights)
+            th, g = _part(theta, table, l, weights), _part(grad, table, l, weights)
+            first = _part(solver.state_a, table, l, weights)
+            if solver.rule == ADAM:
+                _inplace_adam(th, g, first, _part(solver.state_b, table, l, weights), rate, solver.beta_1,
+                              solver.beta_2, solver.epsilon, mean)
+            else:
+                _inplace_momentum(th, g, first, rate, solver.momentum, solver.nesterov, mean)
 
 
 @helper
@@ -163,8 +182,9 @@ def _solver_epoch(data, net, work, solver, t):
     fpu = flush_subnormals()
     for k in range(-(-n // data.batch_size)):
         Xb, Yb, sb = _sample_batch(data, k)
-        accumulated += _mean_loss_gradient(Xb, Yb, sb, net, work, solver) * Xb.shape[0]
-        _step(net.theta, work.grad, solver, t)
+        loss, S = _loss_and_summed_gradient(Xb, Yb, sb, net, work, solver)
+        accumulated += loss * Xb.shape[0]
+        _step(net.theta, work.grad, solver, t, net.table, S)
         t += 1
     restore_fpu(fpu)
     return accumulated, t
@@ -208,17 +228,15 @@ def _rows_sums(data, net, work, loss, out):
 
 @kernel
 def _apply_sums(net, solver, t, sums):
-    """One step from reduced sums ``[Σ gradient (θ's layout), Σ s ℓ, S]``: the regularised mean
-    formed in place in ``sums`` (as :func:`_mean_loss_gradient` forms it), then the ``solver``'s
-    update, ``t`` steps having been taken before. Return the batch's regularised mean loss and
-    the new step count."""
+    """One step from reduced sums ``[Σ gradient (θ's layout), Σ s ℓ, S]``: the ``solver``'s
+    update from the summed gradient (:func:`_step`), ``t`` steps having been taken before.
+    Return the batch's regularised mean loss and the new step count."""
     fpu = flush_subnormals()
     P = net.theta.shape[0]
     grad = sums[:P]
     S = np.float64(sums[P + 1])
     loss = np.float64(sums[P]) / S
     loss += _penalty_term(_l2_penalty(net.theta, net.table), net.theta, solver.alpha, S)
-    _inplace_l2_mean(grad, net.theta, net.table, solver.alpha, S)
-    _step(net.theta, grad, solver, t)
+    _step(net.theta, grad, solver, t, net.table, S)
     restore_fpu(fpu)
     return loss, t + 1
