@@ -1,19 +1,40 @@
-"""One training epoch of the same model (dense ReLU layers, softmax, cross-entropy, plain
-SGD) in each implementation a user might pick, for bench/compare.py.
+"""One training epoch of the same model (dense ReLU layers, softmax, cross-entropy, and an
+update :class:`Rule`: plain SGD, SGD with Nesterov's momentum, or Adam) in each
+implementation a user might pick, for bench/compare.py.
 
 Each ``make_*`` takes the data ``X`` (n_samples × n_features, float32), labels
-``y``, the layer sizes, the batch size, the learning rate and the initial
-weights, and returns ``(epoch, params)``: ``epoch(order)`` trains one epoch
+``y``, the layer sizes, the batch size, the learning rate, the initial
+weights and the rule, and returns ``(epoch, params)``: ``epoch(order)`` trains one epoch
 over the rows in ``order`` (the same order for every implementation);
 the caller runs them inside :func:`limits`, the thread model ``fit`` would set;
 ``params()`` returns the current weights and biases in the reference's shapes,
 so that ``tests/test_bench_peers.py`` can check that every peer does the same math.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from fastnn._threads import available_cores, default_blas_threads, thread_limits
 from fastnn.engine import make_engine, network_of
+from fastnn.solvers import Optimizer, Problem, make_solver
+
+
+class Rule(NamedTuple):
+    """An update rule as scikit-learn defines it (``name``: "sgd" for plain SGD, "nesterov",
+    "adam"): Nesterov's ``v ← μv − ηg``, ``θ ← θ + μv − ηg``; Adam's ``θ ← θ − η_t m / (√v + ε)``
+    with ``η_t = η √(1 − β₂ᵗ) / (1 − β₁ᵗ)``. PyTorch's Adam adds ``ε`` to the bias-corrected
+    ``√v̂`` instead, the same step but for ``ε``'s scale: the fairness test runs Adam with
+    ``ε = 1e-30``, where the two agree to rounding."""
+
+    name: str = "sgd"
+    momentum: float = 0.9
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+
+
+PLAIN = Rule()
 
 
 def _copies(weights, biases):
@@ -28,8 +49,10 @@ def limits(epoch):
 
 
 def make_fastnn(kind):
-    def make(X, y, sizes, batch, lr, weights, biases):
+    def make(X, y, sizes, batch, lr, weights, biases, rule=PLAIN):
         net = network_of(weights, biases, "relu")
+        if rule.name != "sgd":
+            return _solver_epoch(kind, X, y, net, batch, lr, rule)
         engine = make_engine(kind, X, y, net, batch, n_threads=default_blas_threads())
 
         def epoch(order):
@@ -41,17 +64,58 @@ def make_fastnn(kind):
     return make
 
 
+def _solver_epoch(kind, X, y, net, batch, lr, rule):
+    """The estimators' solver epoch (serial, BLAS on every core) with ``rule``."""
+    Y = np.eye(net.layout.sizes[-1], dtype=X.dtype)[y]
+    solver = make_solver(kind, Problem(X, Y, None, "log_loss", 0.0, net.layout, net.theta, "relu"), batch)
+    optimizer = Optimizer(rule.name, net.theta, lr, momentum=rule.momentum, beta_1=rule.beta_1,
+                          beta_2=rule.beta_2, epsilon=rule.epsilon)
+
+    def epoch(order):
+        solver.epoch(order, optimizer)
+
+    return epoch, lambda: (net.layout.weights(net.theta), net.layout.biases(net.theta))
+
+
+class _NumPyRule:
+    """``rule``'s step over a list of NumPy arrays, in place, with its state."""
+
+    def __init__(self, rule, lr, params):
+        self.rule, self.lr, self.t = rule, lr, 0
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+
+    def step(self, params, grads):
+        r, lr = self.rule, self.lr
+        self.t += 1
+        if r.name == "adam":
+            lr = lr * np.sqrt(1 - r.beta_2 ** self.t) / (1 - r.beta_1 ** self.t)
+        for p, g, m, v in zip(params, grads, self.m, self.v):
+            if r.name == "sgd":
+                p -= p.dtype.type(lr) * g
+            elif r.name == "nesterov":
+                m *= p.dtype.type(r.momentum)
+                m -= p.dtype.type(lr) * g
+                p += p.dtype.type(r.momentum) * m - p.dtype.type(lr) * g
+            else:
+                m *= p.dtype.type(r.beta_1)
+                m += p.dtype.type(1 - r.beta_1) * g
+                v *= p.dtype.type(r.beta_2)
+                v += p.dtype.type(1 - r.beta_2) * g * g
+                p -= p.dtype.type(lr) * m / (np.sqrt(v) + p.dtype.type(r.epsilon))
+
+
 make_fast = make_fastnn("fast")
 make_reference = make_fastnn("reference")
 
 
-def make_numpy(X, y, sizes, batch, lr, weights, biases):
+def make_numpy(X, y, sizes, batch, lr, weights, biases, rule=PLAIN):
     """The same math as a NumPy user would write it, in the (samples, features) layout."""
     weights, biases = _copies(weights, biases)
     Wt = [W.T.copy() for W in weights]
     b = [B.ravel().copy() for B in biases]
     eye = np.eye(sizes[-1], dtype=X.dtype)
-    lr = X.dtype.type(lr)
+    update = _NumPyRule(rule, lr, Wt + b)
 
     def epoch(order):
         for start in range(0, len(order), batch):
@@ -65,17 +129,17 @@ def make_numpy(X, y, sizes, batch, lr, weights, biases):
                     E = np.exp(Z - Z.max(axis=1, keepdims=True))
                     acts.append(E / E.sum(axis=1, keepdims=True))
             dZ = (acts[-1] - eye[y[idx]]) / len(idx)
+            dWs, dbs = [None] * len(Wt), [None] * len(Wt)
             for l in reversed(range(len(Wt))):
-                dW, db = acts[l].T @ dZ, dZ.sum(axis=0)
+                dWs[l], dbs[l] = acts[l].T @ dZ, dZ.sum(axis=0)
                 if l > 0:
                     dZ = (dZ @ Wt[l].T) * (acts[l] > 0)
-                Wt[l] -= lr * dW
-                b[l] -= lr * db
+            update.step(Wt + b, dWs + dbs)
 
     return epoch, lambda: ([W.T for W in Wt], [v[:, None] for v in b])
 
 
-def make_torch(X, y, sizes, batch, lr, weights, biases):
+def make_torch(X, y, sizes, batch, lr, weights, biases, rule=PLAIN):
     import torch
 
     torch.set_num_threads(available_cores())
@@ -89,7 +153,13 @@ def make_torch(X, y, sizes, batch, lr, weights, biases):
         if l < len(weights) - 1:
             layers.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*layers)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    if rule.name == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(rule.beta_1, rule.beta_2),
+                                     eps=rule.epsilon)
+    else:
+        nesterov = rule.name == "nesterov"
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=rule.momentum if nesterov else 0.0,
+                                    nesterov=nesterov)
     loss_fn = torch.nn.CrossEntropyLoss()
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
 
@@ -109,8 +179,9 @@ def make_torch(X, y, sizes, batch, lr, weights, biases):
     return epoch, params
 
 
-def make_jax(X, y, sizes, batch, lr, weights, biases):
-    """A whole epoch compiled with ``lax.scan`` over the full batches, then the remainder."""
+def make_jax(X, y, sizes, batch, lr, weights, biases, rule=PLAIN):
+    """A whole epoch compiled with ``lax.scan`` over the full batches, then the remainder; the
+    rule written out as scikit-learn's (optax is not a dependency)."""
     import jax
     import jax.numpy as jnp
 
@@ -125,53 +196,72 @@ def make_jax(X, y, sizes, batch, lr, weights, biases):
         logp = jax.nn.log_softmax(a @ W.T + b)
         return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
 
-    def step(params, xb, yb):
-        grads = jax.grad(loss)(params, xb, yb)
-        return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+    tree = jax.tree_util.tree_map
+
+    def update(carry, grads):
+        params, m, v, t = carry
+        t = t + 1
+        if rule.name == "sgd":
+            return tree(lambda p, g: p - lr * g, params, grads), m, v, t
+        if rule.name == "nesterov":
+            m = tree(lambda m, g: rule.momentum * m - lr * g, m, grads)
+            return tree(lambda p, m, g: p + rule.momentum * m - lr * g, params, m, grads), m, v, t
+        m = tree(lambda m, g: rule.beta_1 * m + (1 - rule.beta_1) * g, m, grads)
+        v = tree(lambda v, g: rule.beta_2 * v + (1 - rule.beta_2) * g * g, v, grads)
+        rate = lr * jnp.sqrt(1 - rule.beta_2 ** t) / (1 - rule.beta_1 ** t)
+        return tree(lambda p, m, v: p - rate * m / (jnp.sqrt(v) + rule.epsilon), params, m, v), m, v, t
+
+    def step(carry, xb, yb):
+        return update(carry, jax.grad(loss)(carry[0], xb, yb))
 
     n_full = len(X) // batch
 
     @jax.jit
-    def run(params, order):
+    def run(carry, order):
         idx = order[:n_full * batch].reshape(n_full, batch)
 
-        def body(p, rows):
-            return step(p, Xj[rows], yj[rows]), None
+        def body(c, rows):
+            return step(c, Xj[rows], yj[rows]), None
 
-        params, _ = jax.lax.scan(body, params, idx)
+        carry, _ = jax.lax.scan(body, carry, idx)
         rest = order[n_full * batch:]
         if rest.shape[0]:
-            params = step(params, Xj[rest], yj[rest])
-        return params
+            carry = step(carry, Xj[rest], yj[rest])
+        return carry
 
-    state = {"params": params}
+    zeros = tree(jnp.zeros_like, params)
+    state = {"carry": (params, zeros, zeros, jnp.float32(0))}
 
     def epoch(order):
-        state["params"] = run(state["params"], jnp.asarray(order))
-        jax.block_until_ready(state["params"])
+        state["carry"] = run(state["carry"], jnp.asarray(order))
+        jax.block_until_ready(state["carry"])
 
     def params():
-        return ([np.asarray(W) for W, _ in state["params"]],
-                [np.asarray(b)[:, None] for _, b in state["params"]])
+        return ([np.asarray(W) for W, _ in state["carry"][0]],
+                [np.asarray(b)[:, None] for _, b in state["carry"][0]])
 
     return epoch, params
 
 
-def make_sklearn(X, y, sizes, batch, lr, weights, biases, shuffle=True):
-    """scikit-learn's MLPClassifier with plain SGD.
+def make_sklearn(X, y, sizes, batch, lr, weights, biases, rule=PLAIN, shuffle=True):
+    """scikit-learn's MLPClassifier with ``rule``.
 
     It shuffles with its own generator; with ``shuffle=False`` (an ``order``
     that is ``arange``) it visits the rows as stored, like the others.
     """
     from sklearn.neural_network import MLPClassifier
 
-    model = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver="sgd", momentum=0.0,
-                          nesterovs_momentum=False, learning_rate_init=lr, alpha=0.0,
-                          batch_size=batch, shuffle=shuffle, random_state=0)
+    nesterov = rule.name == "nesterov"
+    solver = "adam" if rule.name == "adam" else "sgd"
+    model = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver=solver,
+                          momentum=rule.momentum if nesterov else 0.0, nesterovs_momentum=nesterov,
+                          beta_1=rule.beta_1, beta_2=rule.beta_2, epsilon=rule.epsilon,
+                          learning_rate_init=lr, alpha=0.0, batch_size=batch, shuffle=shuffle, random_state=0)
     classes = np.unique(y)
     model.partial_fit(X[:batch], y[:batch], classes=classes)
     model.coefs_ = [W.T.copy() for W in weights]
     model.intercepts_ = [B.ravel().copy() for B in biases]
+    del model._optimizer  # the first partial_fit's step: the next starts the rule's state afresh
 
     def epoch(order):
         model.partial_fit(X, y)

@@ -1,11 +1,14 @@
 """Side by side: ms per training epoch of fastnn and its peers, in one run.
 
-    python bench/compare.py [--quick] [--repeats 3] [--batches 32,128,1024]
+    python bench/compare.py [--repeats 3] [--batches 32,128,1024] [--rules sgd,nesterov,adam]
 
-Model 784-128-10 (ReLU, softmax, cross-entropy, plain SGD, float32) on 60,000
-MNIST-shaped synthetic samples; every implementation starts from the same
-weights and trains on the same batch order (scikit-learn shuffles with its own
-generator). Each of ``--repeats`` rounds runs every implementation for an
+Model 784-128-10 (ReLU, softmax, cross-entropy, float32) on 60,000 MNIST-shaped
+synthetic samples, one table per update rule (plain SGD at 0.01, SGD with Nesterov's
+momentum 0.9 at 0.01, Adam at 0.001, every peer running the same rule:
+``bench/_peers.py``); every implementation starts from the same weights and trains on
+the same batch order (scikit-learn shuffles with its own generator). fastnn runs plain
+SGD on its plain-SGD engines (the split epoch), the other rules on the estimators'
+solver epoch. Each of ``--repeats`` rounds runs every implementation for an
 untimed and a timed epoch; the table shows the best timed epoch.
 The floor is the FLOPs of an epoch at this run's measured float32 GEMM rate.
 Also: full-batch gradient descent, a tiny 64-32-10 network on the digits, and
@@ -26,11 +29,12 @@ from threadpoolctl import threadpool_info
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._machine import describe  # noqa: E402
-from bench._peers import OPTIONAL, PEERS, limits  # noqa: E402
+from bench._peers import OPTIONAL, PEERS, PLAIN, Rule, limits  # noqa: E402
 from fastnn import reference  # noqa: E402
 from fastnn.datasets import load_digits  # noqa: E402
 
 LR = 0.01
+RULES = {"sgd": (PLAIN, LR), "nesterov": (Rule("nesterov"), LR), "adam": (Rule("adam"), 0.001)}
 
 
 def flops_per_sample(sizes):
@@ -61,7 +65,7 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
-def time_epochs(makers, X, y, sizes, batch, repeats, seed=0):
+def time_epochs(makers, X, y, sizes, batch, repeats, seed=0, rule="sgd"):
     """Best time of one epoch for each of ``makers`` (name -> make).
 
     Each round gives every implementation one untimed epoch, then a timed one:
@@ -72,7 +76,9 @@ def time_epochs(makers, X, y, sizes, batch, repeats, seed=0):
     weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(seed), np.float32)
     rng = np.random.default_rng(seed + 1)
     orders = [rng.permutation(len(X)) for _ in range(repeats + 1)]
-    epochs = {name: make(X, y, sizes, batch, LR, weights, biases)[0] for name, make in makers.items()}
+    update, lr = RULES[rule]
+    epochs = {name: make(X, y, sizes, batch, lr, weights, biases, rule=update)[0]
+              for name, make in makers.items()}
     best = dict.fromkeys(epochs, float("inf"))
     for warm, order in zip(orders, orders[1:]):
         for name, epoch in epochs.items():
@@ -99,17 +105,18 @@ def print_environment(rate, bandwidth):
           f"copy bandwidth {bandwidth / 1e9:.1f} GB/s")
 
 
-def mnist_table(batches, repeats, rate, names):
+def mnist_table(batches, repeats, rate, names, rule):
     rng = np.random.default_rng(0)
     n, sizes = 60_000, [784, 128, 10]
     X = rng.random((n, sizes[0]), dtype=np.float32)
     y = rng.integers(0, sizes[-1], n)
     floor = flops_per_sample(sizes) * n / rate
-    print(f"\nMLP 784-128-10, {n} samples, float32: ms per epoch (ratio to the floor, "
-          f"{floor * 1e3:.0f} ms = {flops_per_sample(sizes) / 1e6:.3f} MFLOP/sample at the GEMM rate)")
+    print(f"\nMLP 784-128-10, {n} samples, float32, {rule} (lr {RULES[rule][1]}): ms per epoch (ratio to "
+          f"the floor, {floor * 1e3:.0f} ms = {flops_per_sample(sizes) / 1e6:.3f} MFLOP/sample at the GEMM "
+          "rate)")
     header = f"{'implementation':<18}" + "".join(f"{'batch ' + str(b or 'full'):>18}" for b in batches)
     print(header)
-    columns = [time_epochs({name: PEERS[name] for name in names}, X, y, sizes, batch or n, repeats)
+    columns = [time_epochs({name: PEERS[name] for name in names}, X, y, sizes, batch or n, repeats, rule=rule)
                for batch in batches]
     for name in names:
         cells = [f"{column[name] * 1e3:8.0f} ({column[name] / floor:4.2f}x)" for column in columns]
@@ -166,6 +173,7 @@ def main():
                         help="comma-separated batch sizes; 'full' for full-batch")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", help="comma-separated implementation names")
+    parser.add_argument("--rules", default=",".join(RULES), help="comma-separated: " + ", ".join(RULES))
     args = parser.parse_args()
     batches = [None if b == "full" else int(b) for b in args.batches.split(",")]
     names = [n for n in PEERS if available(n) and (not args.only or n in args.only.split(","))]
@@ -174,7 +182,8 @@ def main():
     print_environment(rate, copy_bandwidth())
     if skipped:
         print(f"  not installed, skipped: {', '.join(skipped)}")
-    mnist_table(batches, args.repeats, rate, names)
+    for rule in args.rules.split(","):
+        mnist_table(batches, args.repeats, rate, names, rule)
     tiny_table(args.repeats, [n for n in names if n != "scikit-learn"])
     first_fit()
 

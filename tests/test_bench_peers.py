@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench._machine import describe
-from bench._peers import OPTIONAL, PEERS, limits, make_sklearn
+from bench._peers import OPTIONAL, PEERS, PLAIN, Rule, limits, make_sklearn
 from fastnn import reference
 
 N, BATCH = 300, 32
@@ -20,12 +20,18 @@ N, BATCH = 300, 32
 SIZES = [[20, 16, 12, 5], [20, 16, 5]]
 
 
-def trained(make, order, sizes, **kwargs):
+# Adam with a negligible epsilon: PyTorch adds it to the bias-corrected root (see Rule).
+RULES = {"sgd": (PLAIN, 0.1), "nesterov": (Rule("nesterov"), 0.05),
+         "adam": (Rule("adam", epsilon=1e-30), 0.01)}
+
+
+def trained(make, order, sizes, rule="sgd", **kwargs):
     rng = np.random.default_rng(0)
     X = rng.random((N, sizes[0]), dtype=np.float32)
     y = np.arange(N) % sizes[-1]
     weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(1), np.float32)
-    epoch, params = make(X, y, sizes, BATCH, 0.1, weights, biases, **kwargs)
+    rule, lr = RULES[rule]
+    epoch, params = make(X, y, sizes, BATCH, lr, weights, biases, rule=rule, **kwargs)
     with limits(epoch):
         epoch(order)
     return params()
@@ -37,21 +43,32 @@ def assert_same_model(got, want):
         np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=1e-5 * scale)
 
 
+@pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("sizes", SIZES, ids=["2-hidden", "1-hidden"])
 @pytest.mark.parametrize("name", [n for n in PEERS if n not in ("fastnn reference", "scikit-learn")])
-def test_peer_trains_the_reference_model(name, sizes):
+def test_peer_trains_the_reference_model(name, sizes, rule):
     if name in OPTIONAL and importlib.util.find_spec(OPTIONAL[name]) is None:
         pytest.skip(f"{OPTIONAL[name]} is not installed")
     order = np.random.default_rng(2).permutation(N)
-    assert_same_model(trained(PEERS[name], order, sizes),
-                      trained(PEERS["fastnn reference"], order, sizes))
+    assert_same_model(trained(PEERS[name], order, sizes, rule),
+                      trained(PEERS["fastnn reference"], order, sizes, rule))
 
 
+@pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("sizes", SIZES, ids=["2-hidden", "1-hidden"])
-def test_sklearn_trains_the_reference_model_in_stored_order(sizes):
+def test_sklearn_trains_the_reference_model_in_stored_order(sizes, rule):
     order = np.arange(N)
-    assert_same_model(trained(make_sklearn, order, sizes, shuffle=False),
-                      trained(PEERS["fastnn reference"], order, sizes))
+    assert_same_model(trained(make_sklearn, order, sizes, rule, shuffle=False),
+                      trained(PEERS["fastnn reference"], order, sizes, rule))
+
+
+def test_the_rules_move_the_weights_differently():
+    """Each rule is its own: not plain SGD under another name."""
+    order = np.random.default_rng(2).permutation(N)
+    models = {rule: trained(PEERS["fastnn reference"], order, SIZES[1], rule) for rule in RULES}
+    first = {rule: model[0][0] for rule, model in models.items()}
+    assert not np.allclose(first["sgd"], first["nesterov"], rtol=0, atol=1e-4)
+    assert not np.allclose(first["nesterov"], first["adam"], rtol=0, atol=1e-4)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads /proc/cpuinfo")
