@@ -1,12 +1,13 @@
 """Side by side: ms per training epoch of fastnn and its peers, in one run.
 
-    python bench/compare.py [--repeats 3] [--batches 32,128,1024] [--rules sgd,nesterov,adam]
+    python bench/compare.py [--repeats 3] [--batches 32,128,1024] [--rules sgd,nesterov,adam] [--deep]
 
 Model 784-128-10 (ReLU, softmax, cross-entropy, float32) on 60,000 MNIST-shaped
-synthetic samples, one table per update rule (plain SGD at 0.01, SGD with Nesterov's
-momentum 0.9 at 0.01, Adam at 0.001, every peer running the same rule:
-``bench/_peers.py``); every implementation starts from the same weights and trains on
-the same batch order (scikit-learn shuffles with its own generator). fastnn runs plain
+synthetic samples (``--deep``: also 784-256-128-10 at batch 32 and 1024, plain SGD), one
+table per update rule (plain SGD at 0.01, SGD with Nesterov's momentum 0.9 at 0.01,
+Adam at 0.001, every peer running the same rule: ``bench/_peers.py``); every
+implementation starts from the same weights and trains on the same batch order
+(scikit-learn shuffles with its own generator). fastnn runs plain
 SGD on its plain-SGD engines (the split epoch), the other rules on the estimators'
 solver epoch. Each of ``--repeats`` rounds runs every implementation for an
 untimed and a timed epoch; the table shows the best timed epoch.
@@ -105,15 +106,15 @@ def print_environment(rate, bandwidth):
           f"copy bandwidth {bandwidth / 1e9:.1f} GB/s")
 
 
-def mnist_table(batches, repeats, rate, names, rule):
+def mnist_table(batches, repeats, rate, names, rule, sizes=(784, 128, 10)):
     rng = np.random.default_rng(0)
-    n, sizes = 60_000, [784, 128, 10]
+    n, sizes = 60_000, list(sizes)
     X = rng.random((n, sizes[0]), dtype=np.float32)
     y = rng.integers(0, sizes[-1], n)
     floor = flops_per_sample(sizes) * n / rate
-    print(f"\nMLP 784-128-10, {n} samples, float32, {rule} (lr {RULES[rule][1]}): ms per epoch (ratio to "
-          f"the floor, {floor * 1e3:.0f} ms = {flops_per_sample(sizes) / 1e6:.3f} MFLOP/sample at the GEMM "
-          "rate)")
+    network = "-".join(map(str, sizes))
+    print(f"\nMLP {network}, {n} samples, float32, {rule} (lr {RULES[rule][1]}): ms per epoch (ratio to the "
+          f"floor, {floor * 1e3:.0f} ms = {flops_per_sample(sizes) / 1e6:.3f} MFLOP/sample at the GEMM rate)")
     header = f"{'implementation':<18}" + "".join(f"{'batch ' + str(b or 'full'):>18}" for b in batches)
     print(header)
     columns = [time_epochs({name: PEERS[name] for name in names}, X, y, sizes, batch or n, repeats, rule=rule)
@@ -174,6 +175,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", help="comma-separated implementation names")
     parser.add_argument("--rules", default=",".join(RULES), help="comma-separated: " + ", ".join(RULES))
+    parser.add_argument("--deep", action="store_true",
+                        help="also 784-256-128-10 at batch 32 and 1024, plain SGD")
     args = parser.parse_args()
     batches = [None if b == "full" else int(b) for b in args.batches.split(",")]
     names = [n for n in PEERS if available(n) and (not args.only or n in args.only.split(","))]
@@ -184,6 +187,8 @@ def main():
         print(f"  not installed, skipped: {', '.join(skipped)}")
     for rule in args.rules.split(","):
         mnist_table(batches, args.repeats, rate, names, rule)
+    if args.deep:
+        mnist_table([32, 1024], args.repeats, rate, names, "sgd", sizes=(784, 256, 128, 10))
     tiny_table(args.repeats, [n for n in names if n != "scikit-learn"])
     first_fit()
 
