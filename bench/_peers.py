@@ -18,6 +18,7 @@ import numpy as np
 from fastnn._threads import available_cores, default_blas_threads, thread_limits
 from fastnn.engine import make_engine, network_of
 from fastnn.solvers import Optimizer, Problem, make_solver
+from fastnn.split import split_workers
 
 
 class Rule(NamedTuple):
@@ -65,9 +66,12 @@ def make_fastnn(kind):
 
 
 def _solver_epoch(kind, X, y, net, batch, lr, rule):
-    """The estimators' solver epoch (serial, BLAS on every core) with ``rule``."""
+    """The estimators' solver epoch with ``rule``, with as many worker threads as ``fit`` would
+    use (:func:`fastnn.split.split_workers`)."""
     Y = np.eye(net.layout.sizes[-1], dtype=X.dtype)[y]
-    solver = make_solver(kind, Problem(X, Y, None, "log_loss", 0.0, net.layout, net.theta, "relu"), batch)
+    workers = split_workers(net.layout, default_blas_threads()) if kind == "fast" else 1
+    problem = Problem(X, Y, None, "log_loss", 0.0, net.layout, net.theta, "relu")
+    solver = make_solver(kind, problem, batch, n_workers=workers)
     optimizer = Optimizer(rule.name, net.theta, lr, momentum=rule.momentum, beta_1=rule.beta_1,
                           beta_2=rule.beta_2, epsilon=rule.epsilon)
 

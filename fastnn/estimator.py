@@ -35,7 +35,7 @@ from . import _persist, losses
 from . import _validation as check
 from . import optimizers as opt
 from ._diagnostics import warn_if_failed
-from ._threads import thread_limits
+from ._threads import default_blas_threads, thread_limits
 from ._trainer import TrainingDivergedError
 from .layout import Layout
 from .reference import INIT_GAINS
@@ -365,7 +365,8 @@ class BaseMLP(BaseEstimator):
         if parallel is None:
             train, validation = self._validation_split(problem)
             n = train.X.shape[0]
-            solver = make_solver(self.engine, train, self._batch_size(n), self.track_gradients)
+            solver = make_solver(self.engine, train, self._batch_size(n), self.track_gradients,
+                                 n_workers=self._solver_workers(train.layout))
         else:
             solver, n, validation = parallel.prepare(self, problem)
         self._say_if_compiling(solver, solver.p)
@@ -423,6 +424,15 @@ class BaseMLP(BaseEstimator):
             self.history_.setdefault(key, []).append(value)
         if on_epoch is not None:
             on_epoch(record)
+
+    def _solver_workers(self, layout):
+        """Worker threads for the fast solver epoch: the split epoch's rule (a hidden layer whose
+        first weights are many enough, one worker per core, the serial kernel build)."""
+        if self.engine != "fast":
+            return 1
+        from .split import split_workers
+
+        return split_workers(layout, self.n_threads or default_blas_threads(), self.track_gradients)
 
     def _restore(self, theta, before):
         theta[...] = before[0]

@@ -150,9 +150,15 @@ class ReferenceSolver:
 
 class FastSolver:
     """The solvers on the compiled kernels: an epoch is one call of
-    :func:`fastnn.kernels.solver._solver_epoch`."""
+    :func:`fastnn.kernels.solver._solver_epoch`, or with ``n_workers > 1`` one call per
+    worker thread, each worker taking its share of every batch's rows with one-thread BLAS
+    and its share of every update (:class:`fastnn.kernels.solver.Team`). The workers' partial
+    gradients are added in a fixed order, so repeated runs are bitwise equal; another worker
+    count adds in another order (the whole-run bound, not bitwise)."""
 
-    def __init__(self, problem, batch_size, track_gradients=False):
+    def __init__(self, problem, batch_size, track_gradients=False, n_workers=1):
+        from threadpoolctl import ThreadpoolController
+
         from .kernels._scalar import ACTIVATION_CODES
         from .kernels.network import Net, make_work
         from .kernels.outputs import LOSS_CODES
@@ -161,16 +167,25 @@ class FastSolver:
         self.batch_size = batch_size
         X = problem.X
         self.rows = min(batch_size, X.shape[0])
+        self.n_workers = n_workers
+        share = -(-self.rows // n_workers)
         self.loss_code = LOSS_CODES[problem.loss]
         self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])
-        self.work = make_work(problem.layout.table, self.rows, X.dtype, grad_size=problem.layout.size,
-                              track_norms=track_gradients)
+        self.grads = np.empty((n_workers, problem.layout.size), X.dtype)
+        self.works = [make_work(problem.layout.table, share, X.dtype, track_norms=track_gradients)
+                      ._replace(grad=self.grads[w]) for w in range(n_workers)]
+        self.work = self.works[0]
+        self.losses = np.zeros(n_workers)
+        self.sync = np.zeros(2, np.int64)
         self.weights = (np.empty(0, X.dtype) if problem.sample_weight is None
                         else np.ascontiguousarray(problem.sample_weight, X.dtype))
-        self._gather = None
+        self._gathers = [None] * n_workers
         self._full_work = None
+        self._blas = ThreadpoolController() if n_workers > 1 else None
 
-    def _samples(self, order):
+    def _samples(self, order, worker=0):
+        """The epoch's :class:`~fastnn.kernels.solver.Samples` for ``worker`` (its own gather
+        buffers); ``order``: the rows' order, or None (as stored)."""
         from .kernels.solver import Samples
 
         X, Y = self.p.X, self.p.Y
@@ -179,11 +194,17 @@ class FastSolver:
             gather = (X[:0], Y[:0], self.weights[:0])
         else:
             order = np.ascontiguousarray(order, dtype=np.int64)
-            if self._gather is None:
-                self._gather = (np.empty((self.rows, X.shape[1]), X.dtype),
-                                np.empty((self.rows, Y.shape[1]), Y.dtype), np.empty(self.rows, X.dtype))
-            gather = self._gather
+            if self._gathers[worker] is None:
+                rows = self.works[worker].losses.shape[0]
+                self._gathers[worker] = (np.empty((rows, X.shape[1]), X.dtype),
+                                         np.empty((rows, Y.shape[1]), Y.dtype), np.empty(rows, X.dtype))
+            gather = self._gathers[worker]
         return Samples(X, Y, self.weights, order, self.batch_size, *gather)
+
+    def _team(self, worker):
+        from .kernels.solver import Team
+
+        return Team(worker, self.n_workers, self.grads, self.losses, self.sync)
 
     def _solver(self, optimizer=None):
         """The kernels' :class:`~fastnn.kernels.solver.Solver`; without an optimizer, for the
@@ -203,15 +224,55 @@ class FastSolver:
         """As :attr:`ReferenceSolver.norms`."""
         return self.work.norms / -(-self.p.X.shape[0] // self.batch_size)
 
-    def _epoch_call(self, order, optimizer):
+    def _epoch_call(self, order, optimizer, worker=0):
         from .kernels.solver import _solver_epoch
 
-        return _solver_epoch, (self._samples(order), self.net, self.work, self._solver(optimizer), optimizer.t)
+        return _solver_epoch, (self._samples(order, worker), self.net, self.works[worker],
+                               self._solver(optimizer), optimizer.t, self._team(worker))
 
     def epoch(self, order, optimizer):
         self.work.norms[:] = 0
-        kernel, args = self._epoch_call(order, optimizer)
-        accumulated, optimizer.t = kernel(*args)
+        if order is not None:
+            order = np.ascontiguousarray(order, dtype=np.int64)
+        if self.n_workers == 1:
+            kernel, args = self._epoch_call(order, optimizer)
+            accumulated, optimizer.t = kernel(*args)
+            return accumulated
+        return self._team_epoch(order, optimizer)
+
+    def _team_epoch(self, order, optimizer):
+        """Worker 0 in this thread, the others in their own; BLAS one thread each."""
+        import threading
+
+        from .kernels import sync
+
+        calls = [self._epoch_call(order, optimizer, w) for w in range(self.n_workers)]
+        results, errors = [None] * self.n_workers, []
+        self.sync[:] = 0
+
+        def run(worker):
+            kernel, args = calls[worker]
+            try:
+                results[worker] = kernel(*args)
+            except BaseException as error:
+                self.sync[sync.ABORT] = 1  # the other workers stop waiting for this one
+                if worker == 0:
+                    raise
+                errors.append(error)  # raised in this thread, below
+
+        with self._blas.limit(limits=1, user_api="blas"):
+            threads = [threading.Thread(target=run, args=(w,)) for w in range(1, self.n_workers)]
+            for thread in threads:
+                thread.start()
+            try:
+                run(0)
+            finally:
+                for thread in threads:
+                    thread.join()
+        if errors or self.sync[sync.ABORT] or any(result is None for result in results):
+            raise RuntimeError("a training worker failed; the weights are partly updated") from (
+                errors[0] if errors else None)
+        accumulated, optimizer.t = results[0]
         return accumulated
 
     def will_compile(self):
@@ -246,7 +307,10 @@ class FastSolver:
             out[:] = 0
             return out
         if getattr(self, "_sums_out", None) is not out:
-            self._sums_out, self._sums_work = out, self.work._replace(grad=out[:P])
+            from .kernels.network import make_work
+
+            work = make_work(self.p.layout.table, self.rows, self.p.X.dtype)
+            self._sums_out, self._sums_work = out, work._replace(grad=out[:P])
         data = self._samples(rows)._replace(batch_size=len(rows))
         _rows_sums(data, self.net, self._sums_work, self.loss_code, out)
         return out
@@ -260,9 +324,12 @@ class FastSolver:
         return float(loss)
 
 
-def make_solver(engine, problem, batch_size, track_gradients=False):
-    """The engine named ``engine`` ("reference" or "fast") for ``problem``."""
-    return (ReferenceSolver if engine == "reference" else FastSolver)(problem, batch_size, track_gradients)
+def make_solver(engine, problem, batch_size, track_gradients=False, n_workers=1):
+    """The engine named ``engine`` ("reference" or "fast") for ``problem``; the fast one with
+    ``n_workers`` worker threads (see :class:`FastSolver`)."""
+    if engine == "reference":
+        return ReferenceSolver(problem, batch_size, track_gradients)
+    return FastSolver(problem, batch_size, track_gradients, n_workers)
 
 
 def predict_output(layout, theta, activation, loss, X):

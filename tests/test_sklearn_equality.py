@@ -62,6 +62,9 @@ CASES = [
     ("regression", dict(solver="lbfgs", max_iter=30)),
     ("two targets", dict(solver="adam", early_stopping=True, learning_rate_init=0.01)),
     ("poisson", dict(solver="adam", learning_rate_init=0.01)),
+    # 64 × 600 first-layer weights: the fast engine shares each batch between worker threads.
+    ("multiclass", dict(solver="adam", hidden_layer_sizes=(600,), max_iter=5)),
+    ("multiclass", dict(solver="sgd", hidden_layer_sizes=(600,), alpha=0.01, batch_size=50, max_iter=5)),
 ]
 
 
@@ -149,3 +152,15 @@ def test_warm_start_same_as_sklearn(engine):
             theirs.fit(X, y)
             ours.fit(X, y)
     assert_same_model(X, theirs, ours, np.float64)
+
+
+def test_wide_first_layers_share_batches_between_workers():
+    """The two cases above run the shared epoch wherever there are two cores (the rule of the
+    split epoch: enough first-layer weights, one worker per core)."""
+    from fastnn._threads import available_cores
+    from fastnn.layout import Layout
+
+    model = fastnn.MLPClassifier(hidden_layer_sizes=(600,))
+    assert model._solver_workers(Layout([64, 600, 10])) == min(2, available_cores())
+    assert model._solver_workers(Layout([64, 16, 10])) == 1
+    assert fastnn.MLPClassifier(engine="reference")._solver_workers(Layout([64, 600, 10])) == 1

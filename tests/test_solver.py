@@ -32,14 +32,17 @@ def _problem(loss, dtype, weighted, rng):
 @pytest.mark.parametrize("loss", ["log_loss", "binary_log_loss", "squared_error", "poisson"])
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_fast_epochs_and_objective_match_the_reference(dtype, loss, rule, weighted):
-    """Three shuffled epochs of batches of 16 (the last one short), then the objective."""
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_fast_epochs_and_objective_match_the_reference(dtype, loss, rule, weighted, workers):
+    """Three shuffled epochs of batches of 16 (the last one, 2 rows, short of 3 workers), then
+    the objective; the fast epoch serial and shared by 2 or 3 worker threads."""
     problem = _problem(loss, dtype, weighted, np.random.default_rng(0))
     order = np.random.default_rng(1).permutation(problem.X.shape[0])
     results = []
     for engine in ("reference", "fast"):
         theta = problem.theta.copy()
-        solver = make_solver(engine, problem._replace(theta=theta), 16)
+        extra = {"n_workers": workers} if engine == "fast" else {}
+        solver = make_solver(engine, problem._replace(theta=theta), 16, **extra)
         optimizer = Optimizer(rule, theta, 0.01)
         losses = [solver.epoch(order, optimizer) for _ in range(3)]
         results.append((theta, losses, *solver.objective(theta), optimizer.t))
@@ -68,3 +71,31 @@ def test_subnormals_flush_inside_an_epoch_only():
     solver.epoch(None, Optimizer("momentum", theta, 0.1))
     np.testing.assert_array_equal(W1[:, 0], 0)
     assert np.float32(1e-20) * np.float32(1e-20) > 0  # the flag does not outlive the kernel
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(rule):
+    """Workers add their partial gradients in worker order: a repeated run is bitwise the same;
+    two workers round differently from one, within the whole-run bound. Rows as stored too."""
+    problem = _problem("log_loss", np.float64, True, np.random.default_rng(3))
+    runs = []
+    for workers in (2, 2, 1):
+        theta = problem.theta.copy()
+        solver = make_solver("fast", problem._replace(theta=theta), 16, n_workers=workers)
+        optimizer = Optimizer(rule, theta, 0.01)
+        losses = [solver.epoch(order, optimizer) for order in (None, np.arange(50)[::-1])]
+        runs.append((theta, losses))
+    assert runs[0][0].tobytes() == runs[1][0].tobytes() and runs[0][1] == runs[1][1]
+    np.testing.assert_allclose(runs[0][0], runs[2][0], rtol=0, atol=1e-12 * np.abs(runs[2][0]).max())
+    assert not np.array_equal(runs[0][0], runs[2][0])
+
+
+def test_a_failing_worker_stops_the_others():
+    """A worker whose buffers are wrong raises; the others leave their barrier instead of waiting
+    for it forever, and the epoch raises."""
+    problem = _problem("log_loss", np.float64, False, np.random.default_rng(4))
+    solver = make_solver("fast", problem, 16, n_workers=2)
+    solver.works[1] = solver.works[1]._replace(losses=solver.works[1].losses[:1])
+    with pytest.raises(RuntimeError, match="worker failed") as failure:
+        solver.epoch(None, Optimizer("adam", problem.theta, 0.01))
+    assert isinstance(failure.value.__cause__, ValueError)

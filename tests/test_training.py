@@ -126,9 +126,10 @@ def test_assert_engines_equal_catches_a_wrong_step(digits, monkeypatch):
     X_train, _, y_train, _ = digits
     epoch_call = solvers.FastSolver._epoch_call
 
-    def wrong(self, order, optimizer):
-        kernel, (samples, net, work, solver, t) = epoch_call(self, order, optimizer)
-        return kernel, (samples, net, work, solver._replace(learning_rate=solver.learning_rate * 1.001), t)
+    def wrong(self, order, optimizer, worker=0):
+        kernel, (samples, net, work, solver, t, team) = epoch_call(self, order, optimizer, worker)
+        solver = solver._replace(learning_rate=solver.learning_rate * 1.001)
+        return kernel, (samples, net, work, solver, t, team)
 
     monkeypatch.setattr(solvers.FastSolver, "_epoch_call", wrong)
     # Plain SGD for 2 epochs, as stable as SETTINGS' batch-32 run: only the wrong step fails it.

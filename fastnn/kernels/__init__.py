@@ -19,11 +19,12 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   ``_hidden_forward``, ``_layer_gradient``
 - :mod:`.solver` — ``_solver_epoch``: an epoch of scikit-learn's stochastic solvers (every
   output layer and loss, sample weights, L2, SGD with momentum or Nesterov's, Adam) in one
-  call (:class:`fastnn.solvers.FastSolver`); ``_objective``: the full-batch loss and gradient
-  (L-BFGS); ``_predict_output``: the estimators' predictions; ``_rows_sums``,
-  ``_apply_sums``: a data-parallel step's two halves (:mod:`fastnn.distributed`); helpers
-  ``_summed_loss_gradient``, ``_mean_loss_gradient``, ``_penalty_term``, ``_step``,
-  ``_sample_batch``
+  call (:class:`fastnn.solvers.FastSolver`), serial or one call per worker thread sharing
+  each batch's rows (``Team``); ``_objective``: the full-batch loss and gradient (L-BFGS);
+  ``_predict_output``: the estimators' predictions; ``_rows_sums``, ``_apply_sums``: a
+  data-parallel step's two halves (:mod:`fastnn.distributed`); helpers
+  ``_summed_loss_gradient``, ``_mean_loss_gradient``, ``_penalty_term``, ``_step`` (a
+  worker's share of an update), ``_sample_rows``, ``_weight_sum``, ``_meet`` (a barrier)
 - :mod:`.split` — ``_train_epoch_share``: one worker's part of an epoch whose first
   hidden layer is shared out (:class:`fastnn.split.SplitEngine`); helpers ``_share``,
   ``_gather_share``, ``_sum_partials``, ``_output_delta_share``, ``_upper_layers_step``

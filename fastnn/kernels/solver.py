@@ -32,6 +32,8 @@ from .epoch import _gather, _gather_rows, _hidden_forward, _layer_gradient
 from .network import _bias, _block, _weights
 from .optimizers import Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
 from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty, _part
+from .split import _share
+from .sync import _arrive_and_wait
 
 MOMENTUM, ADAM = 0, 1
 
@@ -74,6 +76,23 @@ class Solver(NamedTuple):
     state_b: np.ndarray
 
 
+class Team(NamedTuple):
+    """The workers that share an epoch's batches; this one is ``worker`` of ``n_workers``.
+
+    Each worker takes its share of a batch's rows (near-equal consecutive blocks) into its
+    own gradient, row ``worker`` of ``grads`` (``n_workers × θ's size``; the worker's
+    ``work.grad`` is that row), and its share of the summed loss into ``losses[worker]``.
+    After a barrier each worker updates its share of every layer's weights and biases from
+    the workers' gradients added in worker order; a second barrier ends the step. ``sync``:
+    the barrier's counters (:mod:`.sync`). One worker is the serial epoch (no barrier)."""
+
+    worker: int
+    n_workers: int
+    grads: np.ndarray
+    losses: np.ndarray
+    sync: np.ndarray
+
+
 @helper
 def _summed_loss_gradient(Xb, Yb, sb, net, work, loss):
     """Forward and backward through the batch: ``Σ_i s_i ℓ_i`` returned, the summed gradient
@@ -99,20 +118,12 @@ def _summed_loss_gradient(Xb, Yb, sb, net, work, loss):
 
 
 @helper
-def _loss_and_summed_gradient(Xb, Yb, sb, net, work, solver):
-    """The batch's regularised mean loss and its weight sum ``S``, returned; its summed
-    gradient (no L2 term) in ``work.grad``."""
+def _mean_loss_gradient(Xb, Yb, sb, net, work, solver):
+    """The batch's regularised mean loss, returned, and mean gradient, in ``work.grad``."""
     m = Xb.shape[0]
     S = np.float64(m) if sb.shape[0] == 0 else np.float64(sb.sum())
     loss = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss) / S
     loss += _penalty_term(_l2_penalty(net.theta, net.table), net.theta, solver.alpha, S)
-    return loss, S
-
-
-@helper
-def _mean_loss_gradient(Xb, Yb, sb, net, work, solver):
-    """The batch's regularised mean loss, returned, and mean gradient, in ``work.grad``."""
-    loss, S = _loss_and_summed_gradient(Xb, Yb, sb, net, work, solver)
     _inplace_l2_mean(work.grad, net.theta, net.table, solver.alpha, S)
     return loss
 
@@ -125,32 +136,38 @@ def _penalty_term(penalty, theta, alpha, S):
 
 
 @helper
-def _step(theta, grad, solver, t, table, S):
-    """One update of ``theta`` and the rule's state from a batch's summed gradient ``grad`` (no
-    L2 term) and weight sum ``S``, ``t`` steps having been taken before: layer by layer, the
-    rule reads the weights' and the biases' regularised mean gradient through their
-    :class:`~.optimizers.Mean`, so the mean is never stored (``grad`` keeps the sum)."""
+def _step(theta, grads, solver, t, table, S, worker, n_workers):
+    """Worker ``worker``'s share of one update of ``theta`` and the rule's state, ``t`` steps
+    having been taken before, from the batch's summed gradient (no L2 term): the rows of
+    ``grads`` (the workers' parts) added in order into row 0, ``S`` the batch's weight sum.
+    Layer by layer, the rule reads the weights' and the biases' regularised mean gradient
+    through their :class:`~.optimizers.Mean`, so the mean is never stored."""
     rate = solver.learning_rate
     if solver.rule == ADAM:
         rate = _adam_learning_rate(solver.learning_rate, solver.beta_1, solver.beta_2, t + 1)
     for l in range(table.shape[0]):
         for weights in (True, False):
+            th = _part(theta, table, l, weights)
+            lo, hi = _share(th.shape[0], worker, n_workers)
+            g = _part(grads[0], table, l, weights)[lo:hi]
+            for other in range(1, grads.shape[0]):
+                part = _part(grads[other], table, l, weights)[lo:hi]
+                for k in range(g.shape[0]):
+                    g[k] += part[k]
             mean = Mean(solver.alpha, S, weights)
-            th, g = _part(theta, table, l, weights), _part(grad, table, l, weights)
-            first = _part(solver.state_a, table, l, weights)
+            first = _part(solver.state_a, table, l, weights)[lo:hi]
             if solver.rule == ADAM:
-                _inplace_adam(th, g, first, _part(solver.state_b, table, l, weights), rate, solver.beta_1,
-                              solver.beta_2, solver.epsilon, mean)
+                second = _part(solver.state_b, table, l, weights)[lo:hi]
+                _inplace_adam(th[lo:hi], g, first, second, rate, solver.beta_1, solver.beta_2, solver.epsilon,
+                              mean)
             else:
-                _inplace_momentum(th, g, first, rate, solver.momentum, solver.nesterov, mean)
+                _inplace_momentum(th[lo:hi], g, first, rate, solver.momentum, solver.nesterov, mean)
 
 
 @helper
-def _sample_batch(data, k):
-    """Batch ``k``: rows ``k·batch_size…`` as stored, or gathered in ``order``."""
-    n = data.X.shape[0]
-    start = k * data.batch_size
-    stop = min(start + data.batch_size, n)
+def _sample_rows(data, start, stop):
+    """Rows ``start…stop`` of the epoch, as stored or gathered in ``order``: inputs, targets and
+    sample weights (empty: all 1)."""
     weighted = data.weights.shape[0] > 0
     if data.order.shape[0] == 0:
         sb = data.weights[start:stop] if weighted else data.weights
@@ -167,25 +184,69 @@ def _sample_batch(data, k):
     return Xb, Yb, sb
 
 
+@helper
+def _weight_sum(data, start, stop):
+    """``S`` of rows ``start…stop``: their count, or their sample weights added in order in the
+    weights' dtype (as an array's ``sum``), the same in every worker."""
+    if data.weights.shape[0] == 0:
+        return np.float64(stop - start)
+    total = like(data.weights, 0)
+    for i in range(start, stop):
+        total += data.weights[i if data.order.shape[0] == 0 else data.order[i]]
+    return np.float64(total)
+
+
+@helper
+def _meet(team, barrier):
+    """Barrier number ``barrier`` (from 0) of the epoch; False if another worker aborted."""
+    return team.n_workers == 1 or _arrive_and_wait(team.sync, team.n_workers * (barrier + 1))
+
+
 @kernel
-def _solver_epoch(data, net, work, solver, t):
-    """One epoch of the ``solver``'s steps over ``data`` (:class:`Samples`), ``t`` steps having
-    been taken before. Return ``Σ_batches m · loss`` (scikit-learn's accumulated loss) and
-    the new step count. ``work`` must hold a batch's rows and a gradient of θ's size."""
+def _solver_epoch(data, net, work, solver, t, team):
+    """Worker ``team.worker``'s part of one epoch of the ``solver``'s steps over ``data``
+    (:class:`Samples`, with this worker's gather buffers), ``t`` steps having been taken
+    before (:class:`Team`). Return ``Σ_batches m · loss`` (scikit-learn's accumulated loss;
+    worker 0's is the epoch's) and the new step count; NaN if another worker aborted.
+    ``work`` must hold a worker's share of a batch, with ``team.grads[team.worker]`` as
+    its gradient."""
     n = data.X.shape[0]
-    rows = min(data.batch_size, n)
-    if data.batch_size < 1 or work.losses.shape[0] < rows or work.grad.shape[0] != net.theta.shape[0]:
-        raise ValueError("work buffers are smaller than a batch, or the gradient does not fit theta")
+    rows = -(-min(data.batch_size, n) // max(team.n_workers, 1))
+    if (data.batch_size < 1 or team.n_workers < 1 or work.losses.shape[0] < rows
+            or work.grad.shape[0] != net.theta.shape[0] or team.grads.shape[1] != net.theta.shape[0]
+            or team.grads.shape[0] != team.n_workers or team.losses.shape[0] != team.n_workers):
+        raise ValueError("work buffers are smaller than a batch's share, or the gradients do not fit theta")
     if data.order.shape[0] != 0 and (data.order.shape[0] != n or data.x_batch.shape[0] < rows):
         raise ValueError("order or the gather buffers do not fit the data")
     accumulated = 0.0
     fpu = flush_subnormals()
     for k in range(-(-n // data.batch_size)):
-        Xb, Yb, sb = _sample_batch(data, k)
-        loss, S = _loss_and_summed_gradient(Xb, Yb, sb, net, work, solver)
-        accumulated += loss * Xb.shape[0]
-        _step(net.theta, work.grad, solver, t, net.table, S)
+        start = k * data.batch_size
+        stop = min(start + data.batch_size, n)
+        lo, hi = _share(stop - start, team.worker, team.n_workers)
+        S = _weight_sum(data, start, stop)
+        if hi > lo:
+            Xb, Yb, sb = _sample_rows(data, start + lo, start + hi)
+            team.losses[team.worker] = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss)
+        else:  # a last batch of fewer rows than workers
+            work.grad[:] = 0
+            team.losses[team.worker] = 0.0
+        penalty = 0.0
+        if team.worker == 0:  # before the barrier: no worker changes theta until after it
+            penalty = _penalty_term(_l2_penalty(net.theta, net.table), net.theta, solver.alpha, S)
+        if not _meet(team, 2 * k):
+            restore_fpu(fpu)
+            return np.nan, t
+        _step(net.theta, team.grads, solver, t, net.table, S, team.worker, team.n_workers)
+        if team.worker == 0:
+            total = 0.0
+            for w in range(team.n_workers):
+                total += team.losses[w]
+            accumulated += (total / S + penalty) * (stop - start)
         t += 1
+        if not _meet(team, 2 * k + 1):
+            restore_fpu(fpu)
+            return np.nan, t
     restore_fpu(fpu)
     return accumulated, t
 
@@ -217,7 +278,7 @@ def _rows_sums(data, net, work, loss, out):
     into the last two elements of ``out``. What a rank contributes to a step of data-parallel
     training (:mod:`fastnn.distributed`)."""
     fpu = flush_subnormals()
-    Xb, Yb, sb = _sample_batch(data, 0)
+    Xb, Yb, sb = _sample_rows(data, 0, min(data.batch_size, data.X.shape[0]))
     S = np.float64(Xb.shape[0]) if sb.shape[0] == 0 else np.float64(sb.sum())
     total = _summed_loss_gradient(Xb, Yb, sb, net, work, loss)
     restore_fpu(fpu)
@@ -237,6 +298,6 @@ def _apply_sums(net, solver, t, sums):
     S = np.float64(sums[P + 1])
     loss = np.float64(sums[P]) / S
     loss += _penalty_term(_l2_penalty(net.theta, net.table), net.theta, solver.alpha, S)
-    _step(net.theta, grad, solver, t, net.table, S)
+    _step(net.theta, grad.reshape(1, P), solver, t, net.table, S, 0, 1)
     restore_fpu(fpu)
     return loss, t + 1
