@@ -52,3 +52,39 @@ def thread_limits(n_threads=None):
             yield
         finally:
             numba.set_num_threads(previous)
+
+
+def run_workers(n_workers, work, sync):
+    """``work(worker)`` for each of ``n_workers`` workers that meet at the spin barriers of
+    :mod:`fastnn.kernels.sync`: worker 0 in this thread, the others in threads of their own
+    (the kernels release the GIL). A worker that raises sets ``sync[ABORT]``, so that the
+    others leave their barriers instead of waiting for it forever; then this raises
+    ``RuntimeError`` from the first worker's error (worker 0's own error propagates as it is).
+    Return the workers' results."""
+    import threading
+
+    from .kernels.sync import ABORT
+
+    results, errors = [None] * n_workers, []
+
+    def run(worker):
+        try:
+            results[worker] = work(worker)
+        except BaseException as error:
+            sync[ABORT] = 1
+            if worker == 0:
+                raise
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(1, n_workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        run(0)
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors or sync[ABORT] or any(result is None for result in results):
+        raise RuntimeError("a training worker failed; the weights are partly updated") from (
+            errors[0] if errors else None)
+    return results

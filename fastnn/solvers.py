@@ -242,36 +242,12 @@ class FastSolver:
 
     def _team_epoch(self, order, optimizer):
         """Worker 0 in this thread, the others in their own; BLAS one thread each."""
-        import threading
-
-        from .kernels import sync
+        from ._threads import run_workers
 
         calls = [self._epoch_call(order, optimizer, w) for w in range(self.n_workers)]
-        results, errors = [None] * self.n_workers, []
         self.sync[:] = 0
-
-        def run(worker):
-            kernel, args = calls[worker]
-            try:
-                results[worker] = kernel(*args)
-            except BaseException as error:
-                self.sync[sync.ABORT] = 1  # the other workers stop waiting for this one
-                if worker == 0:
-                    raise
-                errors.append(error)  # raised in this thread, below
-
         with self._blas.limit(limits=1, user_api="blas"):
-            threads = [threading.Thread(target=run, args=(w,)) for w in range(1, self.n_workers)]
-            for thread in threads:
-                thread.start()
-            try:
-                run(0)
-            finally:
-                for thread in threads:
-                    thread.join()
-        if errors or self.sync[sync.ABORT] or any(result is None for result in results):
-            raise RuntimeError("a training worker failed; the weights are partly updated") from (
-                errors[0] if errors else None)
+            results = run_workers(self.n_workers, lambda w: calls[w][0](*calls[w][1]), self.sync)
         accumulated, optimizer.t = results[0]
         return accumulated
 

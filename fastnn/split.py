@@ -5,11 +5,10 @@ Python thread (the kernels release the GIL) and calls one-thread BLAS on its
 share; the scheme and its two barriers per batch are described there.
 """
 
-import threading
 
 import numpy as np
 
-from ._threads import available_cores
+from ._threads import available_cores, run_workers
 from .fast import FastEngine
 from .kernels import sync
 from .kernels._jit import PARALLEL
@@ -90,29 +89,13 @@ class SplitEngine(FastEngine):
         Return :class:`fastnn.engine.EpochStats`."""
         kernel, (_, _, data, shared, _, code, step) = self._epoch_call(order, learning_rate)
         self._load()
-        results = [None] * self.n_workers
-
-        def run(worker):
-            try:
-                results[worker] = kernel(worker, self.n_workers, data, shared, self.shares[worker],
-                                         code, step)
-            except BaseException:
-                shared.sync[sync.ABORT] = 1  # the other workers stop waiting for this one
-                raise
-
-        threads = [threading.Thread(target=run, args=(w,)) for w in range(1, self.n_workers)]
-        for thread in threads:
-            thread.start()
         try:
-            run(0)
+            results = run_workers(self.n_workers, lambda w: kernel(w, self.n_workers, data, shared,
+                                                                   self.shares[w], code, step), shared.sync)
         finally:
-            for thread in threads:
-                thread.join()
             # Whatever ended the epoch (even Ctrl-C in this thread), the layers the workers
             # hold copies of must stay in step with the first, which they update in place.
             self._store()
-        if any(r is None for r in results):
-            raise RuntimeError("a training worker failed; the weights are partly updated")
         return self._stats(sum(loss for loss, _ in results), sum(hits for _, hits in results))
 
     def _epoch_call(self, order, learning_rate):
