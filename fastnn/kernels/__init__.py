@@ -37,7 +37,8 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 - :mod:`.outputs` — ``_inplace_output_loss_grad`` (scikit-learn's output layers and losses:
   ``dZ`` and the per-row losses), ``_bias_output``, ``_l2_penalty`` (a ``sum_kernel``: vector lanes),
   ``_inplace_l2_mean`` (the L2 term's share of the mean gradient, for the objective); helpers
-  ``_weight_slice``, ``_bias_slice``, ``_part``
+  ``_weight_slice``, ``_bias_slice``, ``_part``; ``_mean_element`` (an inlined scalar function:
+  one element of the regularised mean, which the update kernels share)
 - :mod:`.backward` — ``_inplace_activation_backward``, ``_column_sums``,
   ``_frobenius_norm``; helper ``_backpropagate``
 - :mod:`.update` — ``_inplace_sgd`` (the step over flat arrays: ``apply_step`` and the
@@ -45,8 +46,8 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 - :mod:`.optimizers` — ``_inplace_momentum`` (SGD with momentum or Nesterov's),
   ``_inplace_adam``: one pass per step over θ and the rule's state, bitwise equal to
   :mod:`fastnn.optimizers`, reading the gradient through a ``Mean`` (the solver epoch's
-  summed gradient becomes the regularised mean as it is read); ``_adam_learning_rate``,
-  ``_mean_element`` (inlined scalar functions)
+  summed gradient becomes the regularised mean as it is read); ``_adam_learning_rate`` (an
+  inlined scalar function)
 - :mod:`.blas` — ``_gemm_call`` (OpenBLAS, called by name); helpers ``_gemm``,
   ``_inplace_gemm_update``, ``_row_stride``
 - :mod:`.network` — helpers ``_weights``, ``_bias``, ``_layer``, ``_block``,

@@ -10,8 +10,8 @@ with ``like(grad, learning_rate)``.
 
 Each kernel reads its gradient through a :class:`Mean`: the solver epoch hands it a batch's
 summed gradient, and the kernel forms each element of the regularised mean gradient as it
-reads it, with the operations of :func:`.outputs._inplace_l2_mean` (bitwise the same
-numbers), which saves a pass over the parameters per step.
+reads it, with :func:`.outputs._inplace_l2_mean`'s element function ``_mean_element``
+(bitwise the same numbers), which saves a pass over the parameters per step.
 
 Division and square roots follow IEEE (NumPy's error model): Python's zero-division check
 kept Adam's loop from vectorizing (3x slower). Scalars are float64 and the Nesterov flag a
@@ -26,6 +26,7 @@ from numba import njit, prange
 
 from ._jit import ieee_kernel
 from ._scalar import like
+from .outputs import _mean_element
 
 
 class Mean(NamedTuple):
@@ -39,13 +40,6 @@ class Mean(NamedTuple):
 
 
 AS_GIVEN = Mean(0.0, 1.0, False)
-
-
-@njit(inline="always")
-def _mean_element(g, w, a, S, weights):
-    """An element of the regularised mean gradient from the summed gradient's ``g`` and θ's
-    ``w``, in ``g``'s dtype (``a`` and ``S`` are)."""
-    return like(g, (g + a * w) / S) if weights else g / S
 
 
 @ieee_kernel

@@ -134,6 +134,14 @@ def _part(flat, table, l, weights):
     return _weight_slice(flat, table, l) if weights else _bias_slice(flat, table, l)
 
 
+@njit(inline="always")
+def _mean_element(g, w, a, S, weights):
+    """An element of the regularised mean gradient from the summed gradient's ``g`` and θ's
+    ``w``: ``(g + a·w) / S`` for a weight, ``g / S`` for a bias, in ``g``'s dtype (``a`` and
+    ``S`` are). The update kernels read a summed gradient through it too (:mod:`.optimizers`)."""
+    return like(g, (g + a * w) / S) if weights else g / S
+
+
 @ieee_kernel
 def _inplace_l2_mean(grad, theta, table, alpha, divisor):
     """From a summed gradient to the regularised mean, in place over the flat ``grad``:
@@ -141,9 +149,7 @@ def _inplace_l2_mean(grad, theta, table, alpha, divisor):
     ``α·W`` term)."""
     a, S = like(grad, alpha), like(grad, divisor)
     for l in range(table.shape[0]):
-        dW, W = _weight_slice(grad, table, l), _weight_slice(theta, table, l)
-        for k in prange(dW.shape[0]):
-            dW[k] = (dW[k] + a * W[k]) / S
-        db = _bias_slice(grad, table, l)
-        for k in prange(db.shape[0]):
-            db[k] = db[k] / S
+        for weights in (True, False):
+            g, w = _part(grad, table, l, weights), _part(theta, table, l, weights)
+            for k in prange(g.shape[0]):
+                g[k] = _mean_element(g[k], w[k], a, S, weights)

@@ -123,15 +123,18 @@ def _mean_loss_gradient(Xb, Yb, sb, net, work, solver):
     m = Xb.shape[0]
     S = np.float64(m) if sb.shape[0] == 0 else np.float64(sb.sum())
     loss = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss) / S
-    loss += _penalty_term(_l2_penalty(net.theta, net.table), net.theta, solver.alpha, S)
+    loss += _penalty_term(net, solver.alpha, S)
     _inplace_l2_mean(work.grad, net.theta, net.table, solver.alpha, S)
     return loss
 
 
 @helper
-def _penalty_term(penalty, theta, alpha, S):
-    """``(α/2) Σ‖W‖² / S``, the sum first rounded to θ's dtype: as scikit-learn's ``np.dot`` in
-    that dtype, a sum past the dtype's range is inf, and with ``α = 0`` the term is then NaN."""
+def _penalty_term(net, alpha, S):
+    """``(α/2) Σ‖W‖² / S`` over ``net``'s weights, the sum first rounded to θ's dtype: as
+    scikit-learn's ``np.dot`` in that dtype, a sum past the dtype's range is inf, and with
+    ``α = 0`` the term is then NaN."""
+    theta = net.theta
+    penalty = _l2_penalty(theta, net.table)
     return (0.5 * alpha) * np.float64(like(theta, penalty)) / S
 
 
@@ -233,7 +236,7 @@ def _solver_epoch(data, net, work, solver, t, team):
             team.losses[team.worker] = 0.0
         penalty = 0.0
         if team.worker == 0:  # before the barrier: no worker changes theta until after it
-            penalty = _penalty_term(_l2_penalty(net.theta, net.table), net.theta, solver.alpha, S)
+            penalty = _penalty_term(net, solver.alpha, S)
         if not _meet(team, 2 * k):
             restore_fpu(fpu)
             return np.nan, t
@@ -277,9 +280,12 @@ def _rows_sums(data, net, work, loss, out):
     gradient without the L2 term into ``work.grad`` (which may view ``out``), ``Σ s ℓ`` and ``S``
     into the last two elements of ``out``. What a rank contributes to a step of data-parallel
     training (:mod:`fastnn.distributed`)."""
+    m = min(data.batch_size, data.X.shape[0])
+    if work.losses.shape[0] < m or (data.order.shape[0] != 0 and data.x_batch.shape[0] < m):
+        raise ValueError("work or gather buffers are smaller than the rows")
     fpu = flush_subnormals()
-    Xb, Yb, sb = _sample_rows(data, 0, min(data.batch_size, data.X.shape[0]))
-    S = np.float64(Xb.shape[0]) if sb.shape[0] == 0 else np.float64(sb.sum())
+    Xb, Yb, sb = _sample_rows(data, 0, m)
+    S = _weight_sum(data, 0, m)
     total = _summed_loss_gradient(Xb, Yb, sb, net, work, loss)
     restore_fpu(fpu)
     P = net.theta.shape[0]
@@ -297,7 +303,7 @@ def _apply_sums(net, solver, t, sums):
     grad = sums[:P]
     S = np.float64(sums[P + 1])
     loss = np.float64(sums[P]) / S
-    loss += _penalty_term(_l2_penalty(net.theta, net.table), net.theta, solver.alpha, S)
+    loss += _penalty_term(net, solver.alpha, S)
     _step(net.theta, grad.reshape(1, P), solver, t, net.table, S, 0, 1)
     restore_fpu(fpu)
     return loss, t + 1
