@@ -179,13 +179,14 @@ class FastSolver:
         self.sync = np.zeros(2, np.int64)
         self.weights = (np.empty(0, X.dtype) if problem.sample_weight is None
                         else np.ascontiguousarray(problem.sample_weight, X.dtype))
-        self._gathers = [None] * n_workers
+        self._gathers = {}  # by user: a worker's number, or "sums"
         self._full_work = None
         self._blas = ThreadpoolController() if n_workers > 1 else None
 
-    def _samples(self, order, worker=0):
-        """The epoch's :class:`~fastnn.kernels.solver.Samples` for ``worker`` (its own gather
-        buffers); ``order``: the rows' order, or None (as stored)."""
+    def _samples(self, order, user=0, rows=None):
+        """:class:`~fastnn.kernels.solver.Samples` in ``order`` (the rows' order, or None: as
+        stored) with gather buffers of their own for ``user`` (worker ``user``'s share of a batch,
+        or ``rows`` rows), made on first use."""
         from .kernels.solver import Samples
 
         X, Y = self.p.X, self.p.Y
@@ -194,11 +195,11 @@ class FastSolver:
             gather = (X[:0], Y[:0], self.weights[:0])
         else:
             order = np.ascontiguousarray(order, dtype=np.int64)
-            if self._gathers[worker] is None:
-                rows = self.works[worker].losses.shape[0]
-                self._gathers[worker] = (np.empty((rows, X.shape[1]), X.dtype),
-                                         np.empty((rows, Y.shape[1]), Y.dtype), np.empty(rows, X.dtype))
-            gather = self._gathers[worker]
+            if user not in self._gathers:
+                rows = self.works[user].losses.shape[0] if rows is None else rows
+                self._gathers[user] = (np.empty((rows, X.shape[1]), X.dtype),
+                                       np.empty((rows, Y.shape[1]), Y.dtype), np.empty(rows, X.dtype))
+            gather = self._gathers[user]
         return Samples(X, Y, self.weights, order, self.batch_size, *gather)
 
     def _team(self, worker):
@@ -232,8 +233,6 @@ class FastSolver:
 
     def epoch(self, order, optimizer):
         self.work.norms[:] = 0
-        if order is not None:
-            order = np.ascontiguousarray(order, dtype=np.int64)
         if self.n_workers == 1:
             kernel, args = self._epoch_call(order, optimizer)
             accumulated, optimizer.t = kernel(*args)
@@ -271,7 +270,6 @@ class FastSolver:
                           self._solver())
         return float(loss), self._full_work.grad.copy()
 
-
     def batch_sums(self, rows, out=None):
         """As :meth:`ReferenceSolver.batch_sums`, on the kernels (one call, the rows gathered as
         an epoch gathers a batch; at most ``batch_size`` rows)."""
@@ -287,13 +285,13 @@ class FastSolver:
 
             work = make_work(self.p.layout.table, self.rows, self.p.X.dtype)
             self._sums_out, self._sums_work = out, work._replace(grad=out[:P])
-        data = self._samples(rows)._replace(batch_size=len(rows))
+        data = self._samples(rows, "sums", self.rows)._replace(batch_size=len(rows))
         _rows_sums(data, self.net, self._sums_work, self.loss_code, out)
         return out
 
     def apply(self, sums, optimizer):
-        """As :meth:`ReferenceSolver.apply`, in one call of the kernels (the mean in place in
-        ``sums``)."""
+        """As :meth:`ReferenceSolver.apply`, in one call of the kernels (the update reads the
+        regularised mean from the summed gradient in ``sums``)."""
         from .kernels.solver import _apply_sums
 
         loss, optimizer.t = _apply_sums(self.net, self._solver(optimizer), optimizer.t, sums)

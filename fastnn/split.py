@@ -5,7 +5,6 @@ Python thread (the kernels release the GIL) and calls one-thread BLAS on its
 share; the scheme and its two barriers per batch are described there.
 """
 
-
 import numpy as np
 
 from ._threads import available_cores, run_workers

@@ -28,6 +28,16 @@ def _problem(loss, dtype, weighted, rng):
     return Problem(X, Y, weights, loss, 1e-3, layout, theta, "tanh")
 
 
+def _both_engines(problem, rule, workers):
+    """The reference solver, then the fast one with ``workers`` worker threads, each on its own
+    copy of ``problem``'s θ (batches of 16), with its optimizer and that copy."""
+    for engine in ("reference", "fast"):
+        theta = problem.theta.copy()
+        extra = {"n_workers": workers} if engine == "fast" else {}
+        solver = make_solver(engine, problem._replace(theta=theta), 16, **extra)
+        yield solver, Optimizer(rule, theta, 0.01), theta
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("loss", ["log_loss", "binary_log_loss", "squared_error", "poisson"])
 @pytest.mark.parametrize("rule", RULES)
@@ -39,11 +49,7 @@ def test_fast_epochs_and_objective_match_the_reference(dtype, loss, rule, weight
     problem = _problem(loss, dtype, weighted, np.random.default_rng(0))
     order = np.random.default_rng(1).permutation(problem.X.shape[0])
     results = []
-    for engine in ("reference", "fast"):
-        theta = problem.theta.copy()
-        extra = {"n_workers": workers} if engine == "fast" else {}
-        solver = make_solver(engine, problem._replace(theta=theta), 16, **extra)
-        optimizer = Optimizer(rule, theta, 0.01)
+    for solver, optimizer, theta in _both_engines(problem, rule, workers):
         losses = [solver.epoch(order, optimizer) for _ in range(3)]
         results.append((theta, losses, *solver.objective(theta), optimizer.t))
     (theta_r, losses_r, loss_r, grad_r, t_r), (theta_f, losses_f, loss_f, grad_f, t_f) = results
@@ -99,3 +105,22 @@ def test_a_failing_worker_stops_the_others():
     with pytest.raises(RuntimeError, match="worker failed") as failure:
         solver.epoch(None, Optimizer("adam", problem.theta, 0.01))
     assert isinstance(failure.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("rule", RULES)
+def test_step_halves_match_the_reference(rule, workers):
+    """The two halves of a data-parallel step (fastnn.distributed): a batch's sums of some rows,
+    then the step from them, against the reference; a whole batch's rows fit the sums' own
+    buffers whatever the worker count."""
+    problem = _problem("log_loss", np.float64, True, np.random.default_rng(5))
+    rows = np.random.default_rng(6).permutation(problem.X.shape[0])[:16]
+    results = []
+    for solver, optimizer, theta in _both_engines(problem, rule, workers):
+        sums = solver.batch_sums(rows).copy()
+        results.append((sums, solver.apply(sums.copy(), optimizer), theta))
+    (sums_r, loss_r, theta_r), (sums_f, loss_f, theta_f) = results
+    bound = BOUND[np.float64]
+    np.testing.assert_allclose(sums_f, sums_r, rtol=0, atol=bound * np.abs(sums_r).max())
+    assert loss_f == pytest.approx(loss_r, rel=bound)
+    np.testing.assert_allclose(theta_f, theta_r, rtol=0, atol=bound * np.abs(theta_r).max())
