@@ -5,8 +5,8 @@
 
 Every rank loads its own rows (here: a slice of the training rows, as if read from its own
 file), ``fastnn.distributed.fit`` trains one model over all of them (one Allreduce of the
-summed gradient per step) and every rank ends with the same model: each prints the same
-test accuracy and parameter checksum. The model equals the single-process fit on all the
+summed gradient per step) and every rank ends with the same model: each reports the same
+test accuracy and parameter checksum (rank 0 prints the reports in rank order). The model equals the single-process fit on all the
 training rows (to rounding); rank 0 checks that and saves the model.
 """
 
@@ -37,8 +37,11 @@ with warnings.catch_warnings():
 
 accuracy = model.score(X_test, y_test)
 checksum = hashlib.sha256(b"".join(p.tobytes() for p in model.coefs_ + model.intercepts_)).hexdigest()[:12]
-print(f"rank {rank}/{size}: {len(mine)} rows, {model.n_iter_} epochs, test accuracy {accuracy:.4f}, "
-      f"parameters {checksum}", flush=True)
+report = (f"rank {rank}/{size}: {len(mine)} rows, {model.n_iter_} epochs, test accuracy {accuracy:.4f}, "
+          f"parameters {checksum}")
+reports = comm.gather(report, root=0)  # printed by one rank: mpirun may interleave the ranks' output
+if rank == 0:
+    print("\n".join(reports), flush=True)
 
 if rank == 0:
     with warnings.catch_warnings():
