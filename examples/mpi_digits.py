@@ -6,8 +6,9 @@
 Every rank loads its own rows (here: a slice of the training rows, as if read from its own
 file), ``fastnn.distributed.fit`` trains one model over all of them (one Allreduce of the
 summed gradient per step) and every rank ends with the same model: each reports the same
-test accuracy and parameter checksum (rank 0 prints the reports in rank order). The model equals the single-process fit on all the
-training rows (to rounding); rank 0 checks that and saves the model.
+test accuracy and parameter checksum (rank 0 prints the reports in rank order). The model
+equals the single-process fit on all the training rows (to rounding); rank 0 checks that
+and saves the model.
 """
 
 import hashlib
