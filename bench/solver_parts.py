@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from fastnn.kernels.network import make_work
+from fastnn.kernels.network import NO_UNITS, make_work
 from fastnn.kernels.optimizers import Mean, _inplace_adam, _inplace_momentum
 from fastnn.kernels.outputs import _inplace_l2_mean, _l2_penalty
 from fastnn.kernels.solver import _objective
@@ -51,7 +51,7 @@ def main():
     m, v = np.zeros_like(theta), np.ones_like(theta)
     mean = Mean(1e-4, float(b), True)  # every parameter read as a weight: the costlier path
     parts = {
-        "L2 sum": lambda: _l2_penalty(theta, layout.table),
+        "L2 sum": lambda: _l2_penalty(theta, layout.table, 0, 1, NO_UNITS),
         "L2 mean (a pass of its own: L-BFGS only)": lambda: _inplace_l2_mean(grad, theta, layout.table,
                                                                               1e-4, 1.0),
         "momentum update (mean read from the sum)": lambda: _inplace_momentum(theta, grad, m, 1e-9, 0.9,

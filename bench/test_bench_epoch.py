@@ -15,6 +15,8 @@ from bench._peers import limits, make_fast, make_reference
 from fastnn import reference
 from fastnn import split as split_engine
 from fastnn.datasets import load_digits
+from fastnn.layout import Layout
+from fastnn.solvers import Optimizer, Problem, make_solver
 
 ENGINES = {"fast": make_fast, "reference": make_reference}
 
@@ -60,3 +62,23 @@ def test_deeper_epoch_split_or_serial(benchmark, monkeypatch, mnist_shaped, spli
     X, y = mnist_shaped
     benchmark.group = f"split or serial: epoch 784-256-128-10, batch {batch}"
     bench_epochs(benchmark, make_fast, X, y, [784, 256, 128, 10], batch, rounds=3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [32, 64, 128, 200])
+@pytest.mark.parametrize("share", ["serial", "rows", "units"])
+def test_solver_epoch_shares_rows_or_units(benchmark, mnist_shaped, dtype, batch, share):
+    """The estimators' solver epoch (SGD with Nesterov's momentum, α = 1e-4), 784-128-10 on 20,000
+    of the samples: one worker, or two sharing each batch's rows or the first hidden layer's units
+    (fastnn.solvers.MAX_UNIT_SHARING_ROWS chooses between the two)."""
+    X, y = mnist_shaped[0][:20_000].astype(dtype), mnist_shaped[1][:20_000]
+    layout = Layout([784, 128, 10])
+    theta = np.random.default_rng(1).uniform(-0.05, 0.05, layout.size).astype(dtype)
+    problem = Problem(X, np.eye(10, dtype=dtype)[y], None, "log_loss", 1e-4, layout, theta, "relu")
+    solver = make_solver("fast", problem, batch, n_workers=1 if share == "serial" else 2,
+                         share_units=share == "units")
+    optimizer = Optimizer("nesterov", theta, 0.001)
+    rng = np.random.default_rng(2)
+    benchmark.group = f"solver epoch, 1 worker or 2 sharing rows or units: batch {batch}, {dtype.__name__}"
+    benchmark.pedantic(solver.epoch, setup=lambda: ((rng.permutation(len(X)), optimizer), {}),
+                       rounds=5, warmup_rounds=1)

@@ -65,6 +65,23 @@ def test_forward_gemm_batch32_transposed(benchmark, one_blas_thread, units):
     benchmark(_gemm, False, True, np.float32(1), Wb, Xb, np.float32(0), np.empty((units, 32), np.float32))
 
 
+@pytest.mark.benchmark(group="a worker's first-layer GEMMs at batch 32: whole, half the rows, half the units")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, units", [(32, 128), (16, 128), (32, 64)], ids=["whole", "rows", "units"])
+def test_first_layer_gemms_shared_by_rows_or_units(benchmark, one_blas_thread, dtype, rows, units):
+    """Why the solver team shares the first hidden layer's units at small batches
+    (fastnn.solvers.MAX_UNIT_SHARING_ROWS): the forward GEMM ``W·Xᵀ`` and the weight gradient
+    ``dZᵀ·X`` of one worker's share of a batch of 32 rows of 784-128-10."""
+    Xb, Wb = X[:rows].astype(dtype), W[:units].astype(dtype)
+    Zt, dW = np.empty((units, rows), dtype), np.empty((units, N_IN), dtype)
+
+    def both():
+        _gemm(False, True, 1.0, Wb, Xb, 0.0, Zt)
+        _gemm(False, False, 1.0, Zt, Xb, 0.0, dW)
+
+    benchmark(both)
+
+
 @pytest.mark.benchmark(group="bias + ReLU")
 def test_bias_relu_reference(benchmark):
     Zt = np.ascontiguousarray(Z.T)

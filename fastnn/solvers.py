@@ -26,6 +26,10 @@ import numpy as np
 from . import losses
 from . import optimizers as opt
 
+# Worker threads share a batch's rows above this many rows, the first hidden layer's units
+# at or below it (FastSolver).
+MAX_UNIT_SHARING_ROWS = 64
+
 
 class Problem(NamedTuple):
     """What a fit trains: ``X`` (n × n_features, C order), ``Y`` (n × n_outputs, X's dtype),
@@ -156,7 +160,7 @@ class FastSolver:
     gradients are added in a fixed order, so repeated runs are bitwise equal; another worker
     count adds in another order (the whole-run bound, not bitwise)."""
 
-    def __init__(self, problem, batch_size, track_gradients=False, n_workers=1):
+    def __init__(self, problem, batch_size, track_gradients=False, n_workers=1, share_units=None):
         from threadpoolctl import ThreadpoolController
 
         from .kernels._scalar import ACTIVATION_CODES
@@ -168,6 +172,9 @@ class FastSolver:
         X = problem.X
         self.rows = min(batch_size, X.shape[0])
         self.n_workers = n_workers
+        if share_units is None:
+            share_units = self.rows <= MAX_UNIT_SHARING_ROWS
+        self.share_units = n_workers > 1 and share_units
         share = -(-self.rows // n_workers)
         self.loss_code = LOSS_CODES[problem.loss]
         self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])
@@ -176,12 +183,30 @@ class FastSolver:
                       ._replace(grad=self.grads[w]) for w in range(n_workers)]
         self.work = self.works[0]
         self.losses = np.zeros(n_workers)
+        self.squares = np.zeros(n_workers)
         self.sync = np.zeros(2, np.int64)
         self.weights = (np.empty(0, X.dtype) if problem.sample_weight is None
                         else np.ascontiguousarray(problem.sample_weight, X.dtype))
         self._gathers = {}  # by user: a worker's number, or "sums"
         self._full_work = None
         self._blas = ThreadpoolController() if n_workers > 1 else None
+        self.units = self._units() if self.share_units else None
+
+    def _units(self):
+        """Each worker's :class:`~fastnn.kernels.solver.Units`: the first hidden layer's units in
+        near-equal blocks, the layers above as views of θ and of the worker's gradient."""
+        from .kernels.network import Net, make_work
+        from .kernels.solver import Units
+
+        layout, dtype, b = self.p.layout, self.p.X.dtype, self.rows
+        H = layout.sizes[1]
+        upper, start = layout.tail(1)
+        bounds = np.array([H * c // self.n_workers for c in range(self.n_workers + 1)], np.int64)
+        hidden = np.empty(H * b, dtype)
+        return [Units(bounds, hidden, np.empty(b * H, dtype), np.empty(H * b, dtype),
+                      Net(self.p.theta[start:], upper.table, self.net.code),
+                      make_work(upper.table, b, dtype)._replace(grad=self.grads[w, start:]))
+                for w in range(self.n_workers)]
 
     def _samples(self, order, user=0, rows=None):
         """:class:`~fastnn.kernels.solver.Samples` in ``order`` (the rows' order, or None: as
@@ -205,7 +230,7 @@ class FastSolver:
     def _team(self, worker):
         from .kernels.solver import Team
 
-        return Team(worker, self.n_workers, self.grads, self.losses, self.sync)
+        return Team(worker, self.n_workers, self.grads, self.losses, self.squares, self.sync)
 
     def _solver(self, optimizer=None):
         """The kernels' :class:`~fastnn.kernels.solver.Solver`; without an optimizer, for the
@@ -226,8 +251,12 @@ class FastSolver:
         return self.work.norms / -(-self.p.X.shape[0] // self.batch_size)
 
     def _epoch_call(self, order, optimizer, worker=0):
-        from .kernels.solver import _solver_epoch
+        from .kernels.solver import _solver_epoch, _unit_solver_epoch
 
+        if self.share_units:  # every worker gathers whole batches
+            return _unit_solver_epoch, (self._samples(order, worker, self.rows), self.net,
+                                        self._solver(optimizer), optimizer.t, self._team(worker),
+                                        self.units[worker])
         return _solver_epoch, (self._samples(order, worker), self.net, self.works[worker],
                                self._solver(optimizer), optimizer.t, self._team(worker))
 
@@ -298,12 +327,12 @@ class FastSolver:
         return float(loss)
 
 
-def make_solver(engine, problem, batch_size, track_gradients=False, n_workers=1):
+def make_solver(engine, problem, batch_size, track_gradients=False, n_workers=1, share_units=None):
     """The engine named ``engine`` ("reference" or "fast") for ``problem``; the fast one with
-    ``n_workers`` worker threads (see :class:`FastSolver`)."""
+    ``n_workers`` worker threads sharing rows or units (see :class:`FastSolver`)."""
     if engine == "reference":
         return ReferenceSolver(problem, batch_size, track_gradients)
-    return FastSolver(problem, batch_size, track_gradients, n_workers)
+    return FastSolver(problem, batch_size, track_gradients, n_workers, share_units)
 
 
 def predict_output(layout, theta, activation, loss, X):

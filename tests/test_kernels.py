@@ -22,8 +22,9 @@ from fastnn.kernels.activations import (
     _activation_derivative,
     _bias_activate,
     _bias_activate_transposed,
+    _inplace_row_bias_activate,
 )
-from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_activation_backward
+from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_activation_backward, _row_sums
 from fastnn.kernels.blas import _gemm, _inplace_gemm_update
 from fastnn.kernels.dense import _dense_forward, _dense_softmax
 from fastnn.kernels.epoch import _gather, _gather_rows, _train_batch
@@ -103,6 +104,12 @@ class TestElementwise:
         _bias_activate_transposed(Zt, b, ACTIVATION_CODES[activation], out)
         want = ref.ACTIVATIONS[activation](Zt + b[:, None]).T
         assert_matches(out, want, dtype, activation in EXACT)
+
+    def test_inplace_row_bias_activate(self, rng, dtype, shape, activation):
+        Zt, b = random(rng, shape[::-1], dtype), random(rng, shape[1], dtype)
+        want = ref.ACTIVATIONS[activation](Zt + b[:, None])
+        _inplace_row_bias_activate(Zt, b, ACTIVATION_CODES[activation])
+        assert_matches(Zt, want, dtype, activation in EXACT)
 
     def test_derivative_from_output(self, rng, dtype, shape, activation):
         Z = random(rng, shape, dtype)
@@ -189,6 +196,13 @@ class TestRowsAndSums:
         out = np.empty(shape[1], dtype)
         _column_sums(D, out)
         assert_close(out, np.sum(D.T, axis=1), dtype)
+
+    def test_row_sums_are_the_column_sums_of_the_transpose_bitwise(self, rng, dtype, shape):
+        D = random(rng, shape, dtype)
+        want, out = np.empty(shape[1], dtype), np.empty(shape[1], dtype)
+        _column_sums(D, want)
+        _row_sums(np.ascontiguousarray(D.T), out)
+        np.testing.assert_array_equal(out, want)
 
     def test_frobenius_norm(self, rng, dtype, shape):
         A = random(rng, shape, dtype)

@@ -24,6 +24,7 @@ from scipy.special import xlogy
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from fastnn import losses
+from fastnn.kernels.network import NO_UNITS
 from fastnn.kernels.outputs import (
     LOSS_CODES,
     _bias_output,
@@ -306,10 +307,21 @@ def test_l2_penalty_kernel_counts_weights_only(dtype):
     layout = Layout((4, 5, 3, 2))
     theta = np.random.default_rng(10).standard_normal(layout.size).astype(dtype)
     want = losses.l2_penalty(theta, layout)
-    np.testing.assert_allclose(_l2_penalty(theta, layout.table), want, rtol=RTOL[dtype])
+    np.testing.assert_allclose(_l2_penalty(theta, layout.table, 0, 1, NO_UNITS), want, rtol=RTOL[dtype])
     for b in layout.biases(theta):  # biases are not penalised
         b[...] = 1e3
-    np.testing.assert_allclose(_l2_penalty(theta, layout.table), want, rtol=RTOL[dtype])
+    np.testing.assert_allclose(_l2_penalty(theta, layout.table, 0, 1, NO_UNITS), want, rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("units", [NO_UNITS, np.array([0, 1, 3, 5])], ids=["rows", "units"])
+def test_l2_penalty_shares_of_workers_add_up_to_the_whole(units):
+    """Three workers' shares of Σ‖W‖² (near-equal blocks of every layer, or of the first layer
+    the rows of each worker's units) cover every weight once."""
+    layout = Layout((4, 5, 3, 2))
+    theta = np.random.default_rng(11).standard_normal(layout.size)
+    shares = [_l2_penalty(theta, layout.table, w, 3, units) for w in range(3)]
+    assert min(shares) > 0
+    np.testing.assert_allclose(sum(shares), losses.l2_penalty(theta, layout), rtol=1e-14)
 
 
 @pytest.mark.parametrize("divisor", [1.0, 7.3])
@@ -335,7 +347,7 @@ def test_kernels_assemble_the_reference_loss_and_gradient(name):
     dZ, per_row = kernel_loss_grad(X @ W.T, b.ravel(), Y, s, problem.loss)
     grad = layout.pack([dZ.T @ X], [dZ.sum(axis=0)], np.float64)
     _inplace_l2_mean(grad, theta, layout.table, 0.3, s.sum())
-    loss = per_row.sum() / s.sum() + 0.15 * _l2_penalty(theta, layout.table) / s.sum()
+    loss = per_row.sum() / s.sum() + 0.15 * _l2_penalty(theta, layout.table, 0, 1, NO_UNITS) / s.sum()
     want_loss, want_grad = reference(layout, theta, "relu", problem, X, Y, 0.3, s)
     assert loss == pytest.approx(want_loss, rel=1e-12, abs=0)
     assert_gradient_close(grad, want_grad, 1e-12)

@@ -62,7 +62,8 @@ CASES = [
     ("regression", dict(solver="lbfgs", max_iter=30)),
     ("two targets", dict(solver="adam", early_stopping=True, learning_rate_init=0.01)),
     ("poisson", dict(solver="adam", learning_rate_init=0.01)),
-    # 64 × 600 first-layer weights: the fast engine shares each batch between worker threads.
+    # 64 × 600 first-layer weights: the fast engine shares each batch between worker threads, its
+    # rows at batch 200 ("auto" here) and the first hidden layer's units at batch 50.
     ("multiclass", dict(solver="adam", hidden_layer_sizes=(600,), max_iter=5)),
     ("multiclass", dict(solver="sgd", hidden_layer_sizes=(600,), alpha=0.01, batch_size=50, max_iter=5)),
 ]

@@ -28,12 +28,13 @@ def _problem(loss, dtype, weighted, rng):
     return Problem(X, Y, weights, loss, 1e-3, layout, theta, "tanh")
 
 
-def _both_engines(problem, rule, workers):
-    """The reference solver, then the fast one with ``workers`` worker threads, each on its own
-    copy of ``problem``'s θ (batches of 16), with its optimizer and that copy."""
+def _both_engines(problem, rule, workers, share_units=None):
+    """The reference solver, then the fast one with ``workers`` worker threads (sharing rows or
+    units, or as the batch size chooses), each on its own copy of ``problem``'s θ (batches of
+    16), with its optimizer and that copy."""
     for engine in ("reference", "fast"):
         theta = problem.theta.copy()
-        extra = {"n_workers": workers} if engine == "fast" else {}
+        extra = {"n_workers": workers, "share_units": share_units} if engine == "fast" else {}
         solver = make_solver(engine, problem._replace(theta=theta), 16, **extra)
         yield solver, Optimizer(rule, theta, 0.01), theta
 
@@ -42,16 +43,18 @@ def _both_engines(problem, rule, workers):
 @pytest.mark.parametrize("loss", ["log_loss", "binary_log_loss", "squared_error", "poisson"])
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("workers", [1, 2, 3])
-def test_fast_epochs_and_objective_match_the_reference(dtype, loss, rule, weighted, workers):
-    """Three shuffled epochs of batches of 16 (the last one, 2 rows, short of 3 workers), then
-    the objective; the fast epoch serial and shared by 2 or 3 worker threads."""
+@pytest.mark.parametrize("workers, share_units", [(1, None), (2, False), (3, False), (2, True), (3, True)])
+def test_fast_epochs_and_objective_match_the_reference(dtype, loss, rule, weighted, workers, share_units):
+    """Three shuffled epochs of batches of 16 (the last one, 2 rows, short of 3 workers sharing
+    rows), then the objective; the fast epoch serial and shared by 2 or 3 worker threads, each
+    taking a share of the rows or of the first hidden layer's 7 units."""
     problem = _problem(loss, dtype, weighted, np.random.default_rng(0))
     order = np.random.default_rng(1).permutation(problem.X.shape[0])
     results = []
-    for solver, optimizer, theta in _both_engines(problem, rule, workers):
+    for solver, optimizer, theta in _both_engines(problem, rule, workers, share_units):
         losses = [solver.epoch(order, optimizer) for _ in range(3)]
         results.append((theta, losses, *solver.objective(theta), optimizer.t))
+    assert solver.share_units == bool(share_units)  # the fast solver, the last one
     (theta_r, losses_r, loss_r, grad_r, t_r), (theta_f, losses_f, loss_f, grad_f, t_f) = results
     bound = BOUND[dtype]
     np.testing.assert_allclose(theta_f, theta_r, rtol=0, atol=bound * np.abs(theta_r).max())
@@ -79,29 +82,37 @@ def test_subnormals_flush_inside_an_epoch_only():
     assert np.float32(1e-20) * np.float32(1e-20) > 0  # the flag does not outlive the kernel
 
 
+@pytest.mark.parametrize("share_units", [False, True])
 @pytest.mark.parametrize("rule", RULES)
-def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(rule):
-    """Workers add their partial gradients in worker order: a repeated run is bitwise the same;
-    two workers round differently from one, within the whole-run bound. Rows as stored too."""
+def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(rule, share_units):
+    """A repeated run is bitwise the same (workers sharing rows add their partial gradients in
+    worker order); two workers are within the whole-run bound of one. Sharing rows rounds
+    differently from one worker; sharing units computes each gradient element once, with other
+    GEMM shapes (these happen to round alike). Rows as stored too."""
     problem = _problem("log_loss", np.float64, True, np.random.default_rng(3))
     runs = []
     for workers in (2, 2, 1):
         theta = problem.theta.copy()
-        solver = make_solver("fast", problem._replace(theta=theta), 16, n_workers=workers)
+        solver = make_solver("fast", problem._replace(theta=theta), 16, n_workers=workers,
+                             share_units=share_units)
         optimizer = Optimizer(rule, theta, 0.01)
         losses = [solver.epoch(order, optimizer) for order in (None, np.arange(50)[::-1])]
         runs.append((theta, losses))
     assert runs[0][0].tobytes() == runs[1][0].tobytes() and runs[0][1] == runs[1][1]
     np.testing.assert_allclose(runs[0][0], runs[2][0], rtol=0, atol=1e-12 * np.abs(runs[2][0]).max())
-    assert not np.array_equal(runs[0][0], runs[2][0])
+    assert share_units or not np.array_equal(runs[0][0], runs[2][0])
 
 
-def test_a_failing_worker_stops_the_others():
+@pytest.mark.parametrize("share_units", [False, True])
+def test_a_failing_worker_stops_the_others(share_units):
     """A worker whose buffers are wrong raises; the others leave their barrier instead of waiting
     for it forever, and the epoch raises."""
     problem = _problem("log_loss", np.float64, False, np.random.default_rng(4))
-    solver = make_solver("fast", problem, 16, n_workers=2)
-    solver.works[1] = solver.works[1]._replace(losses=solver.works[1].losses[:1])
+    solver = make_solver("fast", problem, 16, n_workers=2, share_units=share_units)
+    if share_units:
+        solver.units[1] = solver.units[1]._replace(acts=solver.units[1].acts[:1])
+    else:
+        solver.works[1] = solver.works[1]._replace(losses=solver.works[1].losses[:1])
     with pytest.raises(RuntimeError, match="worker failed") as failure:
         solver.epoch(None, Optimizer("adam", problem.theta, 0.01))
     assert isinstance(failure.value.__cause__, ValueError)

@@ -7,7 +7,7 @@ vector with a layer table (:mod:`fastnn.layout`); the kernels cut each layer's
 ``W`` (the reference's ``(n_out, n_in)``) and ``b`` out of it as views. What
 crosses the Python–kernel boundary travels as named tuples
 (:mod:`.network`: ``Net``, ``Work``, ``Batches``; :mod:`.split`: ``Shared``,
-``Share``).
+``Share``; :mod:`.solver`: ``Samples``, ``Solver``, ``Team``, ``Units``).
 
 Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 (``@helper``) each one calls, module by module:
@@ -20,18 +20,22 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 - :mod:`.solver` — ``_solver_epoch``: an epoch of scikit-learn's stochastic solvers (every
   output layer and loss, sample weights, L2, SGD with momentum or Nesterov's, Adam) in one
   call (:class:`fastnn.solvers.FastSolver`), serial or one call per worker thread sharing
-  each batch's rows (``Team``); ``_objective``: the full-batch loss and gradient (L-BFGS);
-  ``_predict_output``: the estimators' predictions; ``_rows_sums``, ``_apply_sums``: a
-  data-parallel step's two halves (:mod:`fastnn.distributed`); helpers
-  ``_summed_loss_gradient``, ``_mean_loss_gradient``, ``_penalty_term``, ``_step`` (a
-  worker's share of an update), ``_sample_rows``, ``_weight_sum``, ``_meet`` (a barrier)
+  each batch's rows (``Team``); ``_unit_solver_epoch``: the same, the workers sharing the
+  first hidden layer's units instead (``Units``; small batches); ``_objective``: the
+  full-batch loss and gradient (L-BFGS); ``_predict_output``: the estimators' predictions;
+  ``_rows_sums``, ``_apply_sums``: a data-parallel step's two halves
+  (:mod:`fastnn.distributed`); helpers ``_summed_loss_gradient``, ``_mean_loss_gradient``,
+  ``_penalty_term``, ``_step`` (a worker's share of an update, the elements ``_owned``
+  says), ``_sample_rows``, ``_weight_sum``, ``_meet`` (a barrier), ``_units_forward``,
+  ``_units_loss_gradient``
 - :mod:`.split` — ``_train_epoch_share``: one worker's part of an epoch whose first
   hidden layer is shared out (:class:`fastnn.split.SplitEngine`); helpers ``_share``,
   ``_gather_share``, ``_sum_partials``, ``_output_delta_share``, ``_upper_layers_step``
   (which calls ``_run_batches``)
 - :mod:`.dense` — ``_dense_forward`` (BLAS GEMM + bias + activation); helpers
   ``_short_batch``, ``_dense_softmax``
-- :mod:`.activations` — ``_bias_activate``, ``_bias_activate_transposed``; ``_activate``
+- :mod:`.activations` — ``_bias_activate``, ``_bias_activate_transposed``,
+  ``_inplace_row_bias_activate``; ``_activate``
   and ``_activation_derivative`` (tested, not called by an epoch)
 - :mod:`.softmax` — ``_inplace_softmax_cross_entropy_grad``, ``_bias_softmax``
 - :mod:`.outputs` — ``_inplace_output_loss_grad`` (scikit-learn's output layers and losses:
@@ -39,7 +43,7 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   ``_inplace_l2_mean`` (the L2 term's share of the mean gradient, for the objective); helpers
   ``_weight_slice``, ``_bias_slice``, ``_part``; ``_mean_element`` (an inlined scalar function:
   one element of the regularised mean, which the update kernels share)
-- :mod:`.backward` — ``_inplace_activation_backward``, ``_column_sums``,
+- :mod:`.backward` — ``_inplace_activation_backward``, ``_column_sums``, ``_row_sums``,
   ``_frobenius_norm``; helper ``_backpropagate``
 - :mod:`.update` — ``_inplace_sgd`` (the step over flat arrays: ``apply_step`` and the
   biases); helper ``_inplace_sgd_layer`` (a layer's step, fused into its GEMM)

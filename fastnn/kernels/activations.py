@@ -36,6 +36,15 @@ def _bias_activate_transposed(Zt, b, code, out):
 
 
 @kernel
+def _inplace_row_bias_activate(Zt, b, code):
+    """``Zt ← g(Zt + b)`` with ``b`` of shape ``(n_features,)`` broadcast over columns: a layer's
+    pre-activations kept in the ``(n_features, n_samples)`` layout."""
+    for j in prange(Zt.shape[0]):
+        for i in range(Zt.shape[1]):
+            Zt[j, i] = activate(Zt[j, i] + b[j], code)
+
+
+@kernel
 def _activation_derivative(A, code, out):
     """``out = g'(Z)`` computed from ``A = g(Z)`` (the ReLU mask for ReLU)."""
     for i in prange(A.shape[0]):

@@ -12,7 +12,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import helper, kernel
-from ._scalar import derivative_from_output
+from ._scalar import derivative_from_output, like
 from .blas import _gemm
 
 SUM_CHUNKS = 8
@@ -41,6 +41,22 @@ def _column_sums(D, out):
     for c in range(1, n_chunks):
         for j in range(n):
             out[j] += partial[c, j]
+
+
+@kernel
+def _row_sums(Dt, out):
+    """``out[j] = Σ_i Dt[j, i]`` for ``Dt = Dᵀ``: :func:`_column_sums` of ``D``, adding in the
+    same chunks and order, so bitwise the same sums."""
+    n, m = Dt.shape
+    n_chunks = max(1, min(SUM_CHUNKS, m))
+    for j in prange(n):
+        total = like(out, 0)
+        for c in range(n_chunks):
+            part = like(out, 0)
+            for i in range(c * m // n_chunks, (c + 1) * m // n_chunks):
+                part += Dt[j, i]
+            total = part if c == 0 else total + part
+        out[j] = total
 
 
 @kernel

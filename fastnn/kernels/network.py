@@ -106,3 +106,24 @@ def _block(buffer, table, l, capacity, m):
     """Layer ``l``'s ``m × n_out`` block of a work buffer of ``capacity`` rows per layer."""
     start = capacity * _units_below(table, l)
     return buffer[start:start + m * table[l, 1]].reshape(m, table[l, 1])
+
+
+# No layer's units are shared out (:func:`_owned`); a global array is a constant of the compiled code.
+NO_UNITS = np.empty(0, np.int64)
+
+
+@helper
+def _share(m, worker, n_workers):
+    """Worker ``worker``'s rows ``[lo, hi)`` of ``m``: ``n_workers`` near-equal blocks."""
+    return worker * m // n_workers, (worker + 1) * m // n_workers
+
+
+@helper
+def _owned(size, table, l, weights, worker, n_workers, units):
+    """The elements ``[lo, hi)`` of layer ``l``'s weights (``weights``) or biases, ``size`` of
+    them, that worker ``worker`` updates: a near-equal block, but of the first layer the rows of
+    its units when they are shared out (``units``: their bounds; :data:`NO_UNITS`: they are not)."""
+    if l > 0 or units.shape[0] == 0:
+        return _share(size, worker, n_workers)
+    per_unit = table[0, 2] if weights else 1
+    return units[worker] * per_unit, units[worker + 1] * per_unit

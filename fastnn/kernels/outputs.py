@@ -20,6 +20,7 @@ from numba import njit, prange
 from ..layout import BIAS_OFFSET, N_IN, N_OUT, WEIGHT_OFFSET
 from ._jit import helper, ieee_kernel, kernel, sum_kernel
 from ._scalar import SIGMOID, activate, like
+from .network import _owned
 from .softmax import _row_softmax
 
 LOG_LOSS, BINARY_LOG_LOSS, SQUARED_ERROR, POISSON = range(4)
@@ -102,15 +103,27 @@ def _inplace_output_loss_grad(Z, b, Y, weights, code, losses):
 
 
 @sum_kernel
-def _l2_penalty(theta, table):
-    """``Σ_l ‖W[l]‖²`` over the weights of the flat ``theta`` (no bias), accumulated in float64,
-    in an order LLVM may regroup into vector lanes (:data:`._jit.sum_kernel`)."""
+def _squares_sum(x):
+    """``Σ x²`` over a 1-D array, accumulated in float64, in an order LLVM may regroup into
+    vector lanes (:data:`._jit.sum_kernel`)."""
+    total = 0.0
+    for k in range(x.shape[0]):
+        v = np.float64(x[k])
+        total += v * v
+    return total
+
+
+@helper
+def _l2_penalty(theta, table, worker, n_workers, units):
+    """``Σ_l ‖W[l]‖²`` over the weights (no bias) of the flat ``theta`` that worker ``worker``
+    of ``n_workers`` updates (:func:`.network._owned`; worker 0 of 1: every weight), in
+    float64: each layer's share by :func:`_squares_sum`, then the layers in order. Workers
+    that sum their shares before a barrier share out the pass over θ."""
     total = 0.0
     for l in range(table.shape[0]):
         W = _weight_slice(theta, table, l)
-        for k in range(W.shape[0]):
-            v = np.float64(W[k])
-            total += v * v
+        lo, hi = _owned(W.shape[0], table, l, True, worker, n_workers, units)
+        total += _squares_sum(W[lo:hi])
     return total
 
 

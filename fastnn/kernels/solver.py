@@ -26,13 +26,13 @@ import numpy as np
 from ._fpu import flush_subnormals, restore_fpu
 from ._jit import helper, kernel
 from ._scalar import like
-from .backward import _backpropagate, _frobenius_norm
+from .activations import _inplace_row_bias_activate
+from .backward import _backpropagate, _frobenius_norm, _inplace_activation_backward, _row_sums
 from .blas import _gemm
 from .epoch import _gather, _gather_rows, _hidden_forward, _layer_gradient
-from .network import _bias, _block, _weights
+from .network import NO_UNITS, Net, Work, _bias, _block, _owned, _share, _weights
 from .optimizers import Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
 from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty, _part
-from .split import _share
 from .sync import _arrive_and_wait
 
 MOMENTUM, ADAM = 0, 1
@@ -83,20 +83,41 @@ class Team(NamedTuple):
     own gradient, row ``worker`` of ``grads`` (``n_workers × θ's size``; the worker's
     ``work.grad`` is that row), and its share of the summed loss into ``losses[worker]``.
     After a barrier each worker updates its share of every layer's weights and biases from
-    the workers' gradients added in worker order; a second barrier ends the step. ``sync``:
-    the barrier's counters (:mod:`.sync`). One worker is the serial epoch (no barrier)."""
+    the workers' gradients added in worker order; a second barrier ends the step. Before the
+    first, each worker also writes ``Σ θ²`` over the weights it updates into ``squares[worker]``
+    (float64), from which worker 0 forms the L2 term. ``sync``: the barrier's counters
+    (:mod:`.sync`). One worker is the serial epoch (no barrier)."""
 
     worker: int
     n_workers: int
     grads: np.ndarray
     losses: np.ndarray
+    squares: np.ndarray
     sync: np.ndarray
+
+
+class Units(NamedTuple):
+    """One worker's view of an epoch whose first hidden layer's ``H`` units are shared out
+    (:func:`_unit_solver_epoch`): units ``bounds[worker]…bounds[worker + 1]`` are this worker's.
+
+    ``hidden`` (flat, ``H·b``, the same array for every worker) receives a batch's ``A[0]ᵀ``
+    (``H × m``), each worker writing its units' rows; ``acts`` (``b·H``) is the worker's own
+    copy of ``A[0]`` (``m × H``) and ``delta`` (``H·b``) its ``dA[0]ᵀ``. ``upper``: the layers
+    above the first (a view of θ, their own layer table), with their buffers ``upper_work``,
+    whose gradient is a view of the worker's row of ``Team.grads``."""
+
+    bounds: np.ndarray
+    hidden: np.ndarray
+    acts: np.ndarray
+    delta: np.ndarray
+    upper: Net
+    upper_work: Work
 
 
 @helper
 def _summed_loss_gradient(Xb, Yb, sb, net, work, loss):
-    """Forward and backward through the batch: ``Σ_i s_i ℓ_i`` returned, the summed gradient
-    (no L2 term) written into ``work.grad``."""
+    """Forward and backward through the batch: the summed gradient (no L2 term) written into
+    ``work.grad``; return ``Σ_i s_i ℓ_i`` and the first layer's ``dZ`` (in a block of ``work``)."""
     table = net.table
     L = table.shape[0]
     m = Xb.shape[0]
@@ -114,7 +135,7 @@ def _summed_loss_gradient(Xb, Yb, sb, net, work, loss):
             below = _block(work.deltas, table, l - 1, capacity, m)
             _backpropagate(dZ, _weights(net.theta, table, l), A_in, net.code, below)
             dZ = below
-    return work.losses[:m].sum()
+    return work.losses[:m].sum(), dZ
 
 
 @helper
@@ -122,7 +143,7 @@ def _mean_loss_gradient(Xb, Yb, sb, net, work, solver):
     """The batch's regularised mean loss, returned, and mean gradient, in ``work.grad``."""
     m = Xb.shape[0]
     S = np.float64(m) if sb.shape[0] == 0 else np.float64(sb.sum())
-    loss = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss) / S
+    loss = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss)[0] / S
     loss += _penalty_term(net, solver.alpha, S)
     _inplace_l2_mean(work.grad, net.theta, net.table, solver.alpha, S)
     return loss
@@ -130,28 +151,42 @@ def _mean_loss_gradient(Xb, Yb, sb, net, work, solver):
 
 @helper
 def _penalty_term(net, alpha, S):
-    """``(α/2) Σ‖W‖² / S`` over ``net``'s weights, the sum first rounded to θ's dtype: as
-    scikit-learn's ``np.dot`` in that dtype, a sum past the dtype's range is inf, and with
-    ``α = 0`` the term is then NaN."""
-    theta = net.theta
-    penalty = _l2_penalty(theta, net.table)
-    return (0.5 * alpha) * np.float64(like(theta, penalty)) / S
+    """``(α/2) Σ‖W‖² / S`` over ``net``'s weights (:func:`_penalty`)."""
+    return _penalty(net.theta, alpha, S, _l2_penalty(net.theta, net.table, 0, 1, NO_UNITS))
 
 
 @helper
-def _step(theta, grads, solver, t, table, S, worker, n_workers):
+def _penalty(theta, alpha, S, squares):
+    """``(α/2) Σ‖W‖² / S`` from ``squares = Σ‖W‖²``, first rounded to θ's dtype: as
+    scikit-learn's ``np.dot`` in that dtype, a sum past the dtype's range is inf, and with
+    ``α = 0`` the term is then NaN."""
+    return (0.5 * alpha) * np.float64(like(theta, squares)) / S
+
+
+@helper
+def _in_order(values):
+    """``values[0] + values[1] + …``: the workers' parts of a sum, added in worker order."""
+    total = 0.0
+    for w in range(values.shape[0]):
+        total += values[w]
+    return total
+
+
+@helper
+def _step(theta, grads, solver, t, table, S, worker, n_workers, units):
     """Worker ``worker``'s share of one update of ``theta`` and the rule's state, ``t`` steps
     having been taken before, from the batch's summed gradient (no L2 term): the rows of
-    ``grads`` (the workers' parts) added in order into row 0, ``S`` the batch's weight sum.
-    Layer by layer, the rule reads the weights' and the biases' regularised mean gradient
-    through their :class:`~.optimizers.Mean`, so the mean is never stored."""
+    ``grads`` (the workers' parts) added in order into row 0, ``S`` the batch's weight sum,
+    ``units`` as :func:`_owned` takes them. Layer by layer, the rule reads the weights' and the
+    biases' regularised mean gradient through their :class:`~.optimizers.Mean`, so the mean is
+    never stored."""
     rate = solver.learning_rate
     if solver.rule == ADAM:
         rate = _adam_learning_rate(solver.learning_rate, solver.beta_1, solver.beta_2, t + 1)
     for l in range(table.shape[0]):
         for weights in (True, False):
             th = _part(theta, table, l, weights)
-            lo, hi = _share(th.shape[0], worker, n_workers)
+            lo, hi = _owned(th.shape[0], table, l, weights, worker, n_workers, units)
             g = _part(grads[0], table, l, weights)[lo:hi]
             for other in range(1, grads.shape[0]):
                 part = _part(grads[other], table, l, weights)[lo:hi]
@@ -217,7 +252,8 @@ def _solver_epoch(data, net, work, solver, t, team):
     rows = -(-min(data.batch_size, n) // max(team.n_workers, 1))
     if (data.batch_size < 1 or team.n_workers < 1 or work.losses.shape[0] < rows
             or work.grad.shape[0] != net.theta.shape[0] or team.grads.shape[1] != net.theta.shape[0]
-            or team.grads.shape[0] != team.n_workers or team.losses.shape[0] != team.n_workers):
+            or team.grads.shape[0] != team.n_workers or team.losses.shape[0] != team.n_workers
+            or team.squares.shape[0] != team.n_workers):
         raise ValueError("work buffers are smaller than a batch's share, or the gradients do not fit theta")
     if data.order.shape[0] != 0 and (data.order.shape[0] != n or data.x_batch.shape[0] < rows):
         raise ValueError("order or the gather buffers do not fit the data")
@@ -230,26 +266,108 @@ def _solver_epoch(data, net, work, solver, t, team):
         S = _weight_sum(data, start, stop)
         if hi > lo:
             Xb, Yb, sb = _sample_rows(data, start + lo, start + hi)
-            team.losses[team.worker] = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss)
+            team.losses[team.worker] = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss)[0]
         else:  # a last batch of fewer rows than workers
             work.grad[:] = 0
             team.losses[team.worker] = 0.0
-        penalty = 0.0
-        if team.worker == 0:  # before the barrier: no worker changes theta until after it
-            penalty = _penalty_term(net, solver.alpha, S)
+        # Before the barrier: no worker changes theta until after it.
+        team.squares[team.worker] = _l2_penalty(net.theta, net.table, team.worker, team.n_workers, NO_UNITS)
         if not _meet(team, 2 * k):
             restore_fpu(fpu)
             return np.nan, t
-        _step(net.theta, team.grads, solver, t, net.table, S, team.worker, team.n_workers)
+        _step(net.theta, team.grads, solver, t, net.table, S, team.worker, team.n_workers, NO_UNITS)
         if team.worker == 0:
-            total = 0.0
-            for w in range(team.n_workers):
-                total += team.losses[w]
-            accumulated += (total / S + penalty) * (stop - start)
+            penalty = _penalty(net.theta, solver.alpha, S, _in_order(team.squares))
+            accumulated += (_in_order(team.losses) / S + penalty) * (stop - start)
         t += 1
         if not _meet(team, 2 * k + 1):
             restore_fpu(fpu)
             return np.nan, t
+    restore_fpu(fpu)
+    return accumulated, t
+
+
+@helper
+def _units_forward(Xb, net, team, units):
+    """This worker's units' rows of the batch's ``A[0]ᵀ = g(W[0]·Xbᵀ + b[0])``, into ``units.hidden``."""
+    lo, hi = units.bounds[team.worker], units.bounds[team.worker + 1]
+    H, m = net.table[0, 1], Xb.shape[0]
+    At = units.hidden[:H * m].reshape(H, m)[lo:hi]
+    _gemm(False, True, 1.0, _weights(net.theta, net.table, 0)[lo:hi], Xb, 0.0, At)
+    _inplace_row_bias_activate(At, _bias(net.theta, net.table, 0)[lo:hi], net.code)
+
+
+@helper
+def _units_loss_gradient(Xb, Yb, sb, net, loss, team, units):
+    """Once every worker's :func:`_units_forward` is done: the layers above the first, forward
+    and backward over all the batch's rows (every worker alike, into its own buffers and
+    gradient), then this worker's units' rows of the first layer's summed gradient. Return
+    ``Σ_i s_i ℓ_i``."""
+    H, m = net.table[0, 1], Xb.shape[0]
+    lo, hi = units.bounds[team.worker], units.bounds[team.worker + 1]
+    At = units.hidden[:H * m].reshape(H, m)
+    A = units.acts[:m * H].reshape(m, H)
+    for i in range(m):
+        for j in range(H):
+            A[i, j] = At[j, i]
+    total, dZ = _summed_loss_gradient(A, Yb, sb, units.upper, units.upper_work, loss)
+    # dA[0]ᵀ = W[1]ᵀ·dZ[1]ᵀ for every unit (W[1]'s columns of one worker's units are not a
+    # contiguous operand), then this worker's rows of dZ[0]ᵀ, dW[0] = dZ[0]ᵀ·Xb and db[0].
+    dAt = units.delta[:H * m].reshape(H, m)
+    _gemm(True, True, 1.0, _weights(units.upper.theta, units.upper.table, 0), dZ, 0.0, dAt)
+    own = dAt[lo:hi]
+    _inplace_activation_backward(own, At[lo:hi], net.code)
+    grad = team.grads[team.worker]
+    _gemm(False, False, 1.0, own, Xb, 0.0, _weights(grad, net.table, 0)[lo:hi])
+    _row_sums(own, _bias(grad, net.table, 0)[lo:hi])
+    return total
+
+
+@kernel
+def _unit_solver_epoch(data, net, solver, t, team, units):
+    """Worker ``team.worker``'s part of one epoch of the ``solver``'s steps over ``data``, the
+    first hidden layer's units shared out (:class:`Units`); returns as :func:`_solver_epoch`.
+
+    Every worker takes all rows of a batch (``data`` has gather buffers of its own for a whole
+    batch). It computes its units' rows of ``A[0]ᵀ``; after a barrier, worker 0 the L2 term,
+    and every worker the layers above the first and its units' rows of the first layer's
+    gradient (:func:`_units_loss_gradient`); after a second barrier it updates its units' rows
+    of the first layer and its share of the layers above, from its own gradient. No gradient is
+    added across workers: the two large GEMMs of the first layer are split by units, not rows."""
+    n = data.X.shape[0]
+    rows = min(data.batch_size, n)
+    size = net.table[0, 1] * rows
+    if (data.batch_size < 1 or units.upper_work.losses.shape[0] < rows or units.hidden.shape[0] < size
+            or units.acts.shape[0] < size or units.delta.shape[0] < size
+            or units.bounds.shape[0] != team.n_workers + 1 or team.grads.shape[0] != team.n_workers
+            or team.grads.shape[1] != net.theta.shape[0] or team.squares.shape[0] != team.n_workers):
+        raise ValueError("work buffers are smaller than a batch, or the gradients do not fit theta")
+    if data.order.shape[0] != 0 and (data.order.shape[0] != n or data.x_batch.shape[0] < rows):
+        raise ValueError("order or the gather buffers do not fit the data")
+    accumulated = 0.0
+    fpu = flush_subnormals()
+    for k in range(-(-n // data.batch_size)):
+        start = k * data.batch_size
+        stop = min(start + data.batch_size, n)
+        S = _weight_sum(data, start, stop)
+        Xb, Yb, sb = _sample_rows(data, start, stop)
+        _units_forward(Xb, net, team, units)
+        if not _meet(team, 2 * k):
+            restore_fpu(fpu)
+            return np.nan, t
+        # Only this worker changes the weights it owns: their squares are theta's of this step.
+        team.squares[team.worker] = _l2_penalty(net.theta, net.table, team.worker, team.n_workers,
+                                                units.bounds)
+        total = _units_loss_gradient(Xb, Yb, sb, net, solver.loss, team, units)
+        if not _meet(team, 2 * k + 1):
+            restore_fpu(fpu)
+            return np.nan, t
+        _step(net.theta, team.grads[team.worker:team.worker + 1], solver, t, net.table, S, team.worker,
+              team.n_workers, units.bounds)
+        if team.worker == 0:
+            penalty = _penalty(net.theta, solver.alpha, S, _in_order(team.squares))
+            accumulated += (total / S + penalty) * (stop - start)
+        t += 1
     restore_fpu(fpu)
     return accumulated, t
 
@@ -286,7 +404,7 @@ def _rows_sums(data, net, work, loss, out):
     fpu = flush_subnormals()
     Xb, Yb, sb = _sample_rows(data, 0, m)
     S = _weight_sum(data, 0, m)
-    total = _summed_loss_gradient(Xb, Yb, sb, net, work, loss)
+    total = _summed_loss_gradient(Xb, Yb, sb, net, work, loss)[0]
     restore_fpu(fpu)
     P = net.theta.shape[0]
     out[P] = total
@@ -304,6 +422,6 @@ def _apply_sums(net, solver, t, sums):
     S = np.float64(sums[P + 1])
     loss = np.float64(sums[P]) / S
     loss += _penalty_term(net, solver.alpha, S)
-    _step(net.theta, grad.reshape(1, P), solver, t, net.table, S, 0, 1)
+    _step(net.theta, grad.reshape(1, P), solver, t, net.table, S, 0, 1, NO_UNITS)
     restore_fpu(fpu)
     return loss, t + 1

@@ -48,7 +48,7 @@ from .backward import _backpropagate
 from .blas import _gemm
 from .dense import _dense_forward
 from .epoch import _gather, _gather_rows, _run_batches
-from .network import Batches, Net, Work
+from .network import Batches, Net, Work, _share
 from .softmax import _inplace_softmax_cross_entropy_grad
 from .sync import _arrive_and_wait, _stall
 from .update import _inplace_sgd_layer
@@ -99,12 +99,6 @@ class Share(NamedTuple):
     stall: int
     stall_start: int
     stall_partials: int
-
-
-@helper
-def _share(m, worker, n_workers):
-    """Worker ``worker``'s rows ``[lo, hi)`` of ``m``: ``n_workers`` near-equal blocks."""
-    return worker * m // n_workers, (worker + 1) * m // n_workers
 
 
 @helper
