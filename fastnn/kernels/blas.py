@@ -53,6 +53,7 @@ for _name, _address in _addresses.items():
 
 # ?gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), every argument by pointer.
 _GEMM = types.void(*([types.voidptr] * 13))
+TRANSPOSE, NO_TRANSPOSE = ord("T"), ord("N")  # BLAS's flags, as compile-time constants
 _sgemm = types.ExternalFunction("fastnn_sgemm", _GEMM)
 _dgemm = types.ExternalFunction("fastnn_dgemm", _GEMM)
 
@@ -95,7 +96,7 @@ def _gemm_call(trans_a, trans_b, alpha, A, B, beta, C):
     ints[0], ints[1], ints[2] = n, m, k  # M, N, K
     ints[3], ints[4], ints[5] = _row_stride(B), _row_stride(A), _row_stride(C)  # lda, ldb, ldc
     trans = np.empty(2, np.uint8)
-    trans[0], trans[1] = ord("T") if trans_b else ord("N"), ord("T") if trans_a else ord("N")
+    trans[0], trans[1] = TRANSPOSE if trans_b else NO_TRANSPOSE, TRANSPOSE if trans_a else NO_TRANSPOSE
     scalars = np.empty(2, C.dtype)
     scalars[0], scalars[1] = alpha, beta
     args = (trans[0:].ctypes, trans[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes,
