@@ -1,9 +1,9 @@
 """Where the solver epoch's time goes, per batch: the gradient and each pass over the parameters.
 
-    python bench/solver_parts.py [--batch 32] [--dtype float32]
+    python bench/solver_parts.py [--batch 32] [--dtype float32] [--sizes 784,128,10]
 
-784-128-10 (ReLU, softmax), random data: the forward and backward pass of one batch
-(``_objective`` on the batch's rows, less its L2 passes), then each pass over the flat
+784-128-10 (or ``--sizes``; ReLU, softmax), random data: the forward and backward pass of one
+batch (``_objective`` on the batch's rows, less its L2 passes), then each pass over the flat
 parameters a step makes: the L2 sum, and the update of SGD with momentum and of Adam, which
 form the regularised mean gradient from the summed one as they read it. The L2 mean as a pass
 of its own (L-BFGS's objective) is shown too. Microseconds per call, best of 5 repetitions of
@@ -38,12 +38,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--sizes", default="784,128,10", help="layer sizes; the digits': 64,100,10")
     args = parser.parse_args()
     dtype, b = np.dtype(args.dtype).type, args.batch
+    sizes = [int(n) for n in args.sizes.split(",")]
     rng = np.random.default_rng(0)
-    layout = Layout([784, 128, 10])
-    X = rng.random((b, 784)).astype(dtype)
-    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, b)]
+    layout = Layout(sizes)
+    X = rng.random((b, sizes[0])).astype(dtype)
+    Y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], b)]
     theta = rng.uniform(-0.05, 0.05, layout.size).astype(dtype)
     solver = make_solver("fast", Problem(X, Y, None, "log_loss", 1e-4, layout, theta, "relu"), b)
     work = make_work(layout.table, b, dtype, grad_size=layout.size)
@@ -61,9 +63,11 @@ def main():
     }
     times = {name: microseconds(call) for name, call in parts.items()}
     whole = microseconds(lambda: _objective(X, Y, solver.weights, solver.net, work, solver._solver()))
-    print(f"784-128-10, batch {b}, {args.dtype}, {layout.size} parameters; microseconds per call")
+    name = "-".join(map(str, sizes))
+    print(f"{name}, batch {b}, {args.dtype}, {layout.size} parameters; microseconds per call")
     l2_mean = times["L2 mean (a pass of its own: L-BFGS only)"]
-    print(f"  forward and backward (objective less its two L2 passes): {whole - times['L2 sum'] - l2_mean:.0f}")
+    gradient = whole - times["L2 sum"] - l2_mean
+    print(f"  forward and backward (objective less its two L2 passes): {gradient:.0f}")
     for name, t in times.items():
         print(f"  {name}: {t:.0f}")
 
