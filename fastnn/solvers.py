@@ -155,10 +155,13 @@ class ReferenceSolver:
 class FastSolver:
     """The solvers on the compiled kernels: an epoch is one call of
     :func:`fastnn.kernels.solver._solver_epoch`, or with ``n_workers > 1`` one call per
-    worker thread, each worker taking its share of every batch's rows with one-thread BLAS
-    and its share of every update (:class:`fastnn.kernels.solver.Team`). The workers' partial
-    gradients are added in a fixed order, so repeated runs are bitwise equal; another worker
-    count adds in another order (the whole-run bound, not bitwise)."""
+    worker thread (:class:`fastnn.kernels.solver.Team`), each with one-thread BLAS. The
+    workers take their shares of every batch's rows, their partial gradients added in a
+    fixed order (another worker count adds in another order: the whole-run bound, not
+    bitwise), or with ``share_units`` (None: batches of at most
+    :data:`MAX_UNIT_SHARING_ROWS` rows) their shares of the first hidden layer's units
+    (:func:`fastnn.kernels.solver._unit_solver_epoch`); then each its share of the update.
+    Repeated runs are bitwise equal."""
 
     def __init__(self, problem, batch_size, track_gradients=False, n_workers=1, share_units=None):
         from threadpoolctl import ThreadpoolController
@@ -172,9 +175,12 @@ class FastSolver:
         X = problem.X
         self.rows = min(batch_size, X.shape[0])
         self.n_workers = n_workers
+        hidden = problem.layout.sizes[1] if problem.layout.n_layers > 1 else 0
+        if share_units and not 1 < n_workers <= hidden:
+            raise ValueError(f"{n_workers} workers cannot share the {hidden} units of a first hidden layer")
         if share_units is None:
-            share_units = self.rows <= MAX_UNIT_SHARING_ROWS
-        self.share_units = n_workers > 1 and share_units
+            share_units = 1 < n_workers <= hidden and self.rows <= MAX_UNIT_SHARING_ROWS
+        self.share_units = share_units
         share = -(-self.rows // n_workers)
         self.loss_code = LOSS_CODES[problem.loss]
         self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])

@@ -94,13 +94,27 @@ def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(ru
     for workers in (2, 2, 1):
         theta = problem.theta.copy()
         solver = make_solver("fast", problem._replace(theta=theta), 16, n_workers=workers,
-                             share_units=share_units)
+                             share_units=share_units and workers > 1)
         optimizer = Optimizer(rule, theta, 0.01)
         losses = [solver.epoch(order, optimizer) for order in (None, np.arange(50)[::-1])]
         runs.append((theta, losses))
     assert runs[0][0].tobytes() == runs[1][0].tobytes() and runs[0][1] == runs[1][1]
     np.testing.assert_allclose(runs[0][0], runs[2][0], rtol=0, atol=1e-12 * np.abs(runs[2][0]).max())
     assert share_units or not np.array_equal(runs[0][0], runs[2][0])
+
+
+def test_units_are_shared_only_when_every_worker_gets_one():
+    """Small batches share units by default, but not without a hidden layer of a unit per
+    worker; asked for explicitly there, it is an error."""
+    problem = _problem("log_loss", np.float64, False, np.random.default_rng(4))  # 7 first-layer units
+    assert make_solver("fast", problem, 16, n_workers=2).share_units
+    assert not make_solver("fast", problem, 16, n_workers=8).share_units
+    assert not make_solver("fast", problem, 16, n_workers=1).share_units
+    no_hidden = problem._replace(layout=Layout([5, 3]), theta=np.zeros(Layout([5, 3]).size))
+    assert not make_solver("fast", no_hidden, 16, n_workers=2).share_units
+    for workers in (1, 8):
+        with pytest.raises(ValueError, match="cannot share the 7 units"):
+            make_solver("fast", problem, 16, n_workers=workers, share_units=True)
 
 
 @pytest.mark.parametrize("share_units", [False, True])
