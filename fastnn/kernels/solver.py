@@ -235,6 +235,31 @@ def _weight_sum(data, start, stop):
 
 
 @helper
+def _check_samples(data, rows, team, net):
+    """Raise unless ``data``'s batch size, row order and gather buffers (of ``rows`` rows) fit,
+    and the team's gradients and squares fit ``net``."""
+    n = data.X.shape[0]
+    if data.batch_size < 1 or (data.order.shape[0] != 0 and (data.order.shape[0] != n
+                                                              or data.x_batch.shape[0] < rows)):
+        raise ValueError("the batch size, the order or the gather buffers do not fit the data")
+    if (team.grads.shape[0] != team.n_workers or team.grads.shape[1] != net.theta.shape[0]
+            or team.squares.shape[0] != team.n_workers):
+        raise ValueError("the team's gradients do not fit theta")
+
+
+@helper
+def _n_batches(data):
+    return -(-data.X.shape[0] // data.batch_size)
+
+
+@helper
+def _batch_rows(data, k):
+    """Batch ``k``'s rows ``[start, stop)`` of the epoch."""
+    start = k * data.batch_size
+    return start, min(start + data.batch_size, data.X.shape[0])
+
+
+@helper
 def _meet(team, barrier):
     """Barrier number ``barrier`` (from 0) of the epoch; False if another worker aborted."""
     return team.n_workers == 1 or _arrive_and_wait(team.sync, team.n_workers * (barrier + 1))
@@ -248,20 +273,15 @@ def _solver_epoch(data, net, work, solver, t, team):
     worker 0's is the epoch's) and the new step count; NaN if another worker aborted.
     ``work`` must hold a worker's share of a batch, with ``team.grads[team.worker]`` as
     its gradient."""
-    n = data.X.shape[0]
-    rows = -(-min(data.batch_size, n) // max(team.n_workers, 1))
-    if (data.batch_size < 1 or team.n_workers < 1 or work.losses.shape[0] < rows
-            or work.grad.shape[0] != net.theta.shape[0] or team.grads.shape[1] != net.theta.shape[0]
-            or team.grads.shape[0] != team.n_workers or team.losses.shape[0] != team.n_workers
-            or team.squares.shape[0] != team.n_workers):
-        raise ValueError("work buffers are smaller than a batch's share, or the gradients do not fit theta")
-    if data.order.shape[0] != 0 and (data.order.shape[0] != n or data.x_batch.shape[0] < rows):
-        raise ValueError("order or the gather buffers do not fit the data")
+    rows = -(-min(data.batch_size, data.X.shape[0]) // max(team.n_workers, 1))
+    _check_samples(data, rows, team, net)
+    if (team.n_workers < 1 or work.losses.shape[0] < rows or work.grad.shape[0] != net.theta.shape[0]
+            or team.losses.shape[0] != team.n_workers):
+        raise ValueError("work buffers are smaller than a batch's share, or the gradient does not fit theta")
     accumulated = 0.0
     fpu = flush_subnormals()
-    for k in range(-(-n // data.batch_size)):
-        start = k * data.batch_size
-        stop = min(start + data.batch_size, n)
+    for k in range(_n_batches(data)):
+        start, stop = _batch_rows(data, k)
         lo, hi = _share(stop - start, team.worker, team.n_workers)
         S = _weight_sum(data, start, stop)
         if hi > lo:
@@ -329,26 +349,21 @@ def _unit_solver_epoch(data, net, solver, t, team, units):
     first hidden layer's units shared out (:class:`Units`); returns as :func:`_solver_epoch`.
 
     Every worker takes all rows of a batch (``data`` has gather buffers of its own for a whole
-    batch). It computes its units' rows of ``A[0]ᵀ``; after a barrier, worker 0 the L2 term,
-    and every worker the layers above the first and its units' rows of the first layer's
-    gradient (:func:`_units_loss_gradient`); after a second barrier it updates its units' rows
-    of the first layer and its share of the layers above, from its own gradient. No gradient is
+    batch). It computes its units' rows of ``A[0]ᵀ``; after a barrier, the L2 squares of the
+    weights it updates, then the layers above the first and its units' rows of the first
+    layer's gradient (:func:`_units_loss_gradient`); after a second barrier it updates its
+    units' rows of the first layer and its share of the layers above, from its own gradient. No gradient is
     added across workers: the two large GEMMs of the first layer are split by units, not rows."""
-    n = data.X.shape[0]
-    rows = min(data.batch_size, n)
+    rows = min(data.batch_size, data.X.shape[0])
+    _check_samples(data, rows, team, net)
     size = net.table[0, 1] * rows
-    if (data.batch_size < 1 or units.upper_work.losses.shape[0] < rows or units.hidden.shape[0] < size
-            or units.acts.shape[0] < size or units.delta.shape[0] < size
-            or units.bounds.shape[0] != team.n_workers + 1 or team.grads.shape[0] != team.n_workers
-            or team.grads.shape[1] != net.theta.shape[0] or team.squares.shape[0] != team.n_workers):
-        raise ValueError("work buffers are smaller than a batch, or the gradients do not fit theta")
-    if data.order.shape[0] != 0 and (data.order.shape[0] != n or data.x_batch.shape[0] < rows):
-        raise ValueError("order or the gather buffers do not fit the data")
+    if (units.upper_work.losses.shape[0] < rows or units.hidden.shape[0] < size or units.acts.shape[0] < size
+            or units.delta.shape[0] < size or units.bounds.shape[0] != team.n_workers + 1):
+        raise ValueError("work buffers are smaller than a batch, or the units' bounds do not fit the team")
     accumulated = 0.0
     fpu = flush_subnormals()
-    for k in range(-(-n // data.batch_size)):
-        start = k * data.batch_size
-        stop = min(start + data.batch_size, n)
+    for k in range(_n_batches(data)):
+        start, stop = _batch_rows(data, k)
         S = _weight_sum(data, start, stop)
         Xb, Yb, sb = _sample_rows(data, start, stop)
         _units_forward(Xb, net, team, units)
