@@ -324,7 +324,7 @@ def test_l2_penalty_shares_of_workers_add_up_to_the_whole(units):
     np.testing.assert_allclose(sum(shares), losses.l2_penalty(theta, layout), rtol=1e-14)
 
 
-@pytest.mark.parametrize("divisor", [1.0, 7.3])
+@pytest.mark.parametrize("divisor", [1.0, 7.3, 64.0, 0.5])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_l2_mean_kernel_is_bitwise_the_reference(dtype, divisor):
     layout = Layout((4, 5, 3, 2))

@@ -212,13 +212,15 @@ def test_kernels_equal_the_reference_bitwise(rng, dtypes, name):
 
 @pytest.mark.parametrize("weights", [True, False], ids=["weights", "biases"])
 @pytest.mark.parametrize("dtypes", DTYPE_PAIRS + [(np.float64, np.float32)], ids=lambda d: f"{d[0].__name__}-{d[1].__name__}")
+@pytest.mark.parametrize("S", [29.0, 32.0, 1.0, 0.25], ids=["29", "32", "1", "0.25"])
 @pytest.mark.parametrize("name", ["adam", "momentum", "nesterov"])
-def test_reading_a_summed_gradient_through_its_mean_is_bitwise_the_stored_mean(rng, dtypes, name, weights):
+def test_reading_a_summed_gradient_through_its_mean_is_bitwise_the_stored_mean(rng, dtypes, name, weights, S):
     """The solver epoch hands the update a batch's summed gradient: read through ``Mean`` it
     gives bitwise the step from the regularised mean scikit-learn stores,
-    ``(g + α·θ) / S`` (weights) or ``g / S`` (biases), rounded to the gradient's dtype."""
+    ``(g + α·θ) / S`` (weights) or ``g / S`` (biases), rounded to the gradient's dtype; with
+    ``S`` a power of two the kernels multiply by ``1/S`` instead of dividing."""
     theta_dtype, grad_dtype = dtypes
-    alpha, S = 0.37, 29.0
+    alpha = 0.37
     theta = random_vector(rng, theta_dtype)
     fused = theta.copy()
     state_dtype = opt.state_dtype(theta, np.empty(0, grad_dtype))

@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from ._jit import ieee_kernel
 from ._scalar import like
-from .outputs import _mean_element
+from .outputs import _exact_reciprocal, _mean_element
 
 
 class Mean(NamedTuple):
@@ -49,8 +49,9 @@ def _inplace_momentum(theta, grad, velocity, learning_rate, momentum, nesterov, 
     is ``grad`` read through ``mean``."""
     eta, mu = like(velocity, learning_rate), like(velocity, momentum)
     a, S, weights = like(grad, mean.alpha), like(grad, mean.divisor), mean.weights
+    inv = _exact_reciprocal(S)
     for k in prange(theta.shape[0]):
-        g = _mean_element(grad[k], theta[k], a, S, weights)
+        g = _mean_element(grad[k], theta[k], a, S, inv, weights)
         v = mu * velocity[k] - eta * g
         velocity[k] = v
         theta[k] += mu * v - eta * g if nesterov else v
@@ -68,8 +69,9 @@ def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, mea
     # A float64 step promotes a float32 update to float64, as scikit-learn's NumPy scalar does.
     step = -np.float64(learning_rate)
     a, S, weights = like(grad, mean.alpha), like(grad, mean.divisor), mean.weights
+    inv = _exact_reciprocal(S)
     for k in prange(theta.shape[0]):
-        g = _mean_element(grad[k], theta[k], a, S, weights)
+        g = _mean_element(grad[k], theta[k], a, S, inv, weights)
         m_k = b1 * m[k] + c1 * g
         v_k = b2 * v[k] + c2 * (g * g)
         m[k] = m_k
