@@ -14,7 +14,8 @@ reads it, with :func:`.outputs._inplace_l2_mean`'s element function ``_mean_elem
 (bitwise the same numbers), which saves a pass over the parameters per step.
 
 Division and square roots follow IEEE (NumPy's error model): Python's zero-division check
-kept Adam's loop from vectorizing (3x slower). Scalars are float64 and the Nesterov flag a
+kept Adam's loop from vectorizing (3x slower). Where the mean's divisor is a power of two the
+kernels multiply by its reciprocal, bitwise the same (:func:`.outputs._exact_reciprocal`). Scalars are float64 and the Nesterov flag a
 bool; from compiled code, pass a constant flag through :func:`._scalar.opaque`, so that
 one compiled signature per dtype serves every call.
 """
