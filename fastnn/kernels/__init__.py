@@ -25,11 +25,12 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   full-batch loss and gradient (L-BFGS); ``_predict_output``: the estimators' predictions;
   ``_rows_sums``, ``_apply_sums``: a data-parallel step's two halves
   (:mod:`fastnn.distributed`); helpers ``_summed_loss_gradient``, ``_mean_loss_gradient``,
-  ``_penalty_term``, ``_step`` (a worker's share of an update, the elements ``_owned``
-  says), ``_sample_rows``, ``_weight_sum``, ``_meet`` (a barrier), ``_units_forward``,
+  ``_penalty_term``, ``_penalty``, ``_in_order``, ``_step`` (a worker's share of an update,
+  the elements ``_owned`` says), ``_sample_rows``, ``_weight_sum``, ``_check_samples``,
+  ``_n_batches``, ``_batch_rows``, ``_meet`` (a barrier), ``_units_forward``,
   ``_units_loss_gradient``
 - :mod:`.split` — ``_train_epoch_share``: one worker's part of an epoch whose first
-  hidden layer is shared out (:class:`fastnn.split.SplitEngine`); helpers ``_share``,
+  hidden layer is shared out (:class:`fastnn.split.SplitEngine`); helpers
   ``_gather_share``, ``_sum_partials``, ``_output_delta_share``, ``_upper_layers_step``
   (which calls ``_run_batches``)
 - :mod:`.dense` — ``_dense_forward`` (BLAS GEMM + bias + activation); helpers
@@ -39,10 +40,11 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   and ``_activation_derivative`` (tested, not called by an epoch)
 - :mod:`.softmax` — ``_inplace_softmax_cross_entropy_grad``, ``_bias_softmax``
 - :mod:`.outputs` — ``_inplace_output_loss_grad`` (scikit-learn's output layers and losses:
-  ``dZ`` and the per-row losses), ``_bias_output``, ``_l2_penalty`` (a ``sum_kernel``: vector lanes),
-  ``_inplace_l2_mean`` (the L2 term's share of the mean gradient, for the objective); helpers
-  ``_weight_slice``, ``_bias_slice``, ``_part``; ``_mean_element`` (an inlined scalar function:
-  one element of the regularised mean, which the update kernels share)
+  ``dZ`` and the per-row losses), ``_bias_output``, ``_squares_sum`` (a ``sum_kernel``:
+  vector lanes), ``_inplace_l2_mean`` (the L2 term's share of the mean gradient, for the
+  objective); helpers ``_l2_penalty`` (a worker's share of ``Σ‖W‖²``), ``_weight_slice``,
+  ``_bias_slice``, ``_part``; ``_mean_element`` and ``_exact_reciprocal`` (inlined scalar
+  functions: one element of the regularised mean, which the update kernels share)
 - :mod:`.backward` — ``_inplace_activation_backward``, ``_column_sums``, ``_row_sums``,
   ``_frobenius_norm``; helper ``_backpropagate``
 - :mod:`.update` — ``_inplace_sgd`` (the step over flat arrays: ``apply_step`` and the
@@ -55,7 +57,8 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 - :mod:`.blas` — ``_gemm_call`` (OpenBLAS, called by name); helpers ``_gemm``,
   ``_inplace_gemm_update``, ``_row_stride``
 - :mod:`.network` — helpers ``_weights``, ``_bias``, ``_layer``, ``_block``,
-  ``_units_below``: views into the flat arrays
+  ``_units_below``: views into the flat arrays; ``_share``, ``_owned``: a worker's rows of a
+  batch and elements of a layer
 - :mod:`.sync` — helper ``_arrive_and_wait``: the workers' spin barrier (LLVM atomics)
 - :mod:`._scalar` — ``activate``, ``derivative_from_output``, ``like``, ``opaque``
 
