@@ -185,8 +185,9 @@ class FastSolver:
         self.loss_code = LOSS_CODES[problem.loss]
         self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])
         self.grads = np.empty((n_workers, problem.layout.size), X.dtype)
+        # Workers sharing units work in their Units instead; worker 0's Work still holds the norms.
         self.works = [make_work(problem.layout.table, share, X.dtype, track_norms=track_gradients)
-                      ._replace(grad=self.grads[w]) for w in range(n_workers)]
+                      ._replace(grad=self.grads[w]) for w in range(1 if share_units else n_workers)]
         self.work = self.works[0]
         self.losses = np.zeros(n_workers)
         self.squares = np.zeros(n_workers)

@@ -79,14 +79,17 @@ class Solver(NamedTuple):
 class Team(NamedTuple):
     """The workers that share an epoch's batches; this one is ``worker`` of ``n_workers``.
 
-    Each worker takes its share of a batch's rows (near-equal consecutive blocks) into its
-    own gradient, row ``worker`` of ``grads`` (``n_workers × θ's size``; the worker's
-    ``work.grad`` is that row), and its share of the summed loss into ``losses[worker]``.
-    After a barrier each worker updates its share of every layer's weights and biases from
-    the workers' gradients added in worker order; a second barrier ends the step. Before the
-    first, each worker also writes ``Σ θ²`` over the weights it updates into ``squares[worker]``
-    (float64), from which worker 0 forms the L2 term. ``sync``: the barrier's counters
-    (:mod:`.sync`). One worker is the serial epoch (no barrier)."""
+    Sharing rows (:func:`_solver_epoch`), each worker takes its share of a batch's rows
+    (near-equal consecutive blocks) into its own gradient, row ``worker`` of ``grads``
+    (``n_workers × θ's size``; the worker's ``work.grad`` is that row), and its share of the
+    summed loss into ``losses[worker]``. After a barrier each worker updates its share of
+    every layer's weights and biases from the workers' gradients added in worker order; a
+    second barrier ends the step. Sharing units (:func:`_unit_solver_epoch`) each worker's
+    row of ``grads`` is whole for the parameters it updates, and ``losses`` is not used.
+    Either way, before the barrier that precedes its update, each worker writes ``Σ θ²`` over
+    the weights it updates into ``squares[worker]`` (float64), from which worker 0 forms the
+    L2 term. ``sync``: the barrier's counters (:mod:`.sync`). One worker is the serial epoch
+    (no barrier)."""
 
     worker: int
     n_workers: int
