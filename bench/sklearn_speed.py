@@ -6,8 +6,8 @@ For each case (network, data, solver, batch size, dtype) both estimators are bui
 the same arguments and ``random_state``, given an untimed fit of one epoch (fastnn compiles
 or loads its kernels there), then timed: a fit of ``E = --epochs`` epochs and one of
 ``2E`` (``n_iter_no_change=inf`` so both run every epoch); the difference over ``E`` is the
-time of an epoch, without what a fit costs once (validation, set-up). ``E`` is at least
-``--epochs`` and large enough that fastnn's fit of ``E`` epochs takes half a second. Best of
+time of an epoch, without what a fit costs once (validation, set-up). ``E`` is ``--epochs``
+doubled until fastnn's ``2E``-epoch fit takes half a second longer than its ``E``-epoch one. Best of
 ``--repeats`` rounds, the two estimators alternating. Prints the CPU, the BLAS that ran (threadpoolctl) and the speed-up.
 Networks: 784-128-10 on 20,000 MNIST-shaped synthetic samples, and 64-100-10 on the
 digits (1,797 samples).
@@ -52,10 +52,14 @@ def seconds_per_epoch(cls, X, y, settings, epochs):
 def run_case(label, X, y, settings, args):
     for cls in (sk.MLPClassifier, fastnn.MLPClassifier):  # warm-up: imports, kernel cache
         seconds_of_fit(cls, X[:500], y[:500], settings, 1)
-    # Enough epochs that fastnn's fit of E takes MIN_FIT_SECONDS: a difference of two fits of a few
-    # milliseconds each would be mostly noise.
-    one = seconds_of_fit(fastnn.MLPClassifier, X, y, settings, 1)
-    epochs = max(args.epochs, int(np.ceil(MIN_FIT_SECONDS / one)))
+    # Enough epochs that fastnn's E epochs, less what its fit costs once, take MIN_FIT_SECONDS: a
+    # difference of two fits of a few milliseconds each would be mostly noise. (Sizing E by a whole
+    # fit of one epoch let that fixed cost choose E: on the digits it gave E near 50, differences of
+    # about 0.1 s, and once an epoch of minus 0 ms.)
+    epochs = args.epochs
+    while seconds_of_fit(fastnn.MLPClassifier, X, y, settings, 2 * epochs) \
+            - seconds_of_fit(fastnn.MLPClassifier, X, y, settings, epochs) < MIN_FIT_SECONDS:
+        epochs *= 2
     best = {"scikit-learn": np.inf, "fastnn": np.inf}
     for _ in range(args.repeats):
         best["scikit-learn"] = min(best["scikit-learn"],
