@@ -1,13 +1,15 @@
-"""Which BLAS should the kernels call? The scipy-openblas32 wheel against SciPy's own.
+"""Which BLAS should the kernels call? The scipy-openblas32 wheel against SciPy's own (and another).
 
-    python bench/blas.py [--batches 32,128,1024]
+    python bench/blas.py [--batches 32,128,1024] [--library PATH]
 
 Each library runs in its own process (the kernels bind one at import,
 :mod:`fastnn.kernels.blas`). For each batch size: one worker's share of the
 first layer's GEMMs in the split epoch of a 784-128-10 network (64 units, one
 BLAS thread), forward and fused update, summed over 60,000 samples; then one
 whole epoch of the split engine (2 workers), best of three after a warm-up.
-First, for scale, the library's one-thread rate on a 2048³ product.
+First, for scale, the library's one-thread rate on a 2048³ product. ``--library``: also the
+library at ``PATH``, bound through ``FASTNN_BLAS`` (e.g. MKL's ``libmkl_rt.so.3``, which the
+``mkl`` wheel puts in the environment's ``lib/``).
 """
 
 import argparse
@@ -83,21 +85,25 @@ print("|".join(cells))
 
 
 def run(library, batches):
+    env = {k: v for k, v in os.environ.items() if k != "FASTNN_BLAS"}
+    if library not in ("wheel", "scipy"):
+        env["FASTNN_BLAS"] = library
     out = subprocess.run([sys.executable, "-c", RUN, library, batches], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, env=env)
     return out.stdout.strip().split("|")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", default="32,128,1024")
+    parser.add_argument("--library", help="a Fortran-interface BLAS to time as well (FASTNN_BLAS)")
     args = parser.parse_args()
     batches = args.batches.split(",")
     print("per 60,000 samples, one worker's share (64 units, 1 BLAS thread): forward / update GEMM ms;"
           " then a whole split epoch (2 workers) ms")
     print(f"{'library':<30}{'2048³, 1 thread':>18}" + "".join(f"{'batch ' + b:>16}" for b in batches)
           + "".join(f"{'epoch b' + b:>13}" for b in batches))
-    for library in ("wheel", "scipy"):
+    for library in ("wheel", "scipy", *([args.library] if args.library else [])):
         source, peak, *cells = run(library, args.batches)
         gemms, epochs = cells[:len(batches)], cells[len(batches):]
         print(f"{os.path.basename(source):<30}{peak + ' GFLOP/s':>18}"

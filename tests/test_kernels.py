@@ -327,9 +327,10 @@ def test_gemm_refuses_rows_that_are_not_contiguous(rng, view):
         _gemm(False, False, 1.0, X, np.ones((X.shape[1], 2)), 0.0, np.empty((X.shape[0], 2)))
 
 
-FALLBACK_BLAS = """
+BLAS_RUN = """
 import sys, warnings
-sys.modules["scipy_openblas32"] = None  # as if the wheel could not be imported
+if sys.argv[1] == "no wheel":
+    sys.modules["scipy_openblas32"] = None  # as if the wheel could not be imported
 warnings.simplefilter("ignore")  # scikit-learn's ConvergenceWarning after max_iter epochs
 import numpy as np
 from sklearn.datasets import load_digits
@@ -342,12 +343,63 @@ print(blas.SOURCE)
 """
 
 
-def test_scipy_blas_is_the_fallback():
+def run_with_blas(how, library=None):
+    """``BLAS_RUN`` in a fresh process (the kernels bind their BLAS at import), with
+    ``FASTNN_BLAS=library`` if given: its output, or the error it ended with."""
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", FALLBACK_BLAS], capture_output=True, text=True)
-    assert out.stdout.strip() == "scipy.linalg.cython_blas", out.stderr
+    env = {k: v for k, v in os.environ.items() if k != "FASTNN_BLAS"}
+    if library is not None:
+        env["FASTNN_BLAS"] = library
+    out = subprocess.run([sys.executable, "-c", BLAS_RUN, how], capture_output=True, text=True, env=env)
+    return out.stdout.strip() or out.stderr.strip().splitlines()[-1]
+
+
+def test_scipy_blas_is_the_fallback():
+    assert run_with_blas("no wheel") == "scipy.linalg.cython_blas"
+
+
+def wheel_library():
+    import scipy_openblas32
+
+    directory = scipy_openblas32.get_lib_dir()
+    return next(os.path.join(directory, f) for f in sorted(os.listdir(directory)) if f.startswith("lib"))
+
+
+def mkl_library():
+    """MKL's library as the ``mkl`` wheel installs it, or None."""
+    import glob
+    import sys
+
+    found = sorted(glob.glob(os.path.join(sys.prefix, "lib", "libmkl_rt.so*")))
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("library", [wheel_library, mkl_library], ids=["wheel by path", "mkl"])
+def test_fastnn_blas_names_the_library(library):
+    """``FASTNN_BLAS`` binds the kernels to the library at that path; the engines still agree."""
+    path = library()
+    if path is None:
+        pytest.skip("the mkl wheel is not installed")
+    assert run_with_blas("wheel", path) == path
+
+
+@pytest.mark.parametrize("path, error", [("/no/such/libblas.so", "cannot load it"),
+                                         (np.__file__, "cannot load it"),
+                                         ("libc.so.6", "no sgemm_ in it")])
+def test_fastnn_blas_refuses_what_is_not_a_blas(path, error):
+    assert run_with_blas("wheel", path).startswith(f"ImportError: FASTNN_BLAS={path}: {error}")
+
+
+def test_a_gemm_that_computes_wrong_is_refused():
+    """The load check's product: float32 GEMM read as float64 (in bounds: it reads and writes
+    half the bytes) gives wrong numbers."""
+    from fastnn.kernels import blas
+
+    blas._check_gemm(blas._addresses["dgemm"], np.float64, "same")  # the right one passes
+    with pytest.raises(ImportError, match="FASTNN_BLAS=wrong: its float64 GEMM gave wrong results"):
+        blas._check_gemm(blas._addresses["sgemm"], np.float64, "wrong")
 
 
 def test_kernels_use_the_openblas_wheel():

@@ -12,7 +12,11 @@ shapes OpenBLAS 0.3.34 ran the fused update GEMM 13-17% faster than SciPy 1.17's
 0.3.30, and a whole split epoch 6-10% faster (``python bench/blas.py``, which
 times both). Where that wheel cannot be imported, SciPy's
 ``cython_blas`` is used instead (same results to the stated tolerances,
-tested). :data:`SOURCE` names the library in use. Its functions are registered
+tested). ``FASTNN_BLAS``, set before fastnn is imported, names another library instead: the
+path of a BLAS with the Fortran interface and 32-bit integers, e.g. MKL's ``libmkl_rt.so.3``
+from the ``mkl`` wheel (README, "Another BLAS": what it changed on one machine; it is checked
+on a small product when loaded, and the kernels compiled for one library serve any other).
+:data:`SOURCE` names the library in use. Its functions are registered
 with LLVM under fixed names, so the compiled kernels call them by name and can
 be cached on disk.
 """
@@ -44,10 +48,49 @@ def _scipy_blas():
             for f in ("sgemm", "dgemm")}, "scipy.linalg.cython_blas"
 
 
-try:
-    _addresses, SOURCE = _openblas_wheel()
-except (ImportError, OSError, AttributeError, StopIteration):
-    _addresses, SOURCE = _scipy_blas()
+def _named_library(path):
+    """``{name: address}`` of ``sgemm_``, ``dgemm_`` (or the scipy-openblas builds' ``scipy_``
+    names) in the library at ``path``, checked on a small product."""
+    try:
+        library = ctypes.CDLL(path)
+    except OSError as error:
+        raise ImportError(f"FASTNN_BLAS={path}: cannot load it ({error})") from None
+    addresses = {}
+    for f in ("sgemm", "dgemm"):
+        symbol = next((s for s in (f"{f}_", f"scipy_{f}_") if hasattr(library, s)), None)
+        if symbol is None:
+            raise ImportError(f"FASTNN_BLAS={path}: no {f}_ in it (a Fortran-interface BLAS is needed)")
+        addresses[f] = ctypes.cast(getattr(library, symbol), ctypes.c_void_p).value
+        _check_gemm(addresses[f], np.float32 if f == "sgemm" else np.float64, path)
+    return addresses, path
+
+
+def _check_gemm(address, dtype, path):
+    """Raise unless ``?gemm`` at ``address`` computes a 2×3 by 3×2 product exactly, called as the
+    kernels call it (32-bit integers: a 64-bit-integer build would misread them)."""
+    gemm = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * 13))(address)
+    a = np.arange(1, 7, dtype=dtype)  # column-major 2×3
+    b = np.arange(1, 7, dtype=dtype)  # column-major 3×2
+    c = np.zeros(4, dtype)
+    ints = np.array([2, 2, 3, 2, 3, 2], np.int32)  # m, n, k, lda, ldb, ldc
+    scalars = np.array([1, 0], dtype)
+    flag = np.array([ord("N")], np.uint8)
+    p = [x.ctypes.data for x in (flag, ints, scalars, a, b, c)]
+    gemm(p[0], p[0], p[1], p[1] + 4, p[1] + 8, p[2], p[3], p[1] + 12, p[4], p[1] + 16,
+         p[2] + scalars.itemsize, p[5], p[1] + 20)
+    want = a.reshape(3, 2).T @ b.reshape(2, 3).T  # the column-major product, as NumPy sees it
+    if not np.array_equal(c.reshape(2, 2).T, want):
+        raise ImportError(f"FASTNN_BLAS={path}: its {dtype.__name__} GEMM gave wrong results "
+                          "(fastnn calls the 32-bit-integer Fortran interface)")
+
+
+if os.environ.get("FASTNN_BLAS"):
+    _addresses, SOURCE = _named_library(os.environ["FASTNN_BLAS"])
+else:
+    try:
+        _addresses, SOURCE = _openblas_wheel()
+    except (ImportError, OSError, AttributeError, StopIteration):
+        _addresses, SOURCE = _scipy_blas()
 for _name, _address in _addresses.items():
     binding.add_symbol(f"fastnn_{_name}", _address)
 
