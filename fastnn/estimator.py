@@ -25,7 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, shuffle
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
@@ -374,7 +374,7 @@ class BaseMLP(BaseEstimator):
         self.n_iter_ = 0
         for _ in range(self.max_iter):
             if self.shuffle:
-                sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                sample_idx = shuffled(sample_idx, self._random_state)
             self._run_epoch(solver, sample_idx if self.shuffle else None, n, validation, on_epoch)
             if self._end_epoch(validation is not None, problem.theta):
                 break
@@ -668,6 +668,16 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     def _score_rows(self, X, y, sample_weight):
         return _score_finite(self, X, y, sample_weight, r2_score)
+
+
+def shuffled(sample_idx, random_state):
+    """``sklearn.utils.shuffle(sample_idx, random_state=random_state)``: the same draws (one
+    ``RandomState.shuffle`` of ``arange(n)``, which then reorders ``sample_idx``) without its
+    input checks, which took 165 µs against 26 µs for the digits' 1,797 rows, a fifteenth of
+    an epoch there."""
+    order = np.arange(sample_idx.shape[0])
+    random_state.shuffle(order)
+    return sample_idx[order]
 
 
 def _score_finite(model, X, y, sample_weight, score):

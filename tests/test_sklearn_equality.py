@@ -165,3 +165,20 @@ def test_wide_first_layers_share_batches_between_workers():
     assert model._solver_workers(Layout([64, 600, 10])) == min(2, available_cores())
     assert model._solver_workers(Layout([64, 16, 10])) == 1
     assert fastnn.MLPClassifier(engine="reference")._solver_workers(Layout([64, 600, 10])) == 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1797])
+@pytest.mark.parametrize("seed", [0, 42])
+def test_epoch_shuffle_draws_as_scikit_learn(n, seed):
+    """fastnn's per-epoch shuffle gives scikit-learn's order, twice in a row (the second from a
+    reordered index), and leaves the generator where scikit-learn's leaves it."""
+    from sklearn.utils import shuffle
+
+    from fastnn.estimator import shuffled
+
+    ours, theirs = np.random.RandomState(seed), np.random.RandomState(seed)
+    a = b = np.arange(n)
+    for _ in range(2):
+        a, b = shuffled(a, ours), shuffle(b, random_state=theirs)
+        np.testing.assert_array_equal(a, b)
+    assert ours.randint(1 << 30) == theirs.randint(1 << 30)
