@@ -77,6 +77,8 @@ def main():
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     print(f"CPU: {describe()}")
+    import fastnn.kernels.blas  # noqa: F401  (the kernels' OpenBLAS, loaded by a first fit: listed too)
+
     for info in threadpool_info():
         print(f"  {info.get('internal_api')} {info.get('version')} {info.get('architecture')} "
               f"threads={info.get('num_threads')} ({info.get('filepath', '').split('/')[-1]})")

@@ -82,3 +82,19 @@ def test_solver_epoch_shares_rows_or_units(benchmark, mnist_shaped, dtype, batch
     benchmark.group = f"solver epoch, 1 worker or 2 sharing rows or units: batch {batch}, {dtype.__name__}"
     benchmark.pedantic(solver.epoch, setup=lambda: ((rng.permutation(len(X)), optimizer), {}),
                        rounds=5, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("how", ["sklearn.utils.shuffle", "fastnn shuffled"])
+def test_epoch_shuffle(benchmark, how):
+    """The estimators' per-epoch shuffle of the digits' 1,797 row indices: scikit-learn's
+    function (with its input checks) and fastnn's, which draws the same order."""
+    from sklearn.utils import shuffle
+
+    from fastnn.estimator import shuffled
+
+    benchmark.group = "epoch shuffle, 1,797 row indices"
+    idx, state = np.arange(1797), np.random.RandomState(0)
+    if how == "fastnn shuffled":
+        benchmark(shuffled, idx, state)
+    else:
+        benchmark(shuffle, idx, random_state=state)
