@@ -358,6 +358,12 @@ MUTANTS = [
            "except (ValueError, OSError, ImportError, TrainingDivergedError,",
            "except (ValueError, ImportError, TrainingDivergedError,",
            "a missing data folder ends in a traceback, not a one-line error", tests=("tests/test_cli.py",)),
+    Mutant("shuffle-not-composed", "fastnn/estimator.py", "    return sample_idx[order]", "    return order",
+           "each epoch's order is a fresh shuffle of arange(n), not scikit-learn's shuffle of the last order",
+           tests=("tests/test_sklearn_equality.py",)),
+    Mutant("blas-check-never-fails", "fastnn/kernels/blas.py",
+           "if not np.array_equal(c.reshape(2, 2).T, want):", "if not np.array_equal(want, want):",
+           "FASTNN_BLAS accepts a library whose GEMM computes wrong", tests=("tests/test_kernels.py",)),
 ]
 
 
