@@ -39,7 +39,7 @@ def test_dense_forward_reference(benchmark):
 @pytest.mark.benchmark(group="dense forward (GEMM + bias + ReLU)")
 def test_dense_forward_fast(benchmark):
     out = np.empty((M, N_HIDDEN), np.float32)
-    benchmark(_dense_forward, X, W, B.ravel(), RELU, out, np.empty_like(out))
+    benchmark(_dense_forward, X, W, B.ravel(), RELU, out, np.empty_like(out), B.ravel()[:0])
 
 
 @pytest.fixture
@@ -63,6 +63,20 @@ def test_forward_gemm_batch32_direct(benchmark, one_blas_thread, units):
 def test_forward_gemm_batch32_transposed(benchmark, one_blas_thread, units):
     Xb, Wb = X[:32], W[:units]
     benchmark(_gemm, False, True, np.float32(1), Wb, Xb, np.float32(0), np.empty((units, 32), np.float32))
+
+
+@pytest.mark.benchmark(group="first-layer forward at batch 32")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_in, units", [(64, 100), (128, 100), (256, 128)])
+@pytest.mark.parametrize("transposing", [False, True], ids=["W·Xᵀ", "transpose, then W·(Xᵀ)"])
+def test_first_layer_forward_transposing_inputs(benchmark, one_blas_thread, dtype, n_in, units, transposing):
+    """Where the short-batch forward transposes its inputs first
+    (fastnn.kernels.network.MAX_TRANSPOSED_INPUTS): the whole forward pass of a hidden layer."""
+    Xb, Wb = np.ascontiguousarray(X[:32, :n_in], dtype), np.ascontiguousarray(W[:units, :n_in], dtype)
+    b = B.ravel()[:units].astype(dtype)
+    out, scratch = np.empty((32, units), dtype), np.empty((32, units), dtype)
+    inputs_t = np.empty(32 * n_in if transposing else 0, dtype)
+    benchmark(_dense_forward, Xb, Wb, b, RELU, out, scratch, inputs_t)
 
 
 @pytest.mark.benchmark(group="a worker's first-layer GEMMs at batch 32: whole, half the rows, half the units")

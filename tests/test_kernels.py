@@ -230,10 +230,15 @@ class TestRowsAndSums:
 @pytest.mark.parametrize("m, n_in, n_out", [(1, 1, 1), (3, 5, 2), (33, 17, 9), (200, 64, 31),
                                             (1, 3, 2), (4, 17, 9), (32, 784, 64)])  # 2m <= n_out: Wᵀ GEMM
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_dense_forward(rng, dtype, m, n_in, n_out, activation):
+@pytest.mark.parametrize("transposing", [False, True], ids=["", "inputs transposed"])
+def test_dense_forward(rng, dtype, m, n_in, n_out, activation, transposing):
+    """With a buffer for ``A`` transposed (used by short batches only) and without."""
     A, W, b = random(rng, (m, n_in), dtype), random(rng, (n_out, n_in), dtype), random(rng, n_out, dtype)
     out = np.empty((m, n_out), dtype)
-    _dense_forward(A, W, b, ACTIVATION_CODES[activation], out, np.full_like(out, np.nan))
+    inputs_t = np.full(m * n_in + 3 if transposing else 0, np.nan, dtype)  # longer than needed
+    _dense_forward(A, W, b, ACTIVATION_CODES[activation], out, np.full_like(out, np.nan), inputs_t)
+    if transposing and 2 * m <= n_out:
+        np.testing.assert_array_equal(inputs_t[:m * n_in].reshape(n_in, m), A.T)
     Z = W @ A.T + b[:, None]
     scale = gemm_scale(A, W, b)
     assert_close(out, ref.ACTIVATIONS[activation](Z).T, dtype, scale)

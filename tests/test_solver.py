@@ -15,14 +15,14 @@ RULES = ["momentum", "nesterov", "adam"]
 BOUND = {np.float32: 1e-5, np.float64: 1e-12}
 
 
-def _problem(loss, dtype, weighted, rng):
+def _problem(loss, dtype, weighted, rng, first_hidden=7):
     n, k = 50, {"log_loss": 3, "binary_log_loss": 2, "squared_error": 2, "poisson": 1}[loss]
     X = rng.random((n, 5)).astype(dtype)
     Y = {"log_loss": lambda: np.eye(k)[rng.integers(0, k, n)],
          "binary_log_loss": lambda: (rng.random((n, k)) > 0.5) * 1.0,
          "squared_error": lambda: rng.random((n, k)),
          "poisson": lambda: rng.poisson(2, (n, k)) * 1.0}[loss]().astype(dtype)
-    layout = Layout([5, 7, 6, k])
+    layout = Layout([5, first_hidden, 6, k])
     theta = rng.uniform(-0.5, 0.5, layout.size).astype(dtype)
     weights = rng.uniform(0.5, 2, n).astype(dtype) if weighted else None
     return Problem(X, Y, weights, loss, 1e-3, layout, theta, "tanh")
@@ -62,6 +62,27 @@ def test_fast_epochs_and_objective_match_the_reference(dtype, loss, rule, weight
     np.testing.assert_allclose(loss_f, loss_r, rtol=bound)
     np.testing.assert_allclose(grad_f, grad_r, rtol=0, atol=bound * np.abs(grad_r).max())
     assert t_f == t_r == 12  # 3 epochs of 4 batches
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_epochs_with_the_inputs_transposed_match_the_reference(dtype, rule, workers):
+    """40 first-layer units, 5 inputs, batches of 16 (each worker's 8 when 2 share the rows):
+    the forward product reads a transposed copy of the batch (kernels.network.transposes_inputs)."""
+    from fastnn.kernels.network import transposes_inputs
+
+    problem = _problem("log_loss", dtype, False, np.random.default_rng(0), first_hidden=40)
+    order = np.random.default_rng(1).permutation(problem.X.shape[0])
+    thetas = []
+    for solver, optimizer, theta in _both_engines(problem, rule, workers, share_units=False):
+        for _ in range(3):
+            solver.epoch(order, optimizer)
+        thetas.append(theta)
+    assert transposes_inputs(problem.layout.table, 16 // workers)
+    assert all(work.inputs_t.size == 5 * 16 // workers for work in solver.works)
+    bound = BOUND[dtype]
+    np.testing.assert_allclose(thetas[1], thetas[0], rtol=0, atol=bound * np.abs(thetas[0]).max())
 
 
 @pytest.mark.skipif(not X86, reason="flushing subnormals is x86's MXCSR")

@@ -11,7 +11,9 @@ For a short batch (``2·m ≤ n_out``) the GEMM is computed the other way round,
 ``W · A_prevᵀ``, and the epilogue transposes it while adding the bias: OpenBLAS
 runs that product 1.3x faster at batch 32 with 64 or 128 units
 (``bench/test_bench_kernels.py``, group "forward GEMM at batch 32") and is
-slower with it for long batches.
+slower with it for long batches. Where the caller gives a buffer for it (narrow inputs:
+:func:`.network.transposes_inputs`), ``A_prev`` is first transposed into it, so that
+OpenBLAS multiplies two untransposed operands, faster again at those widths.
 """
 
 
@@ -27,14 +29,29 @@ def _short_batch(m, n_out):
     return 2 * m <= n_out
 
 
+@helper
+def _transpose_into(A, out):
+    """``out = Aᵀ`` (``out`` C-contiguous, of ``Aᵀ``'s shape)."""
+    for j in range(A.shape[1]):
+        for i in range(A.shape[0]):
+            out[j, i] = A[i, j]
+
+
 @kernel
-def _dense_forward(A_prev, W, b, code, out, work):
+def _dense_forward(A_prev, W, b, code, out, work, inputs_t):
     """``out = g(A_prev · Wᵀ + b)``, ``out`` of shape ``(m, n_out)``; ``work`` (C-contiguous,
-    of ``out``'s shape) is overwritten."""
+    of ``out``'s shape) is overwritten, and so is ``inputs_t`` (flat): if it holds ``A_prev``'s
+    elements, a short batch's product reads ``A_prev`` transposed there."""
     m, n_out = out.shape
     if _short_batch(m, n_out):
         Zt = work.reshape(n_out, m)
-        _gemm(False, True, 1.0, W, A_prev, 0.0, Zt)
+        n_in = A_prev.shape[1]
+        if inputs_t.shape[0] >= m * n_in:
+            At = inputs_t[:m * n_in].reshape(n_in, m)
+            _transpose_into(A_prev, At)
+            _gemm(False, False, 1.0, W, At, 0.0, Zt)
+        else:
+            _gemm(False, True, 1.0, W, A_prev, 0.0, Zt)
         _bias_activate_transposed(Zt, b, code, out)
     else:
         _gemm(False, True, 1.0, A_prev, W, 0.0, out)

@@ -61,8 +61,9 @@ def _hidden_forward(Xb, net, work):
     for l in range(net.table.shape[0] - 1):
         out = _block(work.acts, net.table, l, capacity, m)
         scratch = _block(work.deltas, net.table, l, capacity, m)
+        inputs_t = work.inputs_t if l == 0 else work.inputs_t[:0]  # Work's buffer fits the inputs
         _dense_forward(A, _weights(net.theta, net.table, l), _bias(net.theta, net.table, l), net.code,
-                       out, scratch)
+                       out, scratch, inputs_t)
         A = out
     return A
 

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..layout import N_IN, N_OUT
 from ._jit import helper
 
 
@@ -35,6 +36,8 @@ class Work(NamedTuple):
     gradient; while it is empty the update is fused into the weight-gradient GEMM.
     ``norms`` (float64, one per layer, or empty) accumulates ``‖dW[l]‖`` (batch mean).
     ``losses`` (float64) and ``hits`` (int64) receive each row's loss and hit.
+    ``inputs_t`` (``n_in × capacity``, flat, or empty) receives a batch's inputs transposed
+    where the first layer's forward product reads them so (:func:`.dense._dense_forward`).
     """
 
     acts: np.ndarray
@@ -44,6 +47,7 @@ class Work(NamedTuple):
     norms: np.ndarray
     losses: np.ndarray
     hits: np.ndarray
+    inputs_t: np.ndarray
 
 
 class Batches(NamedTuple):
@@ -59,16 +63,34 @@ class Batches(NamedTuple):
     y_batch: np.ndarray
 
 
+# Widest input that the first layer's short-batch forward transposes before its GEMM
+# (W · Aᵀ as the product of two untransposed operands). A hidden layer's whole forward pass
+# at batch 32 with one-thread OpenBLAS 0.3.34 (bench/test_bench_kernels.py, group
+# "first-layer forward at batch 32", min, µs, float32 / float64): 64 inputs and 100 units
+# 5.8 / 8.6 transposing against 9.8 / 11.4; 128 inputs 8.9 / 14.5 against 11.9 / 18.6; but
+# 256 inputs and 128 units 25.9 / 49.2 against 24.6 / 44.6. The digits' solver epoch
+# (64-100-10, batch 32) took 5-7% less time with it.
+MAX_TRANSPOSED_INPUTS = 128
+
+
+def transposes_inputs(table, capacity):
+    """Whether the first layer's forward transposes its batch of up to ``capacity`` rows first:
+    a short batch (:func:`.dense._short_batch`) of at most :data:`MAX_TRANSPOSED_INPUTS` inputs."""
+    return table.shape[0] > 1 and 2 * capacity <= table[0, N_OUT] and table[0, N_IN] <= MAX_TRANSPOSED_INPUTS
+
+
 def make_work(table, capacity, dtype, grad_size=0, track_norms=False):
     """:class:`Work` for the network ``table`` and batches of up to ``capacity`` rows."""
     widths = table[:, 1]
+    n_inputs_t = capacity * int(table[0, N_IN]) if transposes_inputs(table, capacity) else 0
     return Work(acts=np.empty(capacity * int(widths.sum()), dtype),
                 deltas=np.empty(capacity * int(widths[:-1].sum()), dtype),
                 grad_b=np.empty(int(widths.sum()), dtype),
                 grad=np.empty(grad_size, dtype),
                 norms=np.zeros(len(widths) if track_norms else 0, np.float64),
                 losses=np.empty(capacity, np.float64),
-                hits=np.empty(capacity, np.int64))
+                hits=np.empty(capacity, np.int64),
+                inputs_t=np.empty(n_inputs_t, dtype))
 
 
 @helper
