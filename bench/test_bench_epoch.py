@@ -98,3 +98,27 @@ def test_epoch_shuffle(benchmark, how):
         benchmark(shuffled, idx, state)
     else:
         benchmark(shuffle, idx, random_state=state)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rule", ["nesterov", "adam"])
+@pytest.mark.parametrize("transposing", [False, True], ids=["W·Xᵀ", "inputs transposed"])
+def test_digits_solver_epoch_transposing_inputs(benchmark, monkeypatch, dtype, rule, transposing):
+    """The estimators' solver epoch on the digits (64-100-10, batch 32, serial), with the first
+    layer's inputs transposed before its forward GEMM (fastnn.kernels.network.transposes_inputs)
+    and without."""
+    from fastnn.kernels import network
+
+    if not transposing:
+        monkeypatch.setattr(network, "transposes_inputs", lambda table, capacity: False)
+    X, y = load_digits()
+    layout = Layout([64, 100, 10])
+    theta = np.random.default_rng(1).uniform(-0.1, 0.1, layout.size).astype(dtype)
+    problem = Problem(X.astype(dtype), np.eye(10, dtype=dtype)[y], None, "log_loss", 1e-4, layout, theta, "relu")
+    solver = make_solver("fast", problem, 32)
+    assert (solver.works[0].inputs_t.size > 0) == transposing
+    optimizer = Optimizer(rule, theta, 0.001)
+    rng = np.random.default_rng(2)
+    benchmark.group = f"solver epoch on the digits, inputs transposed or not: {rule}, {dtype.__name__}"
+    benchmark.pedantic(solver.epoch, setup=lambda: ((rng.permutation(len(X)), optimizer), {}),
+                       rounds=40, warmup_rounds=2)

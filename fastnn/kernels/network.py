@@ -69,7 +69,9 @@ class Batches(NamedTuple):
 # "first-layer forward at batch 32", min, µs, float32 / float64): 64 inputs and 100 units
 # 5.8 / 8.6 transposing against 9.8 / 11.4; 128 inputs 8.9 / 14.5 against 11.9 / 18.6; but
 # 256 inputs and 128 units 25.9 / 49.2 against 24.6 / 44.6. The digits' solver epoch
-# (64-100-10, batch 32) took 5-7% less time with it.
+# (64-100-10, batch 32) took 1-5% less time with it (bench/test_bench_epoch.py, group
+# "solver epoch on the digits, inputs transposed or not", min; 5-7% in a run alternating
+# the two, best of 4 × 30 epochs).
 MAX_TRANSPOSED_INPUTS = 128
 
 
