@@ -166,6 +166,7 @@ class FastSolver:
     def __init__(self, problem, batch_size, track_gradients=False, n_workers=1, share_units=None):
         from threadpoolctl import ThreadpoolController
 
+        from .kernels import blas  # noqa: F401  (loaded before the controller below, which sees only loaded BLAS)
         from .kernels._scalar import ACTIVATION_CODES
         from .kernels.network import Net, make_work
         from .kernels.outputs import LOSS_CODES

@@ -170,3 +170,33 @@ def test_step_halves_match_the_reference(rule, workers):
     np.testing.assert_allclose(sums_f, sums_r, rtol=0, atol=bound * np.abs(sums_r).max())
     assert loss_f == pytest.approx(loss_r, rel=bound)
     np.testing.assert_allclose(theta_f, theta_r, rtol=0, atol=bound * np.abs(theta_r).max())
+
+
+FRESH_SOLVER = """
+import numpy as np
+from fastnn.layout import Layout
+from fastnn.solvers import Problem, make_solver
+layout = Layout([5, 7, 3])
+X = np.zeros((8, 5), np.float32)
+problem = Problem(X, np.zeros((8, 3), np.float32), None, "log_loss", 0.0, layout,
+                  np.zeros(layout.size, np.float32), "relu")
+solver = make_solver("fast", problem, 4, n_workers=2)
+from fastnn.kernels import blas
+print(any(c.filepath == blas.SOURCE for c in solver._blas.lib_controllers))
+"""
+
+
+def test_the_team_limits_the_kernels_blas_in_a_fresh_process():
+    """Workers share the cores only with one-thread BLAS each: the solver's thread controller
+    must see the kernels' library even when nothing had loaded it before (two workers, each
+    with the BLAS's default threads, ran a batch-128 epoch about 6x slower)."""
+    import os
+    import subprocess
+    import sys
+
+    from fastnn.kernels import blas
+
+    if not os.path.isabs(blas.SOURCE):
+        pytest.skip("the kernels' BLAS is SciPy's here, which NumPy's import may have loaded first")
+    out = subprocess.run([sys.executable, "-c", FRESH_SOLVER], capture_output=True, text=True)
+    assert out.stdout.strip() == "True", out.stderr
