@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from fastnn import reference
 from fastnn.engine import make_engine, network_of
 from fastnn.kernels import blas
-from fastnn.kernels.dense import _short_batch
+from fastnn.kernels.network import _short_batch
 
 N, N_IN, UNITS = 60000, 784, 64
 

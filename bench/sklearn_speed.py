@@ -7,8 +7,8 @@ the same arguments and ``random_state``, given an untimed fit of one epoch (fast
 or loads its kernels there), then timed: a fit of ``E = --epochs`` epochs and one of
 ``2E`` (``n_iter_no_change=inf`` so both run every epoch); the difference over ``E`` is the
 time of an epoch, without what a fit costs once (validation, set-up). ``E`` is ``--epochs``
-doubled until fastnn's ``2E``-epoch fit takes half a second longer than its ``E``-epoch one. Best of
-``--repeats`` rounds, the two estimators alternating. Prints the CPU, the BLAS that ran (threadpoolctl) and the speed-up.
+doubled until fastnn's ``2E``-epoch fit takes half a second longer than its ``E``-epoch one.
+Best of ``--repeats`` rounds, the two estimators alternating. Prints the CPU, the BLAS that ran (threadpoolctl) and the speed-up.
 Networks: 784-128-10 on 20,000 MNIST-shaped synthetic samples, and 64-100-10 on the
 digits (1,797 samples).
 """

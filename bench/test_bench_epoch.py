@@ -114,7 +114,8 @@ def test_digits_solver_epoch_transposing_inputs(benchmark, monkeypatch, dtype, r
     X, y = load_digits()
     layout = Layout([64, 100, 10])
     theta = np.random.default_rng(1).uniform(-0.1, 0.1, layout.size).astype(dtype)
-    problem = Problem(X.astype(dtype), np.eye(10, dtype=dtype)[y], None, "log_loss", 1e-4, layout, theta, "relu")
+    problem = Problem(X.astype(dtype), np.eye(10, dtype=dtype)[y], None, "log_loss", 1e-4, layout, theta,
+                      "relu")
     solver = make_solver("fast", problem, 32)
     assert (solver.works[0].inputs_t.size > 0) == transposing
     optimizer = Optimizer(rule, theta, 0.001)

@@ -34,7 +34,7 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   ``_gather_share``, ``_sum_partials``, ``_output_delta_share``, ``_upper_layers_step``
   (which calls ``_run_batches``)
 - :mod:`.dense` — ``_dense_forward`` (BLAS GEMM + bias + activation); helpers
-  ``_short_batch``, ``_transpose_into`` (a short batch's narrow inputs, transposed first), ``_dense_softmax``
+  ``_transpose_into`` (a short batch's narrow inputs, transposed first), ``_dense_softmax``
 - :mod:`.activations` — ``_bias_activate``, ``_bias_activate_transposed``,
   ``_inplace_row_bias_activate``; ``_activate``
   and ``_activation_derivative`` (tested, not called by an epoch)
@@ -58,7 +58,7 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   ``_inplace_gemm_update``, ``_row_stride``
 - :mod:`.network` — helpers ``_weights``, ``_bias``, ``_layer``, ``_block``,
   ``_units_below``: views into the flat arrays; ``_share``, ``_owned``: a worker's rows of a
-  batch and elements of a layer
+  batch and elements of a layer; ``_short_batch``: which forward GEMM a batch takes
 - :mod:`.sync` — helper ``_arrive_and_wait``: the workers' spin barrier (LLVM atomics)
 - :mod:`._scalar` — ``activate``, ``derivative_from_output``, ``like``, ``opaque``
 

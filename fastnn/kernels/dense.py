@@ -20,13 +20,8 @@ OpenBLAS multiplies two untransposed operands, faster again at those widths.
 from ._jit import helper, kernel
 from .activations import _bias_activate, _bias_activate_transposed
 from .blas import _gemm
+from .network import _short_batch
 from .softmax import _bias_softmax
-
-
-@helper
-def _short_batch(m, n_out):
-    """Whether the forward GEMM of ``m`` rows and ``n_out`` units runs as ``W · A_prevᵀ``."""
-    return 2 * m <= n_out
 
 
 @helper

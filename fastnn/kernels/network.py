@@ -75,10 +75,19 @@ class Batches(NamedTuple):
 MAX_TRANSPOSED_INPUTS = 128
 
 
+@helper
+def _short_batch(m, n_out):
+    """Whether the forward GEMM of ``m`` rows and ``n_out`` units runs as ``W · A_prevᵀ``
+    (:func:`.dense._dense_forward`)."""
+    return 2 * m <= n_out
+
+
 def transposes_inputs(table, capacity):
     """Whether the first layer's forward transposes its batch of up to ``capacity`` rows first:
-    a short batch (:func:`.dense._short_batch`) of at most :data:`MAX_TRANSPOSED_INPUTS` inputs."""
-    return table.shape[0] > 1 and 2 * capacity <= table[0, N_OUT] and table[0, N_IN] <= MAX_TRANSPOSED_INPUTS
+    a short batch (:func:`_short_batch`, called as Python) of at most
+    :data:`MAX_TRANSPOSED_INPUTS` inputs."""
+    return (table.shape[0] > 1 and _short_batch.py_func(capacity, table[0, N_OUT])
+            and table[0, N_IN] <= MAX_TRANSPOSED_INPUTS)
 
 
 def make_work(table, capacity, dtype, grad_size=0, track_norms=False):
