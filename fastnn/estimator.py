@@ -44,7 +44,7 @@ from .solvers import Optimizer, Problem, make_solver, predict_output, predict_ou
 logger = logging.getLogger("fastnn")
 # What compiling took on a cold cache: 12.0-19.6 s (float32) and 13.1-14.5 s (float64) for the
 # default model's first fit on a 2-core Intel Xeon (python bench/compile_time.py, four runs, 2026-11-26).
-COMPILE_ESTIMATE = "about 12-20 s on a 2-core machine"
+COMPILE_ESTIMATE = "about 12-25 s on a 2-core machine"
 
 # predict goes through the rows in blocks of this many rows, fewer if a block's activations would
 # take more than PREDICT_BLOCK_BYTES. The block depends on the model only, never on the number of
