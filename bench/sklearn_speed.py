@@ -4,11 +4,13 @@
 
 For each case (network, data, solver, batch size, dtype) both estimators are built with
 the same arguments and ``random_state``, given an untimed fit of one epoch (fastnn compiles
-or loads its kernels there), then timed: a fit of ``E = --epochs`` epochs and one of
-``2E`` (``n_iter_no_change=inf`` so both run every epoch); the difference over ``E`` is the
-time of an epoch, without what a fit costs once (validation, set-up). ``E`` is ``--epochs``
-doubled until fastnn's ``2E``-epoch fit takes half a second longer than its ``E``-epoch one.
-Best of ``--repeats`` rounds, the two estimators alternating. Prints the CPU, the BLAS that ran (threadpoolctl) and the speed-up.
+or loads its kernels there), then timed: fits of ``E = --epochs`` epochs and of ``2E``
+(``n_iter_no_change=inf`` so both run every epoch), ``--repeats`` rounds of each, the two
+estimators alternating. An epoch is the best ``2E``-epoch fit less the best ``E``-epoch fit,
+over ``E``: what a fit costs once (validation, set-up) cancels out. (The best of the rounds'
+differences would be biased low: it picks the round whose ``E``-epoch fit the machine slowed
+down.) ``E`` is ``--epochs`` doubled until fastnn's ``2E``-epoch fit takes half a second
+longer than its ``E``-epoch one. Prints the CPU, the BLAS that ran (threadpoolctl) and the speed-up.
 Networks: 784-128-10 on 20,000 MNIST-shaped synthetic samples, and 64-100-10 on the
 digits (1,797 samples).
 """
@@ -44,11 +46,6 @@ def seconds_of_fit(cls, X, y, settings, epochs):
     return time.perf_counter() - start
 
 
-def seconds_per_epoch(cls, X, y, settings, epochs):
-    once = seconds_of_fit(cls, X, y, settings, epochs)
-    return (seconds_of_fit(cls, X, y, settings, 2 * epochs) - once) / epochs
-
-
 def run_case(label, X, y, settings, args):
     for cls in (sk.MLPClassifier, fastnn.MLPClassifier):  # warm-up: imports, kernel cache
         seconds_of_fit(cls, X[:500], y[:500], settings, 1)
@@ -60,11 +57,13 @@ def run_case(label, X, y, settings, args):
     while seconds_of_fit(fastnn.MLPClassifier, X, y, settings, 2 * epochs) \
             - seconds_of_fit(fastnn.MLPClassifier, X, y, settings, epochs) < MIN_FIT_SECONDS:
         epochs *= 2
-    best = {"scikit-learn": np.inf, "fastnn": np.inf}
+    estimators = {"scikit-learn": sk.MLPClassifier, "fastnn": fastnn.MLPClassifier}
+    fits = {(name, n): np.inf for name in estimators for n in (epochs, 2 * epochs)}
     for _ in range(args.repeats):
-        best["scikit-learn"] = min(best["scikit-learn"],
-                                   seconds_per_epoch(sk.MLPClassifier, X, y, settings, epochs))
-        best["fastnn"] = min(best["fastnn"], seconds_per_epoch(fastnn.MLPClassifier, X, y, settings, epochs))
+        for name, cls in estimators.items():
+            for n in (epochs, 2 * epochs):
+                fits[name, n] = min(fits[name, n], seconds_of_fit(cls, X, y, settings, n))
+    best = {name: (fits[name, 2 * epochs] - fits[name, epochs]) / epochs for name in estimators}
     ratio = best["scikit-learn"] / best["fastnn"]
     print(f"| {label} | {1000 * best['scikit-learn']:.1f} | {1000 * best['fastnn']:.1f} | {ratio:.2f}x |",
           flush=True)
