@@ -34,7 +34,8 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   ``_gather_share``, ``_sum_partials``, ``_output_delta_share``, ``_upper_layers_step``
   (which calls ``_run_batches``)
 - :mod:`.dense` — ``_dense_forward`` (BLAS GEMM + bias + activation); helpers
-  ``_transpose_into`` (a short batch's narrow inputs, transposed first), ``_dense_softmax``
+  ``_transpose_into`` (a short batch's narrow inputs; the units epoch's first hidden
+  layer), ``_dense_softmax``
 - :mod:`.activations` — ``_bias_activate``, ``_bias_activate_transposed``,
   ``_inplace_row_bias_activate``; ``_activate``
   and ``_activation_derivative`` (tested, not called by an epoch)

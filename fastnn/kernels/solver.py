@@ -29,6 +29,7 @@ from ._scalar import like
 from .activations import _inplace_row_bias_activate
 from .backward import _backpropagate, _frobenius_norm, _inplace_activation_backward, _row_sums
 from .blas import _gemm
+from .dense import _transpose_into
 from .epoch import _gather, _gather_rows, _hidden_forward, _layer_gradient
 from .network import NO_UNITS, Net, Work, _bias, _block, _owned, _share, _weights
 from .optimizers import Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
@@ -330,9 +331,7 @@ def _units_loss_gradient(Xb, Yb, sb, net, loss, team, units):
     lo, hi = units.bounds[team.worker], units.bounds[team.worker + 1]
     At = units.hidden[:H * m].reshape(H, m)
     A = units.acts[:m * H].reshape(m, H)
-    for i in range(m):
-        for j in range(H):
-            A[i, j] = At[j, i]
+    _transpose_into(At, A)
     total, dZ = _summed_loss_gradient(A, Yb, sb, units.upper, units.upper_work, loss)
     # dA[0]ᵀ = W[1]ᵀ·dZ[1]ᵀ for every unit (W[1]'s columns of one worker's units are not a
     # contiguous operand), then this worker's rows of dZ[0]ᵀ, dW[0] = dZ[0]ᵀ·Xb and db[0].
