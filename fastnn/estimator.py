@@ -42,8 +42,9 @@ from .reference import INIT_GAINS
 from .solvers import Optimizer, Problem, make_solver, predict_output, predict_output_reference
 
 logger = logging.getLogger("fastnn")
-# What compiling took on a cold cache: 12.0-19.6 s (float32) and 13.1-14.5 s (float64) for the
-# default model's first fit on a 2-core Intel Xeon (python bench/compile_time.py, four runs, 2026-11-26).
+# What compiling took on a cold cache: 12.0-25.3 s (float32) and 13.1-24.5 s (float64) for the
+# default model's first fit on a 2-core Intel Xeon (python bench/compile_time.py, 2026-11-26: the
+# day's runs, the slowest late in the evening).
 COMPILE_ESTIMATE = "about 12-25 s on a 2-core machine"
 
 # predict goes through the rows in blocks of this many rows, fewer if a block's activations would
