@@ -32,10 +32,13 @@ Dtypes
 NumPy casts a Python float to the dtype of the array it meets (NEP 50), so scikit-learn's
 float32 SGD runs in float32 with its hyper-parameters rounded to float32. The functions
 here convert their scalars to Python floats first, so that they round the same way
-whatever scalar type they are given. Adam's step size is different: scikit-learn computes
-it with ``np.sqrt``, which makes it a float64 NumPy scalar, and NumPy does not cast that.
-So a float32 Adam computes its update in float64 and rounds it into ``theta``;
-:func:`adam_step` does the same.
+whatever scalar type they are given. Adam's update is formed in the state's dtype too,
+its step size rounded to it, as PyTorch and JAX form theirs. There fastnn departs from
+scikit-learn on purpose: scikit-learn computes the step size with ``np.sqrt``, which makes
+it a float64 NumPy scalar that NumPy does not round, so its float32 Adam divides in float64
+and rounds the update into ``theta``. That division, at half the vector lanes of a float32
+one, bounded Adam's pass over the parameters. Only float32 runs differ: in float64 (and
+with a float64 state) the two are bitwise equal, in float32 they differ by rounding.
 
 When ``theta`` is float32 and the gradient float64 (scikit-learn's regressor on float32
 ``X`` and float64 ``y``), scikit-learn's state arrays become float64 after the first step.
@@ -115,12 +118,13 @@ def adam_step(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon):
         \\theta \\leftarrow \\theta - \\eta_t m / (\\sqrt{v} + \\epsilon)
 
     ``epsilon`` is added to the square root of the uncorrected ``v``; the update is
-    ``((−η_t) · m) / (sqrt(v) + ε)``, in float64 whatever the dtype of the arrays.
+    ``((−η_t) · m) / (sqrt(v) + ε)`` in the state's dtype, ``η_t`` rounded to it (scikit-learn
+    forms a float32 update in float64: see "Dtypes" above).
     """
     beta_1, beta_2 = float(beta_1), float(beta_2)
     m[...] = beta_1 * m + (1 - beta_1) * grad
     v[...] = beta_2 * v + (1 - beta_2) * (grad * grad)
-    theta += -np.float64(learning_rate) * m / (np.sqrt(v) + float(epsilon))
+    theta += -m.dtype.type(learning_rate) * m / (np.sqrt(v) + float(epsilon))
 
 
 class Rule(NamedTuple):

@@ -4,8 +4,7 @@ Each kernel updates ``theta`` and the rule's state in place, element by element,
 the reference's operations in the reference's order, so float64 and float32 results are
 bitwise equal to it. The arrays are 1-D and contiguous; the state has the dtype
 :func:`fastnn.optimizers.state_dtype` gives. Constants are cast as NumPy casts a Python
-float (:func:`._scalar.like`), except Adam's step size, which stays float64 as in
-scikit-learn. Plain SGD is :func:`.update._inplace_sgd`, whose ``step`` the caller casts
+float (:func:`._scalar.like`), Adam's step size included. Plain SGD is :func:`.update._inplace_sgd`, whose ``step`` the caller casts
 with ``like(grad, learning_rate)``.
 
 Each kernel reads its gradient through a :class:`Mean`: the solver epoch hands it a batch's
@@ -67,8 +66,8 @@ def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, mea
     b1, c1 = like(m, beta_1), like(m, 1.0 - beta_1)
     b2, c2 = like(v, beta_2), like(v, 1.0 - beta_2)
     eps = like(v, epsilon)
-    # A float64 step promotes a float32 update to float64, as scikit-learn's NumPy scalar does.
-    step = -np.float64(learning_rate)
+    # The update in the state's dtype, as the reference forms it (not scikit-learn's float64).
+    step = -like(m, learning_rate)
     a, S, weights = like(grad, mean.alpha), like(grad, mean.divisor), mean.weights
     inv = _exact_reciprocal(S)
     for k in prange(theta.shape[0]):
