@@ -24,7 +24,8 @@ must pass the same tests, else every mutant would look killed. With ``--narrow``
 mutant runs only the tests listed with it (``Mutant.tests``: those meant to kill it), and
 the unmutated copy must pass all of them: a quick check (a mutant that survives it may
 still be killed by the whole suite). Mutants with an ``equivalent`` reason cannot change
-behaviour; they are listed, and run only by ``--only``. Not a test file (pytest does not collect it) and not run in CI.
+behaviour; they are listed, and run only by ``--only``. Not a test file (pytest does not
+collect it) and not run in CI.
 """
 
 import argparse

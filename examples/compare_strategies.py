@@ -19,7 +19,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import MinMaxScaler
 
 STRATEGIES = {
-    "constant learning-rate": dict(solver="sgd", learning_rate="constant", momentum=0, learning_rate_init=0.2),
+    "constant learning-rate": dict(solver="sgd", learning_rate="constant", momentum=0,
+                                   learning_rate_init=0.2),
     "constant with momentum": dict(solver="sgd", learning_rate="constant", momentum=0.9,
                                    nesterovs_momentum=False, learning_rate_init=0.2),
     "constant with Nesterov's momentum": dict(solver="sgd", learning_rate="constant", momentum=0.9,

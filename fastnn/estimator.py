@@ -121,7 +121,8 @@ class BaseMLP(BaseEstimator):
         "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
         "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
         "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"), Options(numbers.Real, {np.inf})],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"),
+                             Options(numbers.Real, {np.inf})],
         "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
         "engine": [StrOptions({"fast", "reference"})],
         "dtype": "no_validation",
@@ -462,8 +463,8 @@ class BaseMLP(BaseEstimator):
         self._no_improvement_count = end.count
         if stalled and self.verbose:
             what = "Validation score" if early_stopping else "Training loss"
-            print(f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} consecutive "
-                  f"epochs. " + ("Stopping." if end.stop else
+            print(f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
+                  f"consecutive epochs. " + ("Stopping." if end.stop else
                                  f"Setting learning rate to {end.learning_rate:f}"))
         self._optimizer.learning_rate = end.learning_rate
         return end.stop
@@ -554,8 +555,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             classes = unique_labels(y)
             if self.warm_start:
                 if set(classes) != set(self.classes_):
-                    raise ValueError(f"warm_start can only be used where `y` has the same classes as in the "
-                                     f"previous call to fit. Previously got {self.classes_}, `y` has {classes}")
+                    raise ValueError(f"warm_start can only be used where `y` has the same classes as in "
+                                     f"the previous call to fit. Previously got {self.classes_}, "
+                                     f"`y` has {classes}")
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{self.classes_}. 'y' has {classes}.")

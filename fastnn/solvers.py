@@ -116,8 +116,9 @@ class ReferenceSolver:
         return accumulated
 
     def objective(self, theta):
-        return losses.loss_and_gradient(np.asarray(theta, self.p.theta.dtype), self.p.layout, self.p.activation,
-                                        self.p.loss, self.XT, self.YT, self.p.alpha, self.p.sample_weight)
+        return losses.loss_and_gradient(np.asarray(theta, self.p.theta.dtype), self.p.layout,
+                                        self.p.activation, self.p.loss, self.XT, self.YT, self.p.alpha,
+                                        self.p.sample_weight)
 
     def will_compile(self):
         return False
@@ -136,8 +137,8 @@ class ReferenceSolver:
             out[:] = 0
             return out
         s = None if self.p.sample_weight is None else self.p.sample_weight[rows]
-        sums = losses.batch_sums(self.p.theta, self.p.layout, self.p.activation, self.p.loss, self.XT[:, rows],
-                                 self.YT[:, rows], s)
+        sums = losses.batch_sums(self.p.theta, self.p.layout, self.p.activation, self.p.loss,
+                                 self.XT[:, rows], self.YT[:, rows], s)
         out[:P], out[P], out[P + 1] = sums.grad, sums.loss, sums.weight
         return out
 

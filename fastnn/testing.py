@@ -9,9 +9,10 @@ from .estimator import MLPClassifier
 # bias that ends near 0 by cancellation keeps the absolute rounding of its terms.)
 # Each step's GEMMs and sums round differently in the two engines (BLAS vs
 # NumPy order). On the plain-SGD digits runs of tests/test_training.py the drift measured
-# at most 3.5e-7 (float32) and 9.3e-16 (float64) (bench/drift.py). The bounds hold for stable training; a chaotic run (e.g.
-# batch_size=1, ReLU, plain SGD at learning_rate_init=0.1, where a 1e-15 nudge to some
-# weights changes the result by O(1), also shown by bench/drift.py) amplifies any rounding.
+# at most 3.5e-7 (float32) and 9.3e-16 (float64) (bench/drift.py). The bounds hold for
+# stable training; a chaotic run (e.g. batch_size=1, ReLU, plain SGD at
+# learning_rate_init=0.1, where a 1e-15 nudge to some weights changes the result by O(1),
+# also shown by bench/drift.py) amplifies any rounding.
 TRAINING_RTOL = {"float64": 1e-12, "float32": 1e-5}
 
 

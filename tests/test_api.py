@@ -136,7 +136,8 @@ def test_string_labels_and_shapes(digits, dtype):
     assert [B.shape for B in model.intercepts_] == [(32,), (16,), (10,)]
     assert all(p.dtype == dtype for p in model.coefs_ + model.intercepts_)
     base = model.coefs_[0].base
-    assert base is not None and base.size == sum(W.size + B.size for W, B in zip(model.coefs_, model.intercepts_))
+    size = sum(W.size + B.size for W, B in zip(model.coefs_, model.intercepts_))
+    assert base is not None and base.size == size
     assert all(np.shares_memory(p, base) for p in model.coefs_ + model.intercepts_)
     assert model.n_layers_ == 4 and model.n_outputs_ == 10 and model.out_activation_ == "softmax"
     assert len(model.loss_curve_) == model.n_iter_ and 1 <= model.n_iter_ <= 200

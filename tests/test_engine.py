@@ -69,7 +69,8 @@ def test_estimator_parameters_are_views_of_one_vector(digits):
     assert theta.size == sum(W.size + B.size for W, B in zip(model.coefs_, model.intercepts_))
     # The flat vector is the Layout's: coefs_[l] is W[l] transposed, intercepts_[l] is b[l].
     layout = Layout([64, 16, 8, 10])
-    for W, coef, b, intercept in zip(layout.weights(theta), model.coefs_, layout.biases(theta), model.intercepts_):
+    for W, coef, b, intercept in zip(layout.weights(theta), model.coefs_, layout.biases(theta),
+                                     model.intercepts_):
         np.testing.assert_array_equal(W.T, coef)
         np.testing.assert_array_equal(b[:, 0], intercept)
 

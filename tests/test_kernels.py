@@ -342,8 +342,9 @@ from sklearn.datasets import load_digits
 from fastnn.kernels import blas
 from fastnn.testing import assert_engines_equal
 X, y = load_digits(return_X_y=True)
-assert_engines_equal(X[:400] / 16, y[:400], max_iter=2, hidden_layer_sizes=(512,), batch_size=32, dtype="float32",
-                     solver="sgd", momentum=0.0, alpha=0.0, learning_rate_init=0.1, n_iter_no_change=float("inf"))
+assert_engines_equal(X[:400] / 16, y[:400], max_iter=2, hidden_layer_sizes=(512,), batch_size=32,
+                     dtype="float32", solver="sgd", momentum=0.0, alpha=0.0, learning_rate_init=0.1,
+                     n_iter_no_change=float("inf"))
 print(blas.SOURCE)
 """
 

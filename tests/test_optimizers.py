@@ -256,7 +256,8 @@ def test_kernels_equal_the_reference_bitwise(rng, dtypes, name):
 
 
 @pytest.mark.parametrize("weights", [True, False], ids=["weights", "biases"])
-@pytest.mark.parametrize("dtypes", DTYPE_PAIRS + [(np.float64, np.float32)], ids=lambda d: f"{d[0].__name__}-{d[1].__name__}")
+@pytest.mark.parametrize("dtypes", DTYPE_PAIRS + [(np.float64, np.float32)],
+                         ids=lambda d: f"{d[0].__name__}-{d[1].__name__}")
 @pytest.mark.parametrize("S", [29.0, 32.0, 1.0, 0.25], ids=["29", "32", "1", "0.25"])
 @pytest.mark.parametrize("name", ["adam", "momentum", "nesterov"])
 def test_reading_a_summed_gradient_through_its_mean_is_bitwise_the_stored_mean(rng, dtypes, name, weights, S):

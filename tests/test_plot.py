@@ -74,8 +74,9 @@ def test_learning_curve_title_holds_the_configuration(digits):
                           engine="reference").fit(X_train, y_train)
     title = plot.learning_curve(model).get_suptitle()
     assert "\n" in title  # wrapped to the figure's width
-    assert title.replace("\n", " ") == plot.configuration(model) == ("hidden layers 32, 16 (tanh), solver sgd, learning_rate_init 0.05, constant rate, "
-                     "momentum 0, alpha 0, batch_size 1437, float64, reference engine")
+    assert title.replace("\n", " ") == plot.configuration(model) == (
+        "hidden layers 32, 16 (tanh), solver sgd, learning_rate_init 0.05, constant rate, "
+        "momentum 0, alpha 0, batch_size 1437, float64, reference engine")
     model = MLPClassifier(hidden_layer_sizes=(8,), max_iter=1).fit(X_train.astype(np.float32), y_train)
     assert plot.configuration(model) == ("hidden layers 8 (relu), solver adam, learning_rate_init 0.001, "
                                          "alpha 0.0001, batch_size auto, float32, fast engine")

@@ -64,7 +64,8 @@ def assert_split_equal(X, y, *, X_test, dtype, n_threads, **params):
     rtol = TRAINING_RTOL[dtype]
     np.testing.assert_allclose(got.theta, want.theta, rtol=0, atol=rtol * np.abs(want.theta).max(),
                                err_msg="parameters differ between engines")
-    np.testing.assert_allclose(got_losses, want_losses, rtol=rtol, err_msg="loss curves differ between engines")
+    np.testing.assert_allclose(got_losses, want_losses, rtol=rtol,
+                               err_msg="loss curves differ between engines")
     np.testing.assert_array_equal(labels(got, X_test), labels(want, X_test))
 
 
@@ -113,7 +114,8 @@ def test_split_settings_are_stable(digits, activation, settings):
 def test_training_uses_the_workers_it_is_given(digits, many_cores):
     X_train, _, y_train, _ = digits
     made = []
-    trained("fast", X_train, y_train, epochs=1, n_threads=3, hidden_layer_sizes=(16,), batch_size=32, made=made)
+    trained("fast", X_train, y_train, epochs=1, n_threads=3, hidden_layer_sizes=(16,), batch_size=32,
+            made=made)
     assert [engine.n_workers for engine in made] == [3]
 
 

@@ -50,7 +50,8 @@ def test_engines_agree_on_digits(digits, dtype, activation, settings):
     fast, ref = assert_engines_equal(X_train, y_train, X_test=X_test, **params)
     assert fast.n_iter_ == ref.n_iter_ == 10
     assert len(fast.loss_curve_) == len(ref.loss_curve_) == 10
-    got, want = (training_accuracies(X_train, y_train, engine=engine, **params) for engine in ("fast", "reference"))
+    got, want = (training_accuracies(X_train, y_train, engine=engine, **params)
+                 for engine in ("fast", "reference"))
     assert len(got) == len(want) == 10
     np.testing.assert_allclose(got, want, atol=1e-3)
 

@@ -71,7 +71,8 @@ def invalid(name, expected, got):
 
 BAD_PARAMS = [
     ({"learning_rate_init": 0}, invalid("learning_rate_init", r"a float in the range \(0\.0, inf\)", "0")),
-    ({"learning_rate_init": -0.1}, invalid("learning_rate_init", r"a float in the range \(0\.0, inf\)", "-0.1")),
+    ({"learning_rate_init": -0.1},
+     invalid("learning_rate_init", r"a float in the range \(0\.0, inf\)", "-0.1")),
     ({"learning_rate_init": float("nan")}, invalid("learning_rate_init", ".*", "nan")),
     ({"learning_rate_init": "fast"}, invalid("learning_rate_init", ".*", "'fast'")),
     ({"learning_rate": 0.1}, invalid("learning_rate", "a str among .*'constant'.*", "0.1")),

@@ -25,8 +25,8 @@ FTZ_DAZ = (1 << 15) | (1 << 6)
 
 
 def _mxcsr_call(builder, name, pointer):
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer()]),
-                                        name)
+    signature = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer()])
+    fn = cgutils.get_or_insert_function(builder.module, signature, name)
     builder.call(fn, [builder.bitcast(pointer, ir.IntType(8).as_pointer())])
 
 

@@ -4,8 +4,8 @@ Each kernel updates ``theta`` and the rule's state in place, element by element,
 the reference's operations in the reference's order, so float64 and float32 results are
 bitwise equal to it. The arrays are 1-D and contiguous; the state has the dtype
 :func:`fastnn.optimizers.state_dtype` gives. Constants are cast as NumPy casts a Python
-float (:func:`._scalar.like`), Adam's step size included. Plain SGD is :func:`.update._inplace_sgd`, whose ``step`` the caller casts
-with ``like(grad, learning_rate)``.
+float (:func:`._scalar.like`), Adam's step size included. Plain SGD is
+:func:`.update._inplace_sgd`, whose ``step`` the caller casts with ``like(grad, learning_rate)``.
 
 Each kernel reads its gradient through a :class:`Mean`: the solver epoch hands it a batch's
 summed gradient, and the kernel forms each element of the regularised mean gradient as it
@@ -13,10 +13,11 @@ reads it, with :func:`.outputs._inplace_l2_mean`'s element function ``_mean_elem
 (bitwise the same numbers), which saves a pass over the parameters per step.
 
 Division and square roots follow IEEE (NumPy's error model): Python's zero-division check
-kept Adam's loop from vectorizing (3x slower). Where the mean's divisor is a power of two the
-kernels multiply by its reciprocal, bitwise the same (:func:`.outputs._exact_reciprocal`). Scalars are float64 and the Nesterov flag a
-bool; from compiled code, pass a constant flag through :func:`._scalar.opaque`, so that
-one compiled signature per dtype serves every call.
+kept Adam's loop from vectorizing (3x slower). Where the mean's divisor is a power of two
+the kernels multiply by its reciprocal, bitwise the same
+(:func:`.outputs._exact_reciprocal`). Scalars are float64 and the Nesterov flag a bool;
+from compiled code, pass a constant flag through :func:`._scalar.opaque`, so that one
+compiled signature per dtype serves every call.
 """
 
 from typing import NamedTuple
