@@ -270,6 +270,12 @@ class FastSolver:
                                self._solver(optimizer), optimizer.t, self._team(worker))
 
     def epoch(self, order, optimizer):
+        # The kernels index the state by θ's layout without bounds checks: a wrong size would
+        # write past its end. Plain SGD has no state; the estimators run it as momentum 0.
+        if optimizer.rule not in ("momentum", "nesterov", "adam"):
+            raise ValueError(f"the fast solver runs 'momentum', 'nesterov' or 'adam', not {optimizer.rule!r}")
+        if any(state.shape != self.p.theta.shape for state in optimizer.state):
+            raise ValueError("the optimizer's state does not have the parameters' size")
         self.work.norms[:] = 0
         if self.n_workers == 1:
             kernel, args = self._epoch_call(order, optimizer)

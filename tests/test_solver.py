@@ -200,3 +200,20 @@ def test_the_team_limits_the_kernels_blas_in_a_fresh_process():
         pytest.skip("the kernels' BLAS is SciPy's here, which NumPy's import may have loaded first")
     out = subprocess.run([sys.executable, "-c", FRESH_SOLVER], capture_output=True, text=True)
     assert out.stdout.strip() == "True", out.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fast_epoch_refuses_a_rule_or_state_it_cannot_index(workers):
+    """The kernels read the state without bounds checks, so an optimizer without state (plain
+    "sgd") or with state of another size is refused before any kernel runs (it crashed the
+    process before), and θ is left as it was."""
+    problem = _problem("log_loss", np.float32, False, np.random.default_rng(5))
+    theta = problem.theta.copy()
+    solver = make_solver("fast", problem._replace(theta=theta), 16, n_workers=workers)
+    with pytest.raises(ValueError, match="'momentum', 'nesterov' or 'adam', not 'sgd'"):
+        solver.epoch(None, Optimizer("sgd", theta, 0.1))
+    with pytest.raises(ValueError, match="state does not have the parameters' size"):
+        solver.epoch(None, Optimizer("adam", theta[:-1], 0.1))
+    np.testing.assert_array_equal(theta, problem.theta)
+    solver.epoch(None, Optimizer("adam", theta, 0.1))
+    assert not np.array_equal(theta, problem.theta)
