@@ -1,6 +1,6 @@
 """fastnn against scikit-learn with the same solver and settings: seconds per epoch, side by side.
 
-    python bench/sklearn_speed.py [--repeats 3] [--epochs 3]
+    python bench/sklearn_speed.py [--repeats 3] [--epochs 3] [--only "digits, sgd+nesterov"]
 
 For each case (network, data, solver, batch size, dtype) both estimators are built with
 the same arguments and ``random_state``, given an untimed fit of one epoch (fastnn compiles
@@ -12,7 +12,7 @@ differences would be biased low: it picks the round whose ``E``-epoch fit the ma
 down.) ``E`` is ``--epochs`` doubled until fastnn's ``2E``-epoch fit takes half a second
 longer than its ``E``-epoch one. Prints the CPU, the BLAS that ran (threadpoolctl) and the speed-up.
 Networks: 784-128-10 on 20,000 MNIST-shaped synthetic samples, and 64-100-10 on the
-digits (1,797 samples).
+digits (1,797 samples). ``--only`` runs the cases whose label contains its text.
 """
 
 import argparse
@@ -73,6 +73,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--only", default="", help="run only the cases whose label contains this text")
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     print(f"CPU: {describe()}")
@@ -82,16 +83,23 @@ def main():
         print(f"  {info.get('internal_api')} {info.get('version')} {info.get('architecture')} "
               f"threads={info.get('num_threads')} ({info.get('filepath', '').split('/')[-1]})")
     print("\n| case | scikit-learn ms/epoch | fastnn ms/epoch | speed-up |\n|---|---|---|---|")
+    for label, X, y, settings in cases():
+        if args.only in label:
+            run_case(label, X, y, settings, args)
+
+
+def cases():
+    """``(label, X, y, settings)`` of every case, in the table's order."""
     Xm, ym = mnist_shaped()
     digits = load_digits()
     Xd, yd = digits.data / 16, digits.target
     for dtype in (np.float32, np.float64):
         for solver, settings in SOLVERS.items():
             for batch in (32, 200):
-                run_case(f"784-128-10, {solver}, batch {batch}, {dtype.__name__}", Xm.astype(dtype), ym,
-                         dict(hidden_layer_sizes=(128,), batch_size=batch, **settings), args)
-            run_case(f"64-100-10 digits, {solver}, batch 32, {dtype.__name__}", Xd.astype(dtype), yd,
-                     dict(hidden_layer_sizes=(100,), batch_size=32, **settings), args)
+                yield (f"784-128-10, {solver}, batch {batch}, {dtype.__name__}", Xm.astype(dtype), ym,
+                       dict(hidden_layer_sizes=(128,), batch_size=batch, **settings))
+            yield (f"64-100-10 digits, {solver}, batch 32, {dtype.__name__}", Xd.astype(dtype), yd,
+                   dict(hidden_layer_sizes=(100,), batch_size=32, **settings))
 
 
 if __name__ == "__main__":
