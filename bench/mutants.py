@@ -228,6 +228,12 @@ MUTANTS = [
     Mutant("adam-epsilon-inside-root", "fastnn/kernels/optimizers.py",
            "theta[k] += step * m_k / (np.sqrt(v_k) + eps)", "theta[k] += step * m_k / np.sqrt(v_k + eps)",
            "fast Adam adds epsilon under the square root", tests=("tests/test_optimizers.py",)),
+    Mutant("adam-float64-update", "fastnn/kernels/optimizers.py", "step = -like(m, learning_rate)",
+           "step = -np.float64(learning_rate)", "fast Adam forms a float32 update in float64",
+           tests=("tests/test_optimizers.py",)),
+    Mutant("reference-adam-float64-update", "fastnn/optimizers.py",
+           "theta += -m.dtype.type(learning_rate) * m", "theta += -np.float64(learning_rate) * m",
+           "reference Adam forms a float32 update in float64", tests=("tests/test_optimizers.py",)),
     # The solvers' engines (fastnn/solvers.py) and the reference update rules
     Mutant("reference-momentum-skips-velocity", "fastnn/optimizers.py", "    theta += velocity\n",
            "    theta -= learning_rate * grad\n", "reference momentum step ignores the velocity",
