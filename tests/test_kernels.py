@@ -12,6 +12,7 @@ by an ulp or two; sums run in another order).
 
 import os
 
+import numba
 import numpy as np
 import pytest
 
@@ -29,6 +30,7 @@ from fastnn.kernels.blas import _gemm, _inplace_gemm_update
 from fastnn.kernels.dense import _dense_forward, _dense_softmax
 from fastnn.kernels.epoch import _gather, _gather_rows, _train_batch
 from fastnn.kernels.network import Net, make_work
+from fastnn.kernels.outputs import _inplace_output_loss_grad, _squares_sum
 from fastnn.kernels.softmax import _bias_softmax, _inplace_softmax_cross_entropy_grad
 from fastnn.kernels.update import _inplace_sgd
 
@@ -45,6 +47,27 @@ def test_kernels_are_built_as_the_environment_asks():
     parallel = os.environ.get("FASTNN_PARALLEL_KERNELS") == "1"
     assert _column_sums.targetoptions.get("parallel", False) == parallel
     assert _gather_rows.targetoptions.get("parallel", False) == parallel
+
+
+@pytest.mark.parametrize("kernel", [_dense_forward, _inplace_output_loss_grad, _squares_sum],
+                         ids=["kernel", "ieee_kernel", "sum_kernel"])
+def test_kernels_count_no_references(rng, kernel):
+    """Built without Numba's reference counting (fastnn/kernels/_jit.py): the code holds no
+    update of an array's count. One kernel of each decorator, compiled afresh, as cached code
+    cannot be inspected; the output-layer kernel had two updates per row with it."""
+    if os.environ.get("FASTNN_PARALLEL_KERNELS") == "1":
+        pytest.skip("the parallel build counts references: its prange reductions allocate")
+    options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}  # njit sets it
+    fresh = numba.njit(**options)(kernel.py_func)
+    Z, b, Y = random(rng, (4, 3), np.float64), random(rng, 3, np.float64), random(rng, (4, 3), np.float64)
+    arguments = {_dense_forward: (Z, Y, b, ACTIVATION_CODES["relu"], np.empty((4, 4)), np.empty((4, 4)),
+                                  np.empty(0)),
+                 _inplace_output_loss_grad: (Z, b, Y, np.empty(0), 0, np.empty(4)),
+                 _squares_sum: (b,)}
+    fresh(*arguments[kernel])
+    code = "".join(fresh.inspect_llvm().values())
+    assert "define" in code
+    assert "NRT_incref" not in code and "NRT_decref" not in code
 
 
 def assert_close(got, want, dtype, scale=None):
@@ -224,6 +247,24 @@ class TestRowsAndSums:
         _gather(y, idx, y_out)
         np.testing.assert_array_equal(X_out, X[idx])
         np.testing.assert_array_equal(y_out, y[idx])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_column_sums_over_several_blocks_add_chunks_in_order(rng, dtype):
+    """Columns in blocks of COLUMN_BLOCK (the last one short), rows in SUM_CHUNKS chunks: each
+    chunk's sum row by row from 0, then the chunks' sums in order, bitwise."""
+    from fastnn.kernels.backward import COLUMN_BLOCK, SUM_CHUNKS
+
+    D = random(rng, (37, 2 * COLUMN_BLOCK + 5), dtype)
+    want = np.zeros(D.shape[1], dtype)
+    for c in range(SUM_CHUNKS):
+        part = np.zeros(D.shape[1], dtype)
+        for i in range(c * 37 // SUM_CHUNKS, (c + 1) * 37 // SUM_CHUNKS):
+            part += D[i]
+        want = part if c == 0 else want + part
+    out = np.empty(D.shape[1], dtype)
+    _column_sums(D, out)
+    np.testing.assert_array_equal(out, want)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -62,6 +62,8 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   batch and elements of a layer; ``_short_batch``: which forward GEMM a batch takes
 - :mod:`.sync` — helper ``_arrive_and_wait``: the workers' spin barrier (LLVM atomics)
 - :mod:`._scalar` — ``activate``, ``derivative_from_output``, ``like``, ``opaque``
+- :mod:`._stack` — ``stack_empty``: a kernel's scratch array on its stack (kernels allocate
+  nothing and are built without reference counting: :mod:`._jit`)
 
 Why two levels: :mod:`._jit`.
 

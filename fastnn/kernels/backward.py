@@ -13,9 +13,12 @@ from numba import prange
 
 from ._jit import helper, kernel
 from ._scalar import derivative_from_output, like
+from ._stack import stack_empty
 from .blas import _gemm
 
 SUM_CHUNKS = 8
+COLUMN_BLOCK = 256
+PARTIAL_SUMS = SUM_CHUNKS * COLUMN_BLOCK  # a constant, as stack_empty's size must be
 
 
 @kernel
@@ -28,19 +31,27 @@ def _inplace_activation_backward(dA, A, code):
 
 @kernel
 def _column_sums(D, out):
-    """``out[j] = Σ_i D[i, j]``: the bias gradient (before the 1/m) of a layer."""
+    """``out[j] = Σ_i D[i, j]``: the bias gradient (before the 1/m) of a layer. Columns are
+    taken :data:`COLUMN_BLOCK` at a time, so each chunk's partial sums fit a stack buffer;
+    each row of a block is read as a slice, which LLVM vectorizes (indexing ``D[i, lo + j]``
+    instead ran 2-6x slower)."""
     m, n = D.shape
     n_chunks = max(1, min(SUM_CHUNKS, m))
-    partial = np.zeros((n_chunks, n), dtype=out.dtype)
-    for c in prange(n_chunks):
-        for i in range(c * m // n_chunks, (c + 1) * m // n_chunks):
-            for j in range(n):
-                partial[c, j] += D[i, j]
-    for j in range(n):
-        out[j] = partial[0, j]
-    for c in range(1, n_chunks):
-        for j in range(n):
-            out[j] += partial[c, j]
+    buffer = stack_empty(PARTIAL_SUMS, out.dtype)
+    for lo in range(0, n, COLUMN_BLOCK):
+        hi = min(lo + COLUMN_BLOCK, n)
+        for c in prange(n_chunks):
+            partial = buffer[c * COLUMN_BLOCK:c * COLUMN_BLOCK + hi - lo]
+            partial[:] = 0
+            for i in range(c * m // n_chunks, (c + 1) * m // n_chunks):
+                row = D[i, lo:hi]
+                for j in range(partial.shape[0]):
+                    partial[j] += row[j]
+        total = out[lo:hi]
+        for c in range(n_chunks):
+            partial = buffer[c * COLUMN_BLOCK:c * COLUMN_BLOCK + hi - lo]
+            for j in range(partial.shape[0]):
+                total[j] = partial[j] if c == 0 else total[j] + partial[j]
 
 
 @kernel

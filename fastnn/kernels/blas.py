@@ -102,6 +102,7 @@ _dgemm = types.ExternalFunction("fastnn_dgemm", _GEMM)
 
 from ._jit import helper, kernel  # noqa: E402  (the symbols above must exist before any kernel loads)
 from ._scalar import opaque  # noqa: E402
+from ._stack import stack_empty  # noqa: E402
 
 
 @helper
@@ -135,12 +136,12 @@ def _gemm_call(trans_a, trans_b, alpha, A, B, beta, C):
     b_rows, b_cols = (B.shape[1], B.shape[0]) if trans_b else B.shape
     if a_rows != m or b_rows != k or b_cols != n:
         raise ValueError("GEMM operand shapes do not match")
-    ints = np.empty(6, np.int32)
+    ints = stack_empty(6, np.int32)
     ints[0], ints[1], ints[2] = n, m, k  # M, N, K
     ints[3], ints[4], ints[5] = _row_stride(B), _row_stride(A), _row_stride(C)  # lda, ldb, ldc
-    trans = np.empty(2, np.uint8)
+    trans = stack_empty(2, np.uint8)
     trans[0], trans[1] = TRANSPOSE if trans_b else NO_TRANSPOSE, TRANSPOSE if trans_a else NO_TRANSPOSE
-    scalars = np.empty(2, C.dtype)
+    scalars = stack_empty(2, C.dtype)
     scalars[0], scalars[1] = alpha, beta
     args = (trans[0:].ctypes, trans[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes,
             scalars[0:].ctypes, B.ctypes, ints[3:].ctypes, A.ctypes, ints[4:].ctypes,
