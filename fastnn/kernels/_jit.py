@@ -15,7 +15,7 @@ sees is its Python caller's, alive for the whole call, and a kernel allocates no
 layer's weights, a batch's rows, an inlined helper's arguments, once per row in some
 loops) cost an atomic increment and decrement of its array's count: about 190 a step in
 the digits' solver epoch (64-100-10, batch 32), 12% of its time in ``perf``. Without
-them that epoch took 1.59 ms against 1.70 (best of 6 alternating rounds of 400 epochs,
+them that epoch took 5-7% less time (``python bench/ab.py OLD --batches digits``,
 docs/design.md). The flag is inherited by the kernels a kernel calls. The parallel build
 keeps the counting: Numba's lowering of a ``prange`` reduction allocates.
 """
