@@ -1,17 +1,20 @@
-"""Plain SGD two ways, in one process, their epochs alternating: ms per epoch, best and median.
+"""Plain SGD three ways, in one process, their epochs alternating: ms per epoch, best and median.
 
-    python bench/plain_sgd_paths.py [--batches 32,128,1024,full] [--sizes 784,128,10] [--epochs 8]
+    python bench/plain_sgd_paths.py [--batches 32,128,256,512,1024,full] [--sizes 784,128,10] [--epochs 8]
 
-- "engine": the plain-SGD engine (``fastnn.engine.make_engine``, what ``bench/compare.py``
-  times as "fastnn fast" for plain SGD), whose split epoch shares the first hidden layer's
-  units between the workers at every batch size;
+- "units": the plain-SGD engine whose workers share the first hidden layer's units
+  (``fastnn.split.SplitEngine``);
+- "rows": the plain-SGD engine whose workers share each batch's rows
+  (``fastnn.rows.RowsEngine``); ``fastnn.engine.make_engine`` (what ``bench/compare.py``
+  times as "fastnn fast" for plain SGD) picks it from ``fastnn.rows.MIN_ROW_SHARING_ROWS``
+  rows up, "units" below;
 - "solver, momentum 0": the estimators' solver epoch with momentum 0, what
-  ``MLPClassifier(solver="sgd", momentum=0)`` runs, whose workers share rows above 64 per batch.
+  ``MLPClassifier(solver="sgd", momentum=0)`` runs, whose workers share rows above 64 per batch
+  (built as ``bench/compare.py`` builds it, ``bench/_peers.py``).
 
-Both built as ``bench/compare.py`` builds them (``bench/_peers.py``), with as many workers as
-``fit`` would use; float32, ReLU, softmax, 60,000 MNIST-shaped random rows, the same initial
-weights, batch order and lr 0.01 (at full batch the rows as stored, no gather). The first
-epoch of each is not counted.
+Each with as many workers as ``fit`` would use (``fastnn.split.split_workers``); float32, ReLU,
+softmax, 60,000 MNIST-shaped random rows, the same initial weights, batch order and lr 0.01 (at
+full batch the rows as stored, no gather). The first epoch of each is not counted.
 Alternating within one process keeps a slow phase of a shared machine from landing on one
 side only.
 """
@@ -24,16 +27,32 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench._peers import PLAIN, Rule, limits, make_fast  # noqa: E402
+from bench._peers import Rule, limits, make_fast  # noqa: E402
 from fastnn import reference  # noqa: E402
+from fastnn._threads import default_blas_threads  # noqa: E402
+from fastnn.engine import network_of  # noqa: E402
+from fastnn.rows import RowsEngine  # noqa: E402
+from fastnn.split import SplitEngine, split_workers  # noqa: E402
 
 N = 60000
-WAYS = {"engine": PLAIN, "solver, momentum 0": Rule("momentum", momentum=0.0)}
+ENGINES = {"units": SplitEngine, "rows": RowsEngine}
+
+
+def engine_epoch(cls, X, y, batch, weights, biases):
+    """An epoch of the plain-SGD engine ``cls`` with as many workers as fit would use."""
+    net = network_of(weights, biases, "relu")
+    engine = cls(X, y, net, batch, n_workers=split_workers(net.layout, default_blas_threads()))
+
+    def epoch(order):
+        engine.epoch(order, 0.01)
+
+    epoch.blas_threads = engine.blas_threads
+    return epoch
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", default="32,128,1024,full")
+    parser.add_argument("--batches", default="32,128,256,512,1024,full")
     parser.add_argument("--sizes", default="784,128,10")
     parser.add_argument("--epochs", type=int, default=8)
     args = parser.parse_args()
@@ -46,8 +65,9 @@ def main():
     for batch in args.batches.split(","):
         size = N if batch == "full" else int(batch)
         order = None if batch == "full" else rng.permutation(N)  # full batch: the rows as stored, as fit
-        epochs = {name: make_fast(X, y, sizes, size, 0.01, weights, biases, rule=rule)[0]
-                  for name, rule in WAYS.items()}
+        epochs = {name: engine_epoch(cls, X, y, size, weights, biases) for name, cls in ENGINES.items()}
+        epochs["solver, momentum 0"] = make_fast(X, y, sizes, size, 0.01, weights, biases,
+                                                 rule=Rule("momentum", momentum=0.0))[0]
         times = {name: [] for name in epochs}
         for _ in range(args.epochs):
             for name, epoch in epochs.items():

@@ -1,9 +1,11 @@
-"""What the trainer drives: one small interface, three engines, one function to choose.
+"""What the trainer drives: one small interface, four engines, one function to choose.
 
 - :class:`fastnn.reference.ReferenceEngine`: the NumPy specification;
 - :class:`fastnn.fast.SerialEngine`: the compiled epoch in one call, BLAS owning the cores;
 - :class:`fastnn.split.SplitEngine`: the compiled epoch in one call per worker thread,
-  each worker owning a share of the first hidden layer.
+  each worker owning a share of the first hidden layer;
+- :class:`fastnn.rows.RowsEngine`: the compiled epoch in one call per worker thread,
+  each worker taking a share of every batch's rows.
 
 :func:`make_engine` picks one. Every engine trains the network's flat parameter
 vector in place (:mod:`fastnn.layout`) and offers, besides the fused epoch, the
@@ -103,16 +105,22 @@ class Engine:
 
 
 def make_engine(kind, X, y, network, batch_size, n_threads=1, track_gradients=False):
-    """The engine for ``kind`` ("reference" or "fast"): for "fast", the split epoch when
-    :func:`fastnn.split.split_workers` gives more than one worker, else the serial one."""
+    """The engine for ``kind`` ("reference" or "fast"). For "fast", when
+    :func:`fastnn.split.split_workers` gives more than one worker, the workers share each
+    batch's rows (:class:`fastnn.rows.RowsEngine`) from
+    :data:`fastnn.rows.MIN_ROW_SHARING_ROWS` rows up, the first hidden layer's units below
+    (:class:`fastnn.split.SplitEngine`); else the serial epoch."""
     args = (X, y, network, batch_size, n_threads, track_gradients)
     if kind == "reference":
         from .reference import ReferenceEngine
 
         return ReferenceEngine(*args)
+    from . import rows
     from .split import SplitEngine, split_workers
 
     n_workers = split_workers(network.layout, n_threads, track_gradients)
+    if n_workers > 1 and min(batch_size, X.shape[0]) >= rows.MIN_ROW_SHARING_ROWS:
+        return rows.RowsEngine(*args, n_workers=n_workers)
     if n_workers > 1:
         return SplitEngine(*args, n_workers=n_workers)
     from .fast import SerialEngine

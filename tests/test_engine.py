@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastnn import MLPClassifier, fast, reference, solvers, split
+from fastnn import MLPClassifier, fast, reference, rows, solvers, split
 from fastnn.engine import make_engine
 from fastnn.layout import Layout
 from fastnn.testing import parameters
@@ -195,6 +195,18 @@ def test_make_engine_chooses_by_kind_threads_and_size(monkeypatch, kind, n_threa
     engine = make_engine(kind, X, y, network(weights, biases, "relu"), 8, n_threads, track)
     assert type(engine) is want
     assert engine.blas_threads == (1 if want is split.SplitEngine else n_threads)
+
+
+@pytest.mark.parametrize("n, batch, want", [(600, 511, split.SplitEngine), (600, 512, rows.RowsEngine),
+                                             (511, 600, split.SplitEngine), (512, 600, rows.RowsEngine)])
+def test_make_engine_shares_rows_from_a_batch_size_up(monkeypatch, n, batch, want):
+    """Two workers share units below fastnn.rows.MIN_ROW_SHARING_ROWS rows a batch (a batch
+    larger than the data has as many rows as the data), rows from it up."""
+    monkeypatch.setattr(split, "available_cores", lambda: 2)
+    assert rows.MIN_ROW_SHARING_ROWS == 512
+    X, y, weights, biases = problem(np.float32, [200, 200, 3], n=n)
+    engine = make_engine("fast", X, y, network(weights, biases, "relu"), batch, 2)
+    assert type(engine) is want and engine.n_workers == 2 and engine.blas_threads == 1
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -1,4 +1,5 @@
-"""The split epoch (fastnn.kernels.split): hidden units shared out to worker threads."""
+"""The split epochs: the first hidden layer's units (fastnn.kernels.split) or each batch's rows
+(fastnn.kernels.rows) shared out to worker threads."""
 
 import subprocess
 import sys
@@ -6,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastnn import fast, reference, split
+from fastnn import fast, reference, rows, split
 from fastnn._threads import thread_limits
 from fastnn._trainer import TrainingDivergedError, train
 from fastnn.engine import make_engine
@@ -24,6 +25,16 @@ def many_cores(monkeypatch):
     than this machine has cores (they then take turns)."""
     monkeypatch.setattr(split, "available_cores", lambda: 8)
     monkeypatch.setattr(split, "MIN_SPLIT_WEIGHTS", 0)
+
+
+ENGINES = {"units": split.SplitEngine, "rows": rows.RowsEngine}
+
+
+@pytest.fixture(params=ENGINES)
+def sharing(request, monkeypatch):
+    """make_engine's split engine: sharing units or rows at every batch size. Returns its class."""
+    monkeypatch.setattr(rows, "MIN_ROW_SHARING_ROWS", 1 if request.param == "rows" else 10**9)
+    return ENGINES[request.param]
 
 
 def trained(kind, X, y, *, hidden_layer_sizes, batch_size, activation="relu", dtype="float32", epochs=10,
@@ -54,13 +65,13 @@ def labels(engine, X):
                                              np.ascontiguousarray(X.T, engine.theta.dtype)), axis=0)
 
 
-def assert_split_equal(X, y, *, X_test, dtype, n_threads, **params):
-    """The split epoch against the reference engine, to fastnn.testing's bounds: the parameters
-    relative to the largest, the loss curves, the held-out labels."""
+def assert_split_equal(X, y, *, X_test, dtype, n_threads, engine, **params):
+    """The split epoch of class ``engine`` against the reference engine, to fastnn.testing's
+    bounds: the parameters relative to the largest, the loss curves, the held-out labels."""
     made = []
     got, got_losses = trained("fast", X, y, dtype=dtype, n_threads=n_threads, made=made, **params)
     want, want_losses = trained("reference", X, y, dtype=dtype, **params)
-    assert type(made[0]) is split.SplitEngine and made[0].n_workers == n_threads
+    assert type(made[0]) is engine and made[0].n_workers == n_threads
     rtol = TRAINING_RTOL[dtype]
     np.testing.assert_allclose(got.theta, want.theta, rtol=0, atol=rtol * np.abs(want.theta).max(),
                                err_msg="parameters differ between engines")
@@ -93,10 +104,10 @@ SPLIT_IDS = ["2-batch32", "3-batch50-uneven", "2-full", "2-two-hidden", "3-three
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("n_threads, settings", SPLIT_SETTINGS, ids=SPLIT_IDS)
-def test_split_agrees_with_reference(digits, many_cores, dtype, activation, n_threads, settings):
+def test_split_agrees_with_reference(digits, many_cores, sharing, dtype, activation, n_threads, settings):
     X_train, X_test, y_train, _ = digits
     assert_split_equal(X_train, y_train, X_test=X_test, dtype=dtype, activation=activation,
-                       epochs=10, n_threads=n_threads, **settings)
+                       epochs=10, n_threads=n_threads, engine=sharing, **settings)
 
 
 # Every setting (tests/test_training.py checks SETTINGS' stability through the estimator's
@@ -111,12 +122,12 @@ def test_split_settings_are_stable(digits, activation, settings):
     assert_stable(X_train, y_train, dtype="float32", activation=activation, epochs=10, **settings)
 
 
-def test_training_uses_the_workers_it_is_given(digits, many_cores):
+def test_training_uses_the_workers_it_is_given(digits, many_cores, sharing):
     X_train, _, y_train, _ = digits
     made = []
     trained("fast", X_train, y_train, epochs=1, n_threads=3, hidden_layer_sizes=(16,), batch_size=32,
             made=made)
-    assert [engine.n_workers for engine in made] == [3]
+    assert [(type(engine), engine.n_workers) for engine in made] == [(sharing, 3)]
 
 
 @pytest.mark.parametrize("hidden, n_threads, track, want", [
@@ -140,20 +151,21 @@ def test_workers_at_most_one_per_core(monkeypatch):
     assert split.split_workers(Layout([784, 64, 10]), 8) == 2
 
 
-def test_batch_of_one_sample(digits, many_cores):
+def test_batch_of_one_sample(digits, many_cores, sharing):
     """A worker may get no rows of a batch to gather."""
     X_train, _, y_train, _ = digits
     # Rate 0.01 for 2 epochs: batch size 1 is chaotic at 0.1 (fastnn.testing), not at a tenth of it.
     assert_split_equal(X_train[:200], y_train[:200], X_test=X_train[:200], dtype="float64", epochs=2,
-                       batch_size=1, learning_rate=0.01, n_threads=2, hidden_layer_sizes=(16,))
+                       batch_size=1, learning_rate=0.01, n_threads=2, hidden_layer_sizes=(16,),
+                       engine=sharing)
 
 
-def test_split_fits_are_bitwise_repeatable(digits, many_cores):
+def test_split_fits_are_bitwise_repeatable(digits, many_cores, sharing):
     X_train, _, y_train, _ = digits
     made = []
     a, b = (trained("fast", X_train, y_train, seed=3, epochs=3, n_threads=3, hidden_layer_sizes=(128,),
                     batch_size=32, made=made)[0] for _ in range(2))
-    assert [type(e) for e in made] == [split.SplitEngine] * 2
+    assert [type(e) for e in made] == [sharing] * 2
     np.testing.assert_array_equal(a.theta, b.theta)
 
 
@@ -170,6 +182,23 @@ def test_one_worker_is_bitwise_the_serial_epoch(digits, dtype, sizes):
     fast.SerialEngine(X, y, serial, 32).epoch(order, 0.1)
     split.SplitEngine(X, y, alone, 32, n_workers=1).epoch(order, 0.1)
     np.testing.assert_array_equal(alone.theta, serial.theta)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sizes", [[64, 24, 10], [64, 24, 16, 10]], ids=["1-hidden", "2-hidden"])
+def test_one_rows_worker_is_bitwise_the_serial_epoch(digits, dtype, sizes):
+    """Alone, a worker sharing rows does the arithmetic of the serial epoch that forms the
+    batch's gradient before its step (as it does to track gradient norms), exactly; with
+    more, only the order in which the rows' gradients are added differs."""
+    X_train, _, y_train, _ = digits
+    X, y = np.ascontiguousarray(X_train, dtype), y_train.astype(np.int64)
+    weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(0), dtype)
+    order = np.random.default_rng(1).permutation(len(X))
+    serial, alone = network(weights, biases), network(weights, biases)
+    want = fast.SerialEngine(X, y, serial, 50, track_gradients=True).epoch(order, 0.1)
+    got = rows.RowsEngine(X, y, alone, 50, n_workers=1).epoch(order, 0.1)
+    np.testing.assert_array_equal(alone.theta, serial.theta)
+    assert (got.loss, got.accuracy) == (want.loss, want.accuracy)
 
 
 # Each barrier of the split epoch and the test-only stall (fastnn.kernels.split.Share) before
@@ -200,7 +229,32 @@ def test_each_barrier_holds_the_others_back(digits, barrier, stalled):
     np.testing.assert_array_equal(results[1], results[0])
 
 
-def test_a_diverging_split_epoch_puts_the_weights_back(digits, many_cores):
+# Each barrier of the rows epoch and the test-only stall (fastnn.kernels.rows.Crew) before what
+# it publishes: the worker's gradient of its rows (the first), its block of the step (the second).
+ROW_STALLS = {"first": "stall_gradient", "second": "stall_update"}
+
+
+@pytest.mark.parametrize("stalled", [0, 1])
+@pytest.mark.parametrize("barrier", ROW_STALLS)
+def test_each_rows_barrier_holds_the_others_back(digits, barrier, stalled):
+    """As test_each_barrier_holds_the_others_back, for the workers sharing rows: a barrier that
+    does not wait lets a worker add another's gradient of an earlier batch, or start the next
+    batch on parameters another worker has not yet stepped."""
+    X_train, _, y_train, _ = digits
+    X, y = np.ascontiguousarray(X_train[:200]), y_train[:200].astype(np.int64)
+    weights, biases = reference.init_params([64, 24, 10], "kaiming", np.random.default_rng(0), np.float64)
+    order = np.random.default_rng(1).permutation(len(X))
+    results = []
+    for stall in (0, 3_000_000):
+        net = network(weights, biases)
+        engine = rows.RowsEngine(X, y, net, 50, n_workers=2)
+        engine.crews[stalled] = engine.crews[stalled]._replace(**{ROW_STALLS[barrier]: stall})
+        engine.epoch(order, 0.1)
+        results.append(net.theta)
+    np.testing.assert_array_equal(results[1], results[0])
+
+
+def test_a_diverging_split_epoch_puts_the_weights_back(digits, many_cores, sharing):
     """fastnn._trainer.train, which drives the split epoch: an epoch that ends with a non-finite
     loss or weight leaves the parameters as they were before it (here the initial ones)."""
     X_train, _, y_train, _ = digits
@@ -209,7 +263,7 @@ def test_a_diverging_split_epoch_puts_the_weights_back(digits, many_cores):
     net = network(weights, biases)
     initial = net.theta.copy()
     engine = make_engine("fast", X, y_train, net, 32, 2)
-    assert type(engine) is split.SplitEngine
+    assert type(engine) is sharing
     with np.errstate(all="ignore"), pytest.raises(TrainingDivergedError, match="diverged in epoch 1"):
         train(engine, epochs=3, learning_rate=1e30, shuffle=True, rng=np.random.default_rng(1),
               on_epoch=lambda record: None)
@@ -218,7 +272,7 @@ def test_a_diverging_split_epoch_puts_the_weights_back(digits, many_cores):
 
 FAILING_WORKER = """
 import numpy as np
-from fastnn import reference, split
+from fastnn import reference, rows, split
 from fastnn.engine import Network
 from fastnn.layout import Layout
 share = split.SplitEngine._share
@@ -230,7 +284,9 @@ rng = np.random.default_rng(0)
 X, y = rng.random((500, 20)), rng.integers(0, 3, 500)
 W, B = reference.init_params([20, 8, 3], "kaiming", rng, np.float64)
 layout = Layout([20, 8, 3])
-engine = split.SplitEngine(X, y, Network(layout, layout.pack(W, B, np.float64), "relu"), 32, n_workers=2)
+engine = ENGINE(X, y, Network(layout, layout.pack(W, B, np.float64), "relu"), 32, n_workers=2)
+if ENGINE is rows.RowsEngine:  # a gradient of the wrong size: the kernel raises
+    engine.works[1] = engine.works[1]._replace(grad=engine.works[1].grad[:-1])
 try:
     engine.epoch(np.arange(500), 0.1)
 except RuntimeError as error:
@@ -238,10 +294,11 @@ except RuntimeError as error:
 """
 
 
-def test_a_failing_worker_stops_the_others():
+@pytest.mark.parametrize("engine", ["split.SplitEngine", "rows.RowsEngine"])
+def test_a_failing_worker_stops_the_others(engine):
     """The other workers must not wait for it at the barrier forever."""
-    out = subprocess.run([sys.executable, "-c", FAILING_WORKER], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-c", FAILING_WORKER.replace("ENGINE", engine)],
+                         capture_output=True, text=True, timeout=120)
     assert "a training worker failed" in out.stdout, out.stderr
 
 

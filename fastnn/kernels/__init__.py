@@ -7,7 +7,7 @@ vector with a layer table (:mod:`fastnn.layout`); the kernels cut each layer's
 ``W`` (the reference's ``(n_out, n_in)``) and ``b`` out of it as views. What
 crosses the Python–kernel boundary travels as named tuples
 (:mod:`.network`: ``Net``, ``Work``, ``Batches``; :mod:`.split`: ``Shared``,
-``Share``; :mod:`.solver`: ``Samples``, ``Solver``, ``Team``, ``Units``).
+``Share``; :mod:`.rows`: ``Crew``; :mod:`.solver`: ``Samples``, ``Solver``, ``Team``, ``Units``).
 
 Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 (``@helper``) each one calls, module by module:
@@ -15,8 +15,8 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 - :mod:`.epoch` — ``_run_batches``: an epoch of SGD steps, or the summed gradient of one
   batch (called by :class:`fastnn.fast.SerialEngine` and ``FastEngine._gradient``);
   ``_predict``: the probabilities of a batch; ``_gather_rows``; helpers ``_gather``, ``_batch``,
-  ``_train_batch`` (one batch: forward, backward, step or gradient), ``_forward``,
-  ``_hidden_forward``, ``_layer_gradient``
+  ``_rows`` (some rows of the epoch, gathered), ``_train_batch`` (one batch: forward, backward,
+  step or gradient), ``_forward``, ``_hidden_forward``, ``_layer_gradient``
 - :mod:`.solver` — ``_solver_epoch``: an epoch of scikit-learn's stochastic solvers (every
   output layer and loss, sample weights, L2, SGD with momentum or Nesterov's, Adam) in one
   call (:class:`fastnn.solvers.FastSolver`), serial or one call per worker thread sharing
@@ -33,6 +33,9 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   hidden layer is shared out (:class:`fastnn.split.SplitEngine`); helpers
   ``_gather_share``, ``_sum_partials``, ``_output_delta_share``, ``_upper_layers_step``
   (which calls ``_run_batches``)
+- :mod:`.rows` — ``_rows_epoch_share``: one worker's part of an epoch whose batches' rows
+  are shared out (:class:`fastnn.rows.RowsEngine`); helper ``_add_in_order`` (the workers'
+  gradients, added)
 - :mod:`.dense` — ``_dense_forward`` (BLAS GEMM + bias + activation); helpers
   ``_transpose_into`` (a short batch's narrow inputs; the units epoch's first hidden
   layer), ``_dense_softmax``
@@ -73,8 +76,8 @@ serial by default: inside an epoch BLAS owns the cores, and ``bench/threads.py``
 measured no gain from ``parallel=True`` kernels beside a 2-thread BLAS (and a
 40x to 400x loss when both pools run 2 threads). ``FASTNN_PARALLEL_KERNELS=1``
 builds the parallel variant, which ``tests/test_parallel_build.py`` tests. The cores are
-shared out instead by :mod:`.split`, whose workers are Python threads running
-the serial kernels without the GIL. The GEMMs are BLAS calls; the epoch and
-batch drivers only sequence the kernels. All kernels are cached on disk
+shared out instead by worker threads (:mod:`.split`, :mod:`.rows` and the solver's
+teams): Python threads running the serial kernels without the GIL. The GEMMs are
+BLAS calls; the epoch and batch drivers only sequence the kernels. All kernels are cached on disk
 (``cache=True``) in the serial build.
 """

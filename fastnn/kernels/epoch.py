@@ -144,11 +144,15 @@ def _train_batch(Xb, yb, net, work, update, step, input_delta):
 
 @helper
 def _batch(data, k):
-    """Batch ``k`` of the epoch: rows ``k·batch_size…`` of ``X`` as stored, or gathered in
-    ``order`` into the batch buffers."""
-    n = data.X.shape[0]
+    """Batch ``k`` of the epoch: rows ``k·batch_size…`` (:func:`_rows`)."""
     start = k * data.batch_size
-    stop = min(start + data.batch_size, n)
+    return _rows(data, start, min(start + data.batch_size, data.X.shape[0]))
+
+
+@helper
+def _rows(data, start, stop):
+    """Rows ``start…stop`` of the epoch: of ``X`` as stored, or gathered in ``order`` into the
+    batch buffers."""
     if data.order.shape[0] == 0:
         return data.X[start:stop], data.y[start:stop]
     Xb, yb = data.x_batch[:stop - start], data.y_batch[:stop - start]
