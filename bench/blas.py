@@ -6,7 +6,8 @@ Each library runs in its own process (the kernels bind one at import,
 :mod:`fastnn.kernels.blas`). For each batch size: one worker's share of the
 first layer's GEMMs in the split epoch of a 784-128-10 network (64 units, one
 BLAS thread), forward and fused update, summed over 60,000 samples; then one
-whole epoch of the split engine (2 workers), best of three after a warm-up.
+whole epoch of the engine ``make_engine`` picks (2 workers sharing units, or rows from 512
+rows a batch up), best of three after a warm-up.
 First, for scale, the library's one-thread rate on a 2048³ product. ``--library``: also the
 library at ``PATH``, bound through ``FASTNN_BLAS`` (e.g. MKL's ``libmkl_rt.so.3``, which the
 ``mkl`` wheel puts in the environment's ``lib/``).

@@ -8,8 +8,9 @@ and ``"adam"``, global batch 200 and 2000. For each case it prints the median ep
 (``history_["time"]``, the epochs after an untimed fit that compiles or loads the kernels) of:
 
 - ``1 process, 1 thread`` and ``1 process, 2 threads``: ``MLPClassifier.fit`` (BLAS threads);
-- ``split 2 threads``: the split epoch of the fast engine (the tutorial's plain SGD, first hidden
-  layer shared out to two threads; ``fastnn.engine.make_engine``), at the same batch size;
+- ``split 2 threads``: the split epoch of the fast engine (the tutorial's plain SGD, two threads
+  sharing the first hidden layer's units, or each batch's rows from 512 rows up;
+  ``fastnn.engine.make_engine``), at the same batch size;
 - ``mpirun -n 1`` and ``mpirun -n 2``: ``fastnn.distributed.fit``, one BLAS thread per rank, the
   rows split in halves (the slowest rank's epoch);
 - ``allreduce``: one ``Allreduce`` of the step's buffer (θ + 2 floats, 0.41 MB) between the ranks,

@@ -59,6 +59,8 @@ T_SOLVER = "tests/test_solver.py"
 INF_REFUSED = ("scikit-learn's Interval (>= 1.6) refuses +-inf and NaN for every float parameter before this "
                "check: a right bound of None is open at inf")
 T_SPLIT_BARRIERS = "tests/test_split.py::test_each_barrier_holds_the_others_back"
+T_ROWS_BARRIERS = "tests/test_split.py::test_each_rows_barrier_holds_the_others_back"
+T_ROWS_EQUAL = "tests/test_split.py::test_split_agrees_with_reference"
 
 MUTANTS = [
     # Validation: fastnn/_validation.py and the estimator's own checks
@@ -130,8 +132,10 @@ MUTANTS = [
     Mutant("softmax-hits-inverted", "fastnn/kernels/softmax.py", "hits[i] = np.argmax(Z[i]) == y[i]",
            "hits[i] = np.argmax(Z[i]) != y[i]", "fast engine counts misses as hits",
            tests=("tests/test_kernels.py",)),
-    Mutant("column-sums-skip-chunk", "fastnn/kernels/backward.py", "for c in range(1, n_chunks):",
-           "for c in range(2, n_chunks):", "bias gradient leaves out the second chunk of rows",
+    Mutant("column-sums-skip-chunk", "fastnn/kernels/backward.py",
+           "total[j] = partial[j] if c == 0 else total[j] + partial[j]",
+           "total[j] = partial[j] if c == 0 else total[j] + partial[j] * (c != 1)",
+           "bias gradient leaves out the second chunk of rows",
            tests=("tests/test_kernels.py",)),
     Mutant("weights-climb", "fastnn/kernels/update.py", "_inplace_gemm_update(A_in, dZ, W, -step)",
            "_inplace_gemm_update(A_in, dZ, W, step)", "fast update rule climbs the weight gradient",
@@ -314,6 +318,24 @@ MUTANTS = [
     Mutant("split-second-barrier-no-wait", "fastnn/kernels/split.py",
            "_arrive_and_wait(shared.sync, n_workers * (2 * k + 3))", "_arrive_and_wait(shared.sync, 0)",
            "the split epoch's second barrier counts in without waiting (a race)", tests=(T_SPLIT_BARRIERS,)),
+    # Rows engine
+    Mutant("rows-first-barrier-no-wait", "fastnn/kernels/rows.py",
+           "_arrive_and_wait(crew.sync, crew.n_workers * (2 * k + 1))", "_arrive_and_wait(crew.sync, 0)",
+           "the rows epoch's first barrier counts in without waiting: gradients added before written",
+           tests=(T_ROWS_BARRIERS,)),
+    Mutant("rows-second-barrier-no-wait", "fastnn/kernels/rows.py",
+           "_arrive_and_wait(crew.sync, crew.n_workers * (2 * k + 2))", "_arrive_and_wait(crew.sync, 0)",
+           "the rows epoch's second barrier counts in without waiting: a batch on half-stepped parameters",
+           tests=(T_ROWS_BARRIERS,)),
+    Mutant("rows-sum-skips-last-worker", "fastnn/kernels/rows.py", "for other in range(1, grads.shape[0]):",
+           "for other in range(1, grads.shape[0] - 1):", "the last worker's gradient is not added",
+           tests=(T_ROWS_EQUAL,)),
+    Mutant("rows-step-by-share", "fastnn/kernels/rows.py", "like(net.theta, step / (stop - start))",
+           "like(net.theta, step / (hi - lo))", "the step divided by the worker's rows, not the batch's",
+           tests=(T_ROWS_EQUAL,)),
+    Mutant("rows-threshold-exclusive", "fastnn/engine.py", ">= rows.MIN_ROW_SHARING_ROWS",
+           "> rows.MIN_ROW_SHARING_ROWS", "a batch of exactly the threshold shares units",
+           tests=("tests/test_engine.py::test_make_engine_shares_rows_from_a_batch_size_up",)),
     Mutant("barrier-no-wait", "fastnn/kernels/sync.py", "while _atomic_load(sync, COUNT) < target:",
            "while _atomic_load(sync, COUNT) < 0:", "the barrier never waits", tests=("tests/test_sync.py",)),
     Mutant("barrier-one-short", "fastnn/kernels/sync.py", "while _atomic_load(sync, COUNT) < target:",
