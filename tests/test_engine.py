@@ -172,14 +172,17 @@ def test_loss_and_gradient_refuses_a_vector_of_another_size():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_split_engine_gradient_is_the_serial_one(monkeypatch, dtype):
-    """The split engine takes gradients and steps with the serial kernels: the same bits."""
+@pytest.mark.parametrize("threshold, engine", [(10**9, split.SplitEngine), (1, rows.RowsEngine)],
+                         ids=["units", "rows"])
+def test_split_engine_gradient_is_the_serial_one(monkeypatch, dtype, threshold, engine):
+    """The split engines take gradients and steps with the serial kernels: the same bits."""
     monkeypatch.setattr(split, "MIN_SPLIT_WEIGHTS", 0)
     monkeypatch.setattr(split, "available_cores", lambda: 2)
+    monkeypatch.setattr(rows, "MIN_ROW_SHARING_ROWS", threshold)
     X, y, weights, biases = problem(dtype, SIZES[1])
     serial = make_engine("fast", X, y, network(weights, biases, "relu"), 8, n_threads=1)
     workers = make_engine("fast", X, y, network(weights, biases, "relu"), 8, n_threads=2)
-    assert type(serial) is fast.SerialEngine and type(workers) is split.SplitEngine
+    assert type(serial) is fast.SerialEngine and type(workers) is engine
     grads = [np.empty_like(serial.theta) for _ in range(2)]
     serial.batch_gradient(None, grads[0])
     workers.batch_gradient(None, grads[1])
