@@ -59,7 +59,6 @@ T_SOLVER = "tests/test_solver.py"
 INF_REFUSED = ("scikit-learn's Interval (>= 1.6) refuses +-inf and NaN for every float parameter before this "
                "check: a right bound of None is open at inf")
 T_SPLIT_BARRIERS = "tests/test_split.py::test_each_barrier_holds_the_others_back"
-T_ROWS_BARRIERS = "tests/test_split.py::test_each_rows_barrier_holds_the_others_back"
 T_ROWS_EQUAL = "tests/test_split.py::test_split_agrees_with_reference"
 
 MUTANTS = [
@@ -322,11 +321,11 @@ MUTANTS = [
     Mutant("rows-first-barrier-no-wait", "fastnn/kernels/rows.py",
            "_arrive_and_wait(crew.sync, crew.n_workers * (2 * k + 1))", "_arrive_and_wait(crew.sync, 0)",
            "the rows epoch's first barrier counts in without waiting: gradients added before written",
-           tests=(T_ROWS_BARRIERS,)),
+           tests=(T_SPLIT_BARRIERS,)),
     Mutant("rows-second-barrier-no-wait", "fastnn/kernels/rows.py",
            "_arrive_and_wait(crew.sync, crew.n_workers * (2 * k + 2))", "_arrive_and_wait(crew.sync, 0)",
            "the rows epoch's second barrier counts in without waiting: a batch on half-stepped parameters",
-           tests=(T_ROWS_BARRIERS,)),
+           tests=(T_SPLIT_BARRIERS,)),
     Mutant("rows-sum-skips-last-worker", "fastnn/kernels/rows.py", "for other in range(1, grads.shape[0]):",
            "for other in range(1, grads.shape[0] - 1):", "the last worker's gradient is not added",
            tests=(T_ROWS_EQUAL,)),

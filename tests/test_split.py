@@ -201,20 +201,27 @@ def test_one_rows_worker_is_bitwise_the_serial_epoch(digits, dtype, sizes):
     assert (got.loss, got.accuracy) == (want.loss, want.accuracy)
 
 
-# Each barrier of the split epoch and the test-only stall (fastnn.kernels.split.Share) before
-# what it publishes: the worker's share of the first two gathered batches (the start barrier),
-# of each batch's second-layer sums (the first), of each batch's output gradient (the second).
-STALLS = {"start": "stall_start", "first": "stall_partials", "second": "stall"}
+# Each barrier of the split epochs and the test-only stall before what it publishes (the
+# workers' fastnn.kernels.split.Share or fastnn.kernels.rows.Crew): sharing units, the worker's
+# share of the first two gathered batches (the start barrier), of each batch's second-layer sums
+# (the first), of each batch's output gradient (the second); sharing rows, its gradient of its
+# rows (the first), its block of the step (the second).
+STALLS = {"units-start": (split.SplitEngine, "shares", "stall_start"),
+          "units-first": (split.SplitEngine, "shares", "stall_partials"),
+          "units-second": (split.SplitEngine, "shares", "stall"),
+          "rows-first": (rows.RowsEngine, "crews", "stall_gradient"),
+          "rows-second": (rows.RowsEngine, "crews", "stall_update")}
 
 
 @pytest.mark.parametrize("stalled", [0, 1])
 @pytest.mark.parametrize("barrier", STALLS)
 def test_each_barrier_holds_the_others_back(digits, barrier, stalled):
     """One worker stalls (about 10 ms) before it writes what the others read after the
-    ``barrier``: its share of the first gathered batches, or of each batch's second-layer sums,
-    or of each batch's output gradient. The result must be bitwise the unstalled one. A barrier
-    that does not wait lets a worker read rows not yet gathered, or the sums or gradient of an
-    earlier batch, whatever the machine's timing."""
+    ``barrier``. The result must be bitwise the unstalled one. A barrier that does not wait lets
+    a worker read rows not yet gathered, or the sums or gradient of an earlier batch, or start
+    the next batch on parameters another worker has not yet stepped, whatever the machine's
+    timing."""
+    engine_class, holders, stall_field = STALLS[barrier]
     X_train, _, y_train, _ = digits
     X, y = np.ascontiguousarray(X_train[:200]), y_train[:200].astype(np.int64)
     weights, biases = reference.init_params([64, 24, 10], "kaiming", np.random.default_rng(0), np.float64)
@@ -222,33 +229,9 @@ def test_each_barrier_holds_the_others_back(digits, barrier, stalled):
     results = []
     for stall in (0, 3_000_000):
         net = network(weights, biases)
-        engine = split.SplitEngine(X, y, net, 50, n_workers=2)
-        engine.shares[stalled] = engine.shares[stalled]._replace(**{STALLS[barrier]: stall})
-        engine.epoch(order, 0.1)
-        results.append(net.theta)
-    np.testing.assert_array_equal(results[1], results[0])
-
-
-# Each barrier of the rows epoch and the test-only stall (fastnn.kernels.rows.Crew) before what
-# it publishes: the worker's gradient of its rows (the first), its block of the step (the second).
-ROW_STALLS = {"first": "stall_gradient", "second": "stall_update"}
-
-
-@pytest.mark.parametrize("stalled", [0, 1])
-@pytest.mark.parametrize("barrier", ROW_STALLS)
-def test_each_rows_barrier_holds_the_others_back(digits, barrier, stalled):
-    """As test_each_barrier_holds_the_others_back, for the workers sharing rows: a barrier that
-    does not wait lets a worker add another's gradient of an earlier batch, or start the next
-    batch on parameters another worker has not yet stepped."""
-    X_train, _, y_train, _ = digits
-    X, y = np.ascontiguousarray(X_train[:200]), y_train[:200].astype(np.int64)
-    weights, biases = reference.init_params([64, 24, 10], "kaiming", np.random.default_rng(0), np.float64)
-    order = np.random.default_rng(1).permutation(len(X))
-    results = []
-    for stall in (0, 3_000_000):
-        net = network(weights, biases)
-        engine = rows.RowsEngine(X, y, net, 50, n_workers=2)
-        engine.crews[stalled] = engine.crews[stalled]._replace(**{ROW_STALLS[barrier]: stall})
+        engine = engine_class(X, y, net, 50, n_workers=2)
+        held = getattr(engine, holders)
+        held[stalled] = held[stalled]._replace(**{stall_field: stall})
         engine.epoch(order, 0.1)
         results.append(net.theta)
     np.testing.assert_array_equal(results[1], results[0])
