@@ -9,11 +9,11 @@ import numpy as np
 
 from ._threads import run_workers
 from .fast import FastEngine
-from .kernels.network import Batches, make_work
+from .kernels.network import make_work
 from .kernels.rows import Crew, _rows_epoch_share
 
 # From batches of this many rows up, fastnn.engine.make_engine shares rows rather than the
-# first hidden layer's units: see the measurements in docs/design.md ("Threads").
+# first hidden layer's units: bench/plain_sgd_paths.py's measurements in the README ("Threads").
 MIN_ROW_SHARING_ROWS = 512
 
 
@@ -42,13 +42,17 @@ class RowsEngine(FastEngine):
 
     def epoch(self, order, learning_rate):
         """Run the workers (worker 0 in this thread). Return :class:`fastnn.engine.EpochStats`."""
-        calls = [self._epoch_call(order, learning_rate, w) for w in range(self.n_workers)]
+        data, step = self._batches(order), self._step(learning_rate)  # first: allocates the gather buffers
         self.sync[:] = 0
-        results = run_workers(self.n_workers, lambda w: calls[w][0](*calls[w][1]), self.sync)
+        results = run_workers(self.n_workers, lambda w: _rows_epoch_share(*self._worker_args(data, step, w)),
+                              self.sync)
         return self._stats(sum(loss for loss, _ in results), sum(hits for _, hits in results))
 
-    def _epoch_call(self, order, learning_rate, worker=0):
-        data = self._batches(order)  # first: it allocates the gather buffers on the first shuffle
-        data = Batches(*data[:4], self._x_batches[worker], self._y_batches[worker])
-        return _rows_epoch_share, (data, self.net, self.works[worker], self.crews[worker],
-                                   self._step(learning_rate))
+    def _epoch_call(self, order, learning_rate):
+        return _rows_epoch_share, self._worker_args(self._batches(order), self._step(learning_rate), 0)
+
+    def _worker_args(self, data, step, worker):
+        """Worker ``worker``'s arguments of the epoch kernel: the epoch's data with its own
+        gather buffers."""
+        own = data._replace(x_batch=self._x_batches[worker], y_batch=self._y_batches[worker])
+        return own, self.net, self.works[worker], self.crews[worker], step
