@@ -415,7 +415,10 @@ class BaseMLP(BaseEstimator):
         if self.track_gradients:
             record["grad_norms"] = solver.norms.copy()
         if validation is not None:
-            score = validation() if callable(validation) else self._score_rows(*validation)
+            # With the epoch's BLAS threads: a wider BLAS call leaves OpenBLAS's threads spinning
+            # into the next epoch, on the cores of its workers (solvers.FastSolver.blas_threads).
+            score = (validation() if callable(validation)
+                     else self._score_rows(*validation, n_threads=solver.blas_threads))
             self.validation_scores_.append(score)
             record["validation_score"] = score
         if self.verbose:
@@ -479,15 +482,16 @@ class BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ prediction
 
-    def _output(self, X):
-        """The output layer for the rows of ``X`` (validated), block by block (bounded memory)."""
+    def _output(self, X, n_threads=None):
+        """The output layer for the rows of ``X`` (validated), block by block (bounded memory), with
+        ``n_threads`` BLAS threads (None: the model's ``n_threads``)."""
         check_is_fitted(self, "coefs_")
         theta, layout = self._pack_parameters(self.coefs_[0].dtype)
         loss = self._loss_name()
         predict = predict_output_reference if self.engine == "reference" else predict_output
         out = np.empty((X.shape[0], layout.sizes[-1]), theta.dtype)
         row_bytes = 2 * theta.itemsize * sum(layout.sizes[1:])
-        with thread_limits(self.n_threads):
+        with thread_limits(n_threads or self.n_threads):
             for rows in _row_blocks(X.shape[0], predict_block_rows(row_bytes)):
                 out[rows] = predict(layout, theta, self.activation, loss,
                                     np.ascontiguousarray(_dense(X[rows]), theta.dtype))
@@ -618,8 +622,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         out = self._output(self._validate_X(X, reset=False))
         return self._decode(out.ravel() if self.n_outputs_ == 1 else out)
 
-    def _score_rows(self, X, y, sample_weight):
-        return _score_finite(self, X, y, sample_weight, accuracy_score)
+    def _score_rows(self, X, y, sample_weight, n_threads=None):
+        return _score_finite(self, X, y, sample_weight, accuracy_score, n_threads)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -669,8 +673,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         check_is_fitted(self, "coefs_")
         return self._decode(self._output(self._validate_X(X, reset=False)))
 
-    def _score_rows(self, X, y, sample_weight):
-        return _score_finite(self, X, y, sample_weight, r2_score)
+    def _score_rows(self, X, y, sample_weight, n_threads=None):
+        return _score_finite(self, X, y, sample_weight, r2_score, n_threads)
 
 
 def shuffled(sample_idx, random_state):
@@ -683,9 +687,10 @@ def shuffled(sample_idx, random_state):
     return sample_idx[order]
 
 
-def _score_finite(model, X, y, sample_weight, score):
-    """``score(y, predictions)`` on validated rows, NaN if a prediction is not finite (as scikit-learn)."""
-    prediction = model._decode(model._output(X))
+def _score_finite(model, X, y, sample_weight, score, n_threads=None):
+    """``score(y, predictions)`` on validated rows, NaN if a prediction is not finite (as scikit-learn);
+    the predictions with ``n_threads`` BLAS threads (None: the model's)."""
+    prediction = model._decode(model._output(X, n_threads))
     if np.issubdtype(np.asarray(prediction).dtype, np.floating) and not np.isfinite(prediction).all():
         return np.nan
     return score(y, prediction, sample_weight=sample_weight)

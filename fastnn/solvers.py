@@ -87,6 +87,8 @@ class ReferenceSolver:
     With ``track_gradients``, :attr:`norms` holds after an epoch each layer's mean over
     batches of ``‖dW[l]‖``, the norm of the batch-mean loss gradient (no L2 term)."""
 
+    blas_threads = None  # BLAS as the fit sets it (FastSolver.blas_threads)
+
     def __init__(self, problem, batch_size, track_gradients=False):
         self.p = problem
         self.batch_size = batch_size
@@ -199,6 +201,11 @@ class FastSolver:
         self._gathers = {}  # by user: a worker's number, or "sums"
         self._full_work = None
         self._blas = ThreadpoolController() if n_workers > 1 else None
+        # What else runs between epochs (early stopping's validation score) should call BLAS with
+        # as many threads as an epoch: OpenBLAS's threads spin for a while after a call that used
+        # them, and two workers then share their cores with them (bench/validation_threads.py:
+        # a median epoch of 141 ms against 70 ms, 784-128-10 at batch 200).
+        self.blas_threads = 1 if n_workers > 1 else None
         self.units = self._units() if self.share_units else None
 
     def _units(self):

@@ -261,8 +261,8 @@ def blas_threads():
 
 @pytest.mark.filterwarnings(NO_CONVERGENCE)
 @pytest.mark.parametrize("n_threads, outer, inside", [(None, None, None), (1, None, 1), (None, 1, 1)])
-# 64 x 512 first-layer weights: what the old engine stack split into workers (fastnn.split); the
-# solver epoch is serial whatever the size, and gives BLAS the threads.
+# 64 x 512 first-layer weights: what fastnn.split.split_workers shares out to worker threads, whose
+# one-thread BLAS limit holds inside an epoch only; on_epoch sees the fit's threads.
 @pytest.mark.parametrize("engine, hidden", [("fast", (512,)), ("fast", (512, 16)), ("fast", (32,)),
                                             ("fast", (32, 16)), ("reference", (32,))])
 def test_threads_during_fit(digits, made_engines, n_threads, outer, inside, engine, hidden):
@@ -283,6 +283,31 @@ def test_threads_during_fit(digits, made_engines, n_threads, outer, inside, engi
             (blas_threads(), numba.get_num_threads())))
     assert seen == [({threads}, 1)]
     assert made_engines == []
+
+
+@pytest.mark.filterwarnings(NO_CONVERGENCE)
+@pytest.mark.parametrize("hidden, want", [((512,), 1), ((32,), 2)], ids=["split", "serial"])
+def test_validation_scored_with_the_epochs_blas_threads(digits, monkeypatch, hidden, want):
+    """Early stopping's score between two epochs of split workers calls BLAS with one thread, as
+    the epochs do (OpenBLAS's threads spin on after a wider call, on the workers' cores:
+    bench/validation_threads.py); a serial fit scores with its own threads (here 2)."""
+    from fastnn import estimator, split
+    from fastnn.layout import Layout
+
+    monkeypatch.setattr(split, "available_cores", lambda: 2)
+    seen = []
+
+    def spy(*args):
+        seen.append(blas_threads())
+        return predict_output(*args)
+
+    predict_output = estimator.predict_output
+    monkeypatch.setattr(estimator, "predict_output", spy)
+    X_train, _, y_train, _ = digits
+    model = MLPClassifier(hidden, max_iter=3, n_threads=2, early_stopping=True, random_state=0,
+                          n_iter_no_change=float("inf")).fit(X_train, y_train)
+    assert model._solver_workers(Layout([64, *hidden, 10])) == (2 if want == 1 else 1)
+    assert seen[:3] == [{want}] * 3  # then the training rows' check at the end of fit (fastnn._diagnostics)
 
 
 @pytest.mark.filterwarnings(NO_CONVERGENCE)
