@@ -161,6 +161,16 @@ def _rows(data, start, stop):
     return Xb, yb
 
 
+@helper
+def _check_order(data, rows):
+    """Raise unless ``data.order`` is empty (rows as stored) or holds one index per row of
+    ``data.X``, with gather buffers of at least ``rows`` rows (any epoch data: ``Batches``,
+    ``Samples``)."""
+    if data.order.shape[0] != 0 and (data.order.shape[0] != data.X.shape[0] or data.x_batch.shape[0] < rows
+                                     or data.y_batch.shape[0] < rows):
+        raise ValueError("order or the gather buffers do not fit the data")
+
+
 @kernel
 def _run_batches(data, net, work, update, step, input_delta):
     """Run :func:`_train_batch` on each batch of ``data`` (:class:`~.network.Batches`) in turn:
@@ -180,9 +190,7 @@ def _run_batches(data, net, work, update, step, input_delta):
         raise ValueError("work buffers are smaller than a batch")
     if not update and (n_batches != 1 or work.grad.shape[0] == 0):
         raise ValueError("a gradient is taken of one batch, into a gradient array")
-    if data.order.shape[0] != 0 and (data.order.shape[0] != n or data.x_batch.shape[0] < rows
-                                     or data.y_batch.shape[0] < rows):
-        raise ValueError("order or the gather buffers do not fit the data")
+    _check_order(data, rows)
     loss, n_hits = 0.0, 0
     for k in range(n_batches):
         Xb, yb = _batch(data, k)

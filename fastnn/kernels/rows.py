@@ -24,7 +24,7 @@ import numpy as np
 
 from ._jit import helper, kernel
 from ._scalar import like
-from .epoch import _rows, _train_batch
+from .epoch import _check_order, _rows, _train_batch
 from .network import _share
 from .sync import _arrive_and_wait, _stall
 from .update import _inplace_sgd
@@ -70,8 +70,7 @@ def _rows_epoch_share(data, net, work, crew, step):
             or crew.grads.shape[0] != crew.n_workers or crew.grads.shape[1] != net.theta.shape[0]
             or work.grad.shape[0] != net.theta.shape[0]):
         raise ValueError("work buffers are smaller than a batch's share, or the gradients do not fit theta")
-    if data.order.shape[0] != 0 and (data.order.shape[0] != n or data.x_batch.shape[0] < share):
-        raise ValueError("order or the gather buffers do not fit the data")
+    _check_order(data, share)
     own_lo, own_hi = _share(net.theta.shape[0], crew.worker, crew.n_workers)
     loss, n_hits = 0.0, 0
     for k in range(-(-n // data.batch_size)):

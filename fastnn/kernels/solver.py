@@ -30,7 +30,7 @@ from .activations import _inplace_row_bias_activate
 from .backward import _backpropagate, _frobenius_norm, _inplace_activation_backward, _row_sums
 from .blas import _gemm
 from .dense import _transpose_into
-from .epoch import _gather, _gather_rows, _hidden_forward, _layer_gradient
+from .epoch import _check_order, _gather, _gather_rows, _hidden_forward, _layer_gradient
 from .network import NO_UNITS, Net, Work, _bias, _block, _owned, _share, _weights
 from .optimizers import Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
 from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty, _part
@@ -242,10 +242,9 @@ def _weight_sum(data, start, stop):
 def _check_samples(data, rows, team, net):
     """Raise unless ``data``'s batch size, row order and gather buffers (of ``rows`` rows) fit,
     and the team's gradients and squares fit ``net``."""
-    n = data.X.shape[0]
-    if data.batch_size < 1 or (data.order.shape[0] != 0 and (data.order.shape[0] != n
-                                                              or data.x_batch.shape[0] < rows)):
-        raise ValueError("the batch size, the order or the gather buffers do not fit the data")
+    if data.batch_size < 1:
+        raise ValueError("the batch size is below 1")
+    _check_order(data, rows)
     if (team.grads.shape[0] != team.n_workers or team.grads.shape[1] != net.theta.shape[0]
             or team.squares.shape[0] != team.n_workers):
         raise ValueError("the team's gradients do not fit theta")
