@@ -55,14 +55,19 @@ def make_fastnn(kind):
         if rule.name != "sgd":
             return _solver_epoch(kind, X, y, net, batch, lr, rule)
         engine = make_engine(kind, X, y, net, batch, n_threads=default_blas_threads())
-
-        def epoch(order):
-            engine.epoch(order, lr)
-
-        epoch.blas_threads = engine.blas_threads
-        return epoch, lambda: (net.layout.weights(net.theta), net.layout.biases(net.theta))
+        return engine_epoch(engine, lr), lambda: (net.layout.weights(net.theta), net.layout.biases(net.theta))
 
     return make
+
+
+def engine_epoch(engine, lr):
+    """An epoch of the plain-SGD ``engine`` at rate ``lr`` over rows in a given order, carrying
+    the BLAS threads the engine needs (:func:`limits`)."""
+    def epoch(order):
+        engine.epoch(order, lr)
+
+    epoch.blas_threads = engine.blas_threads
+    return epoch
 
 
 def _solver_epoch(kind, X, y, net, batch, lr, rule):

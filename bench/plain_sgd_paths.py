@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench._peers import Rule, limits, make_fast  # noqa: E402
+from bench._peers import Rule, engine_epoch, limits, make_fast  # noqa: E402
 from fastnn import reference  # noqa: E402
 from fastnn._threads import default_blas_threads  # noqa: E402
 from fastnn.engine import network_of  # noqa: E402
@@ -38,16 +38,11 @@ N = 60000
 ENGINES = {"units": SplitEngine, "rows": RowsEngine}
 
 
-def engine_epoch(cls, X, y, batch, weights, biases):
+def split_epoch(cls, X, y, batch, weights, biases):
     """An epoch of the plain-SGD engine ``cls`` with as many workers as fit would use."""
     net = network_of(weights, biases, "relu")
     engine = cls(X, y, net, batch, n_workers=split_workers(net.layout, default_blas_threads()))
-
-    def epoch(order):
-        engine.epoch(order, 0.01)
-
-    epoch.blas_threads = engine.blas_threads
-    return epoch
+    return engine_epoch(engine, 0.01)
 
 
 def main():
@@ -65,7 +60,7 @@ def main():
     for batch in args.batches.split(","):
         size = N if batch == "full" else int(batch)
         order = None if batch == "full" else rng.permutation(N)  # full batch: the rows as stored, as fit
-        epochs = {name: engine_epoch(cls, X, y, size, weights, biases) for name, cls in ENGINES.items()}
+        epochs = {name: split_epoch(cls, X, y, size, weights, biases) for name, cls in ENGINES.items()}
         epochs["solver, momentum 0"] = make_fast(X, y, sizes, size, 0.01, weights, biases,
                                                  rule=Rule("momentum", momentum=0.0))[0]
         times = {name: [] for name in epochs}

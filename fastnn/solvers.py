@@ -296,7 +296,7 @@ class FastSolver:
 
         calls = [self._epoch_call(order, optimizer, w) for w in range(self.n_workers)]
         self.sync[:] = 0
-        with self._blas.limit(limits=1, user_api="blas"):
+        with self._blas.limit(limits=self.blas_threads, user_api="blas"):
             results = run_workers(self.n_workers, lambda w: calls[w][0](*calls[w][1]), self.sync)
         accumulated, optimizer.t = results[0]
         return accumulated
