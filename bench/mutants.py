@@ -55,14 +55,6 @@ class Mutant(NamedTuple):
 T_VALID = "tests/test_validation.py"
 T_EQUAL = "tests/test_sklearn_equality.py::test_same_model_as_sklearn_float64"
 T_SOLVER = "tests/test_solver.py"
-T_UNIT_GATHER = "tests/test_solver.py::test_the_units_shared_gather_is_read_after_its_barrier"
-# The units solver epoch's gathers and the barriers that publish them (fastnn/kernels/solver.py).
-GATHER_FIRST = "    if shuffled:\n        _gather_share(data, 0, rows, team, units)\n"
-START_MEET = "    if not _meet(team, 0):\n        restore_fpu(fpu)\n        return np.nan, t\n"
-GATHER_NEXT = ("        if shuffled and k + 1 < n_batches:\n"
-               "            _gather_share(data, k + 1, rows, team, units)\n")
-SECOND_MEET = ("        if not _meet(team, 2 * k + 2):\n"
-               "            restore_fpu(fpu)\n            return np.nan, t\n")
 # Why the estimator's finiteness check of FLOAT_PARAMETERS cannot be reached by a float today.
 INF_REFUSED = ("scikit-learn's Interval (>= 1.6) refuses +-inf and NaN for every float parameter before this "
                "check: a right bound of None is open at inf")
@@ -154,9 +146,8 @@ MUTANTS = [
            "        y_out[i] = y[i]",
            "shuffled batches keep the labels (old engines) and sample weights (solvers) in stored order",
            tests=(T_SOLVER, "tests/test_training.py")),
-    Mutant("solver-targets-unshuffled", "fastnn/kernels/solver.py",
-           "_gather_rows(data.Y, idx, data.y_batch[at:end])",
-           "_gather_rows(data.Y, idx[::-1], data.y_batch[at:end])",
+    Mutant("solver-targets-unshuffled", "fastnn/kernels/solver.py", "_gather_rows(data.Y, idx, Yb)",
+           "_gather_rows(data.Y, idx[::-1], Yb)",
            "a shuffled batch takes its targets in another order than its inputs", tests=(T_SOLVER,)),
     Mutant("order-past-the-end", "fastnn/fast.py", "order.max() >= n", "order.max() > n",
            "an order holding index n accepted: the kernels read past X",
@@ -203,19 +194,10 @@ MUTANTS = [
            "        for c in range(n_chunks - 1):\n            part = like(out, 0)",
            "the bias gradient of the units' layout leaves out its last rows",
            tests=("tests/test_kernels.py", T_SOLVER)),
-    Mutant("solver-weights-unshuffled", "fastnn/kernels/solver.py",
-           "_gather(data.weights, idx, data.w_batch[at:end])",
-           "_gather(data.weights, idx[::-1], data.w_batch[at:end])",
+    Mutant("solver-weights-unshuffled", "fastnn/kernels/solver.py", "_gather(data.weights, idx, sb)",
+           "_gather(data.weights, idx[::-1], sb)",
            "a shuffled batch takes its sample weights in another order than its inputs",
            tests=(T_SOLVER,)),
-    Mutant("unit-gather-after-start-barrier", "fastnn/kernels/solver.py", GATHER_FIRST + START_MEET,
-           START_MEET + GATHER_FIRST,
-           "workers sharing units gather the first batch after the barrier that should publish it",
-           tests=(T_UNIT_GATHER,)),
-    Mutant("unit-gather-after-second-barrier", "fastnn/kernels/solver.py", GATHER_NEXT + SECOND_MEET,
-           SECOND_MEET + GATHER_NEXT,
-           "workers sharing units gather the next batch after the barrier that should publish it",
-           tests=(T_UNIT_GATHER,)),
     Mutant("team-drops-partials", "fastnn/kernels/solver.py", "g[k] += part[k]", "g[k] += 0 * part[k]",
            "the shared epoch's update uses worker 0's rows only", tests=(T_SOLVER,)),
     Mutant("team-S-unshuffled", "fastnn/kernels/solver.py",

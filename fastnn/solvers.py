@@ -221,14 +221,13 @@ class FastSolver:
         hidden = np.empty(H * b, dtype)
         return [Units(bounds, hidden, np.empty(b * H, dtype), np.empty(H * b, dtype),
                       Net(self.p.theta[start:], upper.table, self.net.code),
-                      make_work(upper.table, b, dtype)._replace(grad=self.grads[w, start:]), stall_gather=0)
+                      make_work(upper.table, b, dtype)._replace(grad=self.grads[w, start:]))
                 for w in range(self.n_workers)]
 
     def _samples(self, order, user=0, rows=None):
         """:class:`~fastnn.kernels.solver.Samples` in ``order`` (the rows' order, or None: as
         stored) with gather buffers of their own for ``user`` (worker ``user``'s share of a batch,
-        or ``rows`` rows; "units": the buffers every worker sharing units gathers into), made on
-        first use."""
+        or ``rows`` rows), made on first use."""
         from .kernels.solver import Samples
 
         X, Y = self.p.X, self.p.Y
@@ -268,10 +267,10 @@ class FastSolver:
         return self.work.norms / -(-self.p.X.shape[0] // self.batch_size)
 
     def _epoch_call(self, order, optimizer, worker=0):
-        from .kernels.solver import N_SLOTS, _solver_epoch, _unit_solver_epoch
+        from .kernels.solver import _solver_epoch, _unit_solver_epoch
 
-        if self.share_units:  # the workers gather each batch together, into shared buffers
-            return _unit_solver_epoch, (self._samples(order, "units", N_SLOTS * self.rows), self.net,
+        if self.share_units:  # every worker gathers whole batches
+            return _unit_solver_epoch, (self._samples(order, worker, self.rows), self.net,
                                         self._solver(optimizer), optimizer.t, self._team(worker),
                                         self.units[worker])
         return _solver_epoch, (self._samples(order, worker), self.net, self.works[worker],

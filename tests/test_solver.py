@@ -217,21 +217,3 @@ def test_fast_epoch_refuses_a_rule_or_state_it_cannot_index(workers):
     np.testing.assert_array_equal(theta, problem.theta)
     solver.epoch(None, Optimizer("adam", theta, 0.1))
     assert not np.array_equal(theta, problem.theta)
-
-
-@pytest.mark.parametrize("stalled", [0, 1])
-def test_the_units_shared_gather_is_read_after_its_barrier(stalled):
-    """Workers sharing units gather each shuffled batch together. One worker stalls (about 10 ms)
-    before it gathers its share of each batch: the result must be bitwise the unstalled one. A
-    barrier that did not wait would let the other read rows not yet gathered (the first batch's:
-    uninitialised memory; later ones: those of the batch before last, whose slot is reused)."""
-    problem = _problem("log_loss", np.float64, True, np.random.default_rng(5))
-    order = np.random.default_rng(6).permutation(problem.X.shape[0])
-    results = []
-    for stall in (0, 3_000_000):
-        theta = problem.theta.copy()
-        solver = make_solver("fast", problem._replace(theta=theta), 16, n_workers=2, share_units=True)
-        solver.units[stalled] = solver.units[stalled]._replace(stall_gather=stall)
-        solver.epoch(order, Optimizer("nesterov", theta, 0.01))
-        results.append(theta)
-    np.testing.assert_array_equal(results[1], results[0])

@@ -34,19 +34,15 @@ from .epoch import _check_order, _gather, _gather_rows, _hidden_forward, _layer_
 from .network import NO_UNITS, Net, Work, _bias, _block, _owned, _share, _weights
 from .optimizers import Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
 from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty, _part
-from .sync import _arrive_and_wait, _stall
+from .sync import _arrive_and_wait
 
 MOMENTUM, ADAM = 0, 1
-# Workers sharing units gather each shuffled batch together, into one of two slots: batch k is
-# read from its slot while batch k + 1 is gathered into the other.
-N_SLOTS = 2
 
 
 class Samples(NamedTuple):
     """An epoch's data: ``X`` (n × n_features, C order), targets ``Y`` (n × n_outputs, X's
     dtype), per-sample ``weights`` (n, X's dtype; empty: all 1), the row ``order`` (int64;
-    empty: as stored), ``batch_size``, and the buffers a shuffled batch is gathered into
-    (sharing units, :data:`N_SLOTS` batches' rows, the same buffers for every worker)."""
+    empty: as stored), ``batch_size``, and the buffers a shuffled batch is gathered into."""
 
     X: np.ndarray
     Y: np.ndarray
@@ -112,9 +108,7 @@ class Units(NamedTuple):
     (``H × m``), each worker writing its units' rows; ``acts`` (``b·H``) is the worker's own
     copy of ``A[0]`` (``m × H``) and ``delta`` (``H·b``) its ``dA[0]ᵀ``. ``upper``: the layers
     above the first (a view of θ, their own layer table), with their buffers ``upper_work``,
-    whose gradient is a view of the worker's row of ``Team.grads``. ``stall_gather`` (0 but in
-    tests) makes the worker spin that long before it gathers its share of each shuffled batch's
-    rows, which a barrier then lets the others read."""
+    whose gradient is a view of the worker's row of ``Team.grads``."""
 
     bounds: np.ndarray
     hidden: np.ndarray
@@ -122,7 +116,6 @@ class Units(NamedTuple):
     delta: np.ndarray
     upper: Net
     upper_work: Work
-    stall_gather: int
 
 
 @helper
@@ -214,35 +207,23 @@ def _step(theta, grads, solver, t, table, S, worker, n_workers, units):
 
 
 @helper
-def _gather_into(data, start, stop, at):
-    """Gather rows ``start…stop`` of the shuffled epoch (inputs, targets, and sample weights if
-    any) into the gather buffers' rows from ``at`` on."""
-    idx = data.order[start:stop]
-    end = at + stop - start
-    _gather_rows(data.X, idx, data.x_batch[at:end])
-    _gather_rows(data.Y, idx, data.y_batch[at:end])
-    if data.weights.shape[0] > 0:
-        _gather(data.weights, idx, data.w_batch[at:end])
-
-
-@helper
-def _stored_or_gathered(data, start, stop, at):
-    """Rows ``start…stop`` of the epoch: inputs, targets and sample weights (empty: all 1), as
-    stored, or, shuffled, the gather buffers' rows from ``at`` on, where they were gathered."""
-    weighted = data.weights.shape[0] > 0
-    if data.order.shape[0] == 0:
-        return data.X[start:stop], data.Y[start:stop], data.weights[start:stop] if weighted else data.weights
-    end = at + stop - start
-    return data.x_batch[at:end], data.y_batch[at:end], data.w_batch[at:end] if weighted else data.weights
-
-
-@helper
 def _sample_rows(data, start, stop):
     """Rows ``start…stop`` of the epoch, as stored or gathered in ``order``: inputs, targets and
     sample weights (empty: all 1)."""
-    if data.order.shape[0] > 0:
-        _gather_into(data, start, stop, 0)
-    return _stored_or_gathered(data, start, stop, 0)
+    weighted = data.weights.shape[0] > 0
+    if data.order.shape[0] == 0:
+        sb = data.weights[start:stop] if weighted else data.weights
+        return data.X[start:stop], data.Y[start:stop], sb
+    m = stop - start
+    idx = data.order[start:stop]
+    Xb, Yb = data.x_batch[:m], data.y_batch[:m]
+    _gather_rows(data.X, idx, Xb)
+    _gather_rows(data.Y, idx, Yb)
+    if not weighted:
+        return Xb, Yb, data.weights
+    sb = data.w_batch[:m]
+    _gather(data.weights, idx, sb)
+    return Xb, Yb, sb
 
 
 @helper
@@ -363,62 +344,38 @@ def _units_loss_gradient(Xb, Yb, sb, net, loss, team, units):
     return total
 
 
-@helper
-def _gather_share(data, k, rows, team, units):
-    """Sharing units, shuffled: this worker's share of batch ``k``'s rows into slot
-    ``k % N_SLOTS`` of the gather buffers every worker reads (``rows`` rows a slot)."""
-    if units.stall_gather > 0:
-        _stall(team.sync, units.stall_gather)
-    start, stop = _batch_rows(data, k)
-    lo, hi = _share(stop - start, team.worker, team.n_workers)
-    _gather_into(data, start + lo, start + hi, (k % N_SLOTS) * rows + lo)
-
-
 @kernel
 def _unit_solver_epoch(data, net, solver, t, team, units):
     """Worker ``team.worker``'s part of one epoch of the ``solver``'s steps over ``data``, the
     first hidden layer's units shared out (:class:`Units`); returns as :func:`_solver_epoch`.
 
-    Every worker takes all rows of a batch, from gather buffers of :data:`N_SLOTS` batches that
-    every worker shares (``data``'s). It computes its units' rows of ``A[0]ᵀ``; after a barrier,
-    the L2 squares of the weights it updates, then the layers above the first and its units'
-    rows of the first layer's gradient (:func:`_units_loss_gradient`), then it gathers its
-    share of the next batch's rows into the other slot; after a second barrier it updates its
-    units' rows of the first layer and its share of the layers above, from its own gradient.
-    No gradient is added across workers: the two large GEMMs of the first layer are split by
-    units, not rows. A slot is written only after the barrier that follows the last read of
-    the batch it held, and read only after the barrier that follows its gathering (a start
-    barrier for the first batch)."""
+    Every worker takes all rows of a batch (``data`` has gather buffers of its own for a whole
+    batch). It computes its units' rows of ``A[0]ᵀ``; after a barrier, the L2 squares of the
+    weights it updates, then the layers above the first and its units' rows of the first
+    layer's gradient (:func:`_units_loss_gradient`); after a second barrier it updates its
+    units' rows of the first layer and its share of the layers above, from its own gradient. No gradient is
+    added across workers: the two large GEMMs of the first layer are split by units, not rows."""
     rows = min(data.batch_size, data.X.shape[0])
-    _check_samples(data, N_SLOTS * rows, team, net)
+    _check_samples(data, rows, team, net)
     size = net.table[0, 1] * rows
     if (units.upper_work.losses.shape[0] < rows or units.hidden.shape[0] < size or units.acts.shape[0] < size
             or units.delta.shape[0] < size or units.bounds.shape[0] != team.n_workers + 1):
         raise ValueError("work buffers are smaller than a batch, or the units' bounds do not fit the team")
     accumulated = 0.0
-    shuffled = data.order.shape[0] > 0
-    n_batches = _n_batches(data)
     fpu = flush_subnormals()
-    if shuffled:
-        _gather_share(data, 0, rows, team, units)
-    if not _meet(team, 0):
-        restore_fpu(fpu)
-        return np.nan, t
-    for k in range(n_batches):
+    for k in range(_n_batches(data)):
         start, stop = _batch_rows(data, k)
         S = _weight_sum(data, start, stop)
-        Xb, Yb, sb = _stored_or_gathered(data, start, stop, (k % N_SLOTS) * rows)
+        Xb, Yb, sb = _sample_rows(data, start, stop)
         _units_forward(Xb, net, team, units)
-        if not _meet(team, 2 * k + 1):
+        if not _meet(team, 2 * k):
             restore_fpu(fpu)
             return np.nan, t
         # Only this worker changes the weights it owns: their squares are theta's of this step.
         team.squares[team.worker] = _l2_penalty(net.theta, net.table, team.worker, team.n_workers,
                                                 units.bounds)
         total = _units_loss_gradient(Xb, Yb, sb, net, solver.loss, team, units)
-        if shuffled and k + 1 < n_batches:
-            _gather_share(data, k + 1, rows, team, units)
-        if not _meet(team, 2 * k + 2):
+        if not _meet(team, 2 * k + 1):
             restore_fpu(fpu)
             return np.nan, t
         _step(net.theta, team.grads[team.worker:team.worker + 1], solver, t, net.table, S, team.worker,
