@@ -164,7 +164,8 @@ class FastSolver:
     bitwise), or with ``share_units`` (None: batches of at most
     :data:`MAX_UNIT_SHARING_ROWS` rows) their shares of the first hidden layer's units
     (:func:`fastnn.kernels.solver._unit_solver_epoch`); then each its share of the update.
-    Repeated runs are bitwise equal."""
+    Repeated runs are bitwise equal. A batch of every row is taken as stored, whatever the
+    order (:func:`fastnn.fast.full_batch_as_stored`)."""
 
     def __init__(self, problem, batch_size, track_gradients=False, n_workers=1, share_units=None):
         from threadpoolctl import ThreadpoolController
@@ -232,8 +233,11 @@ class FastSolver:
 
         X, Y = self.p.X, self.p.Y
         if order is None:
+            # Empty buffers of their own, never views of the data: the kernel writes into them
+            # (were the data read-only, so would be a view, and the kernel would not compile).
             order = np.empty(0, np.int64)
-            gather = (X[:0], Y[:0], self.weights[:0])
+            gather = (np.empty((0, X.shape[1]), X.dtype), np.empty((0, Y.shape[1]), Y.dtype),
+                      np.empty(0, self.weights.dtype))
         else:
             order = np.ascontiguousarray(order, dtype=np.int64)
             if user not in self._gathers:
@@ -284,6 +288,9 @@ class FastSolver:
         if any(state.shape != self.p.theta.shape for state in optimizer.state):
             raise ValueError("the optimizer's state does not have the parameters' size")
         self.work.norms[:] = 0
+        from .fast import full_batch_as_stored
+
+        order = full_batch_as_stored(order, self.rows, self.p.X.shape[0])
         if self.n_workers == 1:
             kernel, args = self._epoch_call(order, optimizer)
             accumulated, optimizer.t = kernel(*args)

@@ -189,6 +189,32 @@ def test_split_engine_gradient_is_the_serial_one(monkeypatch, dtype, threshold, 
     np.testing.assert_array_equal(grads[0], grads[1])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("engine", [fast.SerialEngine, split.SplitEngine, rows.RowsEngine])
+def test_a_batch_of_every_row_is_taken_as_stored(monkeypatch, dtype, engine):
+    """A fast engine takes a batch of every row as stored, whatever the order
+    (fastnn.fast.full_batch_as_stored): bitwise its epoch in stored order, and within the bound
+    of the reference's epoch in that order, whose sums over rows follow the order. The order is
+    still checked."""
+    monkeypatch.setattr(split, "available_cores", lambda: 2)
+    X, y, weights, biases = problem(dtype, SIZES[1])
+    order = np.random.default_rng(3).permutation(len(X))
+    extra = {} if engine is fast.SerialEngine else {"n_workers": 2}
+    results = []
+    for cls, epoch_order, kwargs in ((engine, order, extra), (engine, None, extra),
+                                     (reference.ReferenceEngine, order, {})):
+        trained = cls(X, y, network(weights, biases, "relu"), len(X) + 5, **kwargs)
+        losses = [trained.epoch(epoch_order, 0.1).loss for _ in range(3)]
+        results.append((trained.theta, losses))
+    (in_order, order_losses), (as_stored, stored_losses), (want, want_losses) = results
+    np.testing.assert_array_equal(in_order, as_stored)
+    assert order_losses == stored_losses
+    assert_close(in_order, want, dtype)
+    np.testing.assert_allclose(order_losses, want_losses, rtol=BOUND[dtype])
+    with pytest.raises(ValueError, match="order must hold 40 row indices"):
+        engine(X, y, network(weights, biases, "relu"), len(X), **extra).epoch(order[:-1], 0.1)
+
+
 @pytest.mark.parametrize("kind, n_threads, track, want", [
     ("reference", 2, False, reference.ReferenceEngine), ("fast", 1, False, fast.SerialEngine),
     ("fast", 2, True, fast.SerialEngine), ("fast", 2, False, split.SplitEngine)])

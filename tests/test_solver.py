@@ -217,3 +217,26 @@ def test_fast_epoch_refuses_a_rule_or_state_it_cannot_index(workers):
     np.testing.assert_array_equal(theta, problem.theta)
     solver.epoch(None, Optimizer("adam", theta, 0.1))
     assert not np.array_equal(theta, problem.theta)
+
+
+@pytest.mark.parametrize("workers, share_units", [(1, None), (2, False), (2, True)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_batch_of_every_row_is_taken_as_stored(dtype, workers, share_units):
+    """The fast solver takes a batch of every row as stored, whatever the order
+    (fastnn.fast.full_batch_as_stored): bitwise its epochs in stored order, and within the
+    whole-run bound of the reference's epochs in that order, whose sums follow the order."""
+    problem = _problem("log_loss", dtype, True, np.random.default_rng(7))
+    order = np.random.default_rng(8).permutation(problem.X.shape[0])
+    results = []
+    for engine, epoch_order in (("fast", order), ("fast", None), ("reference", order)):
+        theta = problem.theta.copy()
+        extra = {"n_workers": workers, "share_units": share_units} if engine == "fast" else {}
+        solver = make_solver(engine, problem._replace(theta=theta), 64, **extra)
+        optimizer = Optimizer("adam", theta, 0.01)
+        results.append((theta, [solver.epoch(epoch_order, optimizer) for _ in range(3)]))
+    (in_order, order_losses), (as_stored, stored_losses), (want, want_losses) = results
+    np.testing.assert_array_equal(in_order, as_stored)
+    assert order_losses == stored_losses
+    bound = BOUND[dtype]
+    np.testing.assert_allclose(in_order, want, rtol=0, atol=bound * np.abs(want).max())
+    np.testing.assert_allclose(order_losses, want_losses, rtol=bound)

@@ -216,11 +216,24 @@ def layouts(tmp_path):
             "memmap": mapped, "float64": X}
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("engine", ["fast", "reference"])
 @pytest.mark.parametrize("layout", ["fortran", "strided", "read-only", "memmap", "float64"])
-def test_memory_layouts_give_the_same_model(tmp_path, engine, layout):
+def test_memory_layouts_give_the_same_model(tmp_path, engine, layout, shuffle):
+    """Any layout of X (and read-only sample weights with read-only X), in batches of 16 rows
+    or one batch of every row, shuffled or not."""
     C = np.ascontiguousarray(X, dtype=np.float32)
     Xl = layouts(tmp_path)[layout]
+    weights = np.linspace(0.5, 1.5, len(y))
+    given = weights.copy()
+    given.flags.writeable = layout != "read-only"
+    for batch_size in (16, len(y)):
+        kwargs = dict(engine=engine, max_iter=2, random_state=0, dtype="float32", shuffle=shuffle,
+                      batch_size=batch_size)
+        a = MLPClassifier(**kwargs).fit(Xl, y, sample_weight=given)
+        b = MLPClassifier(**kwargs).fit(C, y, sample_weight=weights)
+        for got, want in zip(parameters(a), parameters(b)):
+            np.testing.assert_array_equal(got, want)
     a = MLPClassifier(engine=engine, max_iter=2, random_state=0, dtype="float32").fit(Xl, y)
     b = MLPClassifier(engine=engine, max_iter=2, random_state=0, dtype="float32").fit(C, y)
     for got, want in zip(parameters(a), parameters(b)):
