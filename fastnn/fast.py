@@ -24,10 +24,10 @@ def full_batch_as_stored(order, rows, n):
 
     In a batch of every row the order changes only the order of the sums over rows, and so
     their rounding (within the engines' bounds of the reference, which follows the order),
-    while gathering all the data in order took a seventh of such an epoch: 784-128-10 on
-    60,000 rows, float32, 2 workers, epochs in order and as stored alternating (2026-11-27,
-    the README's Xeon): best 140 / 118 ms with plain SGD, 135 / 116 ms with Nesterov's
-    momentum (the solver epoch).
+    while gathering all the data in order took a ninth to a seventh of such an epoch
+    (``python bench/full_batch_order.py``; 2026-11-27, the README's Xeon, 784-128-10 on
+    60,000 rows, float32, 2 workers: best 131 / 117 ms with plain SGD, 134 / 116 ms with
+    Nesterov's momentum on the solver epoch; an earlier probe 140 / 118 and 135 / 116).
     """
     return None if rows >= n else order
 
