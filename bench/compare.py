@@ -11,7 +11,8 @@ implementation starts from the same weights and trains on the same batch order
 SGD on its plain-SGD engines (the split epoch), the other rules on the estimators'
 solver epoch. Each of ``--repeats`` rounds runs every implementation for an
 untimed and a timed epoch; the table shows the best timed epoch.
-The floor is the FLOPs of an epoch at this run's measured float32 GEMM rate.
+The floor is the FLOPs of an epoch at the float32 GEMM rate of a 2048³ ``np.matmul`` on
+every core, timed in each round beside the implementations (the fastest of a table's rounds).
 Also: full-batch gradient descent, a tiny 64-32-10 network on the digits, and
 first-fit time in a fresh process with a warm and a cold kernel cache.
 """
@@ -44,11 +45,20 @@ def flops_per_sample(sizes):
     return 2 * (2 * sum(macs) + sum(macs[1:]))
 
 
-def gemm_rate(n=2048, repeats=3):
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
-    a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(repeats))
-    return 2 * n ** 3 / best
+GEMM_N = 2048
+GEMM = "2048³ GEMM"  # timed in every round of a table, beside the implementations
+
+
+def gemm_epoch():
+    """An "epoch" (any order) that is one float32 ``GEMM_N``³ ``np.matmul`` on every core."""
+    a = np.random.default_rng(0).random((GEMM_N, GEMM_N), dtype=np.float32)
+    return lambda order: a @ a
+
+
+def gemm_rate(repeats=3):
+    product = gemm_epoch()
+    product(None)
+    return 2 * GEMM_N ** 3 / min(_timed(lambda: product(None)) for _ in range(repeats))
 
 
 def copy_bandwidth(n_bytes=256 * 2**20, repeats=3):
@@ -66,8 +76,9 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
-def time_epochs(makers, X, y, sizes, batch, repeats, seed=0, rule="sgd"):
-    """Best time of one epoch for each of ``makers`` (name -> make).
+def time_epochs(makers, X, y, sizes, batch, repeats, seed=0, rule="sgd", gemm=False):
+    """Best time of one epoch for each of ``makers`` (name -> make), and with ``gemm`` of the
+    :data:`GEMM` product, timed in the same rounds (under :data:`GEMM`).
 
     Each round gives every implementation one untimed epoch, then a timed one:
     rounds spread a slow spell of the machine over all of them, and the untimed
@@ -80,6 +91,8 @@ def time_epochs(makers, X, y, sizes, batch, repeats, seed=0, rule="sgd"):
     update, lr = RULES[rule]
     epochs = {name: make(X, y, sizes, batch, lr, weights, biases, rule=update)[0]
               for name, make in makers.items()}
+    if gemm:
+        epochs[GEMM] = gemm_epoch()
     best = dict.fromkeys(epochs, float("inf"))
     for warm, order in zip(orders, orders[1:]):
         for name, epoch in epochs.items():
@@ -102,23 +115,28 @@ def print_environment(rate, bandwidth):
               f"kernel={pool.get('architecture')} threads={pool['num_threads']} ({pool['prefix']})")
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         print(f"  {var}={os.environ.get(var, '(unset)')}")
-    print(f"  float32 GEMM rate (2048³ np.matmul): {rate / 1e9:.0f} GFLOP/s; "
+    print(f"  float32 GEMM rate (2048³ np.matmul), at the start: {rate / 1e9:.0f} GFLOP/s; "
           f"copy bandwidth {bandwidth / 1e9:.1f} GB/s")
 
 
-def mnist_table(batches, repeats, rate, names, rule, sizes=(784, 128, 10)):
+def mnist_table(batches, repeats, names, rule, sizes=(784, 128, 10)):
+    """One table; its floor from the fastest :data:`GEMM` of its rounds: a rate taken once can
+    fall in a slow phase of a shared machine (2026-11-27, one machine, within an hour: 185 to
+    295 GFLOP/s at the start of a run)."""
     rng = np.random.default_rng(0)
     n, sizes = 60_000, list(sizes)
     X = rng.random((n, sizes[0]), dtype=np.float32)
     y = rng.integers(0, sizes[-1], n)
+    columns = [time_epochs({name: PEERS[name] for name in names}, X, y, sizes, batch or n, repeats, rule=rule,
+                           gemm=True) for batch in batches]
+    rate = 2 * GEMM_N ** 3 / min(column.pop(GEMM) for column in columns)
     floor = flops_per_sample(sizes) * n / rate
     network = "-".join(map(str, sizes))
     print(f"\nMLP {network}, {n} samples, float32, {rule} (lr {RULES[rule][1]}): ms per epoch (ratio to the "
-          f"floor, {floor * 1e3:.0f} ms = {flops_per_sample(sizes) / 1e6:.3f} MFLOP/sample at the GEMM rate)")
+          f"floor, {floor * 1e3:.0f} ms = {flops_per_sample(sizes) / 1e6:.3f} MFLOP/sample at "
+          f"{rate / 1e9:.0f} GFLOP/s, the fastest {GEMM} of the table's rounds)")
     header = f"{'implementation':<18}" + "".join(f"{'batch ' + str(b or 'full'):>18}" for b in batches)
     print(header)
-    columns = [time_epochs({name: PEERS[name] for name in names}, X, y, sizes, batch or n, repeats, rule=rule)
-               for batch in batches]
     for name in names:
         cells = [f"{column[name] * 1e3:8.0f} ({column[name] / floor:4.2f}x)" for column in columns]
         print(f"{name:<18}" + "".join(f"{c:>18}" for c in cells), flush=True)
@@ -181,14 +199,13 @@ def main():
     batches = [None if b == "full" else int(b) for b in args.batches.split(",")]
     names = [n for n in PEERS if available(n) and (not args.only or n in args.only.split(","))]
     skipped = [n for n in PEERS if not available(n)]
-    rate = gemm_rate()
-    print_environment(rate, copy_bandwidth())
+    print_environment(gemm_rate(), copy_bandwidth())
     if skipped:
         print(f"  not installed, skipped: {', '.join(skipped)}")
     for rule in args.rules.split(","):
-        mnist_table(batches, args.repeats, rate, names, rule)
+        mnist_table(batches, args.repeats, names, rule)
     if args.deep:
-        mnist_table([32, 1024], args.repeats, rate, names, "sgd", sizes=(784, 256, 128, 10))
+        mnist_table([32, 1024], args.repeats, names, "sgd", sizes=(784, 256, 128, 10))
     tiny_table(args.repeats, [n for n in names if n != "scikit-learn"])
     first_fit()
 
