@@ -281,6 +281,8 @@ class FastSolver:
                                self._solver(optimizer), optimizer.t, self._team(worker))
 
     def epoch(self, order, optimizer):
+        from .fast import full_batch_as_stored
+
         # The kernels index the state by θ's layout without bounds checks: a wrong size would
         # write past its end. Plain SGD has no state; the estimators run it as momentum 0.
         if optimizer.rule not in ("momentum", "nesterov", "adam"):
@@ -288,8 +290,6 @@ class FastSolver:
         if any(state.shape != self.p.theta.shape for state in optimizer.state):
             raise ValueError("the optimizer's state does not have the parameters' size")
         self.work.norms[:] = 0
-        from .fast import full_batch_as_stored
-
         order = full_batch_as_stored(order, self.rows, self.p.X.shape[0])
         if self.n_workers == 1:
             kernel, args = self._epoch_call(order, optimizer)
