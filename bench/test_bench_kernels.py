@@ -8,12 +8,15 @@ same operation, in the layouts each engine uses.
 
 import numpy as np
 import pytest
+from numba import njit
 
 from fastnn import reference as ref
+from fastnn._aligned import ALIGNMENT, aligned_empty
+from fastnn.kernels import blas
 from fastnn.kernels._scalar import RELU
 from fastnn.kernels.activations import _bias_activate
 from fastnn.kernels.backward import _column_sums, _inplace_activation_backward
-from fastnn.kernels.blas import _gemm, _inplace_gemm_update
+from fastnn.kernels.blas import _gemm, _gemm_call, _inplace_gemm_update
 from fastnn.kernels.dense import _dense_forward
 from fastnn.kernels.epoch import _gather_rows
 from fastnn.kernels.softmax import _inplace_softmax_cross_entropy_grad
@@ -94,6 +97,57 @@ def test_first_layer_gemms_shared_by_rows_or_units(benchmark, one_blas_thread, d
         _gemm(False, False, 1.0, Zt, Xb, 0.0, dW)
 
     benchmark(both)
+
+
+def placed(array, offset):
+    """A copy of ``array`` whose data start ``offset`` bytes past a cache line: 0, or 16 (where
+    NumPy's large arrays start, past glibc's 16-byte chunk header)."""
+    raw = aligned_empty(array.nbytes + ALIGNMENT, np.uint8)[offset:offset + array.nbytes]
+    out = raw.view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+@njit
+def in_blocks(trans_a, trans_b, alpha, A, B, beta, C):
+    """A GEMM in the blocks of rows that OpenBLAS's small-matrix kernels take
+    (fastnn.kernels.blas._small_block), whether or not the operands' rows are on cache lines:
+    ``_gemm`` itself runs unaligned operands whole."""
+    block = blas._small_block(trans_a, trans_b, C.shape[0], C.shape[1],
+                              A.shape[0] if trans_a else A.shape[1], True)
+    blas._gemm_blocks(trans_a, trans_b, alpha, A, B, beta, C, block)
+
+
+@pytest.mark.benchmark(group="first-layer GEMMs in blocks")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, units", [(32, 64), (32, 128), (64, 64), (128, 64)])
+@pytest.mark.parametrize("product", ["W·Xᵀ", "X·Wᵀ", "W += a·dZᵀ·X", "dZᵀ·X", "(dZᵀ stored)·X"])
+@pytest.mark.parametrize("offset", [0, 16], ids=["aligned", "16 bytes past"])
+@pytest.mark.parametrize("blocks", [False, True], ids=["whole", "blocks"])
+def test_first_layer_gemms_in_blocks(benchmark, one_blas_thread, dtype, rows, units, product, offset,
+                                     blocks):
+    """One worker's first-layer GEMMs of 784-units-10 at a batch of ``rows`` (the units split at
+    batch 32 to 128, the serial engine at 32): the forward both ways round, the plain engines'
+    fused update and weight gradient, the solver's weight gradient from ``dZᵀ`` as it stores it;
+    whole or in blocks, with the operands on a cache line (as the engines allocate them:
+    fastnn._aligned) or 16 bytes past one. Measures OpenBLAS's small-matrix kernels where the
+    kernels' OpenBLAS has them (fastnn.kernels.blas.small_kernels), its others elsewhere."""
+    Wb = placed(W[:units].astype(dtype), offset)
+    Xb = placed(np.resize(X, (rows, N_IN)).astype(dtype), offset)
+    dZ = placed(np.resize(Z, (rows, units)).astype(dtype), offset)
+    dZt = placed(np.ascontiguousarray(dZ.T), offset)
+    out = {"W·Xᵀ": (units, rows), "X·Wᵀ": (rows, units)}.get(product, (units, N_IN))
+    C = placed(np.zeros(out, dtype), offset)
+    calls = {"W·Xᵀ": (False, True, 1.0, Wb, Xb, 0.0, C), "X·Wᵀ": (False, True, 1.0, Xb, Wb, 0.0, C),
+             "W += a·dZᵀ·X": (True, False, 1e-9, dZ, Xb, 1.0, Wb),
+             "dZᵀ·X": (True, False, 1.0, dZ, Xb, 0.0, C),
+             "(dZᵀ stored)·X": (False, False, 1.0, dZt, Xb, 0.0, C)}
+    old = blas.small_kernels.value
+    blas.small_kernels.value = 1
+    try:
+        benchmark(in_blocks if blocks else _gemm_call, *calls[product])
+    finally:
+        blas.small_kernels.value = old
 
 
 @pytest.mark.benchmark(group="bias + ReLU")

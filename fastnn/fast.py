@@ -11,6 +11,7 @@ hidden layer out to worker threads.
 import numba
 import numpy as np
 
+from ._aligned import aligned_empty
 from .engine import Engine, network_of
 from .kernels._scalar import ACTIVATION_CODES
 from .kernels.epoch import _predict, _run_batches
@@ -88,7 +89,7 @@ class FastEngine(Engine):
         if order is None:
             order = np.empty(0, dtype=np.int64)
         elif self._x_batches.shape[1] < self.rows:
-            self._x_batches = np.empty((self.n_gather_buffers, self.rows, self.X.shape[1]), self.X.dtype)
+            self._x_batches = aligned_empty((self.n_gather_buffers, self.rows, self.X.shape[1]), self.X.dtype)
             self._y_batches = np.empty((self.n_gather_buffers, self.rows), np.int64)
         return Batches(self.X, self.y, order, self.batch_size, self._x_batches[0], self._y_batches[0])
 

@@ -17,6 +17,8 @@ int64, which is what the compiled kernels read (:mod:`fastnn.kernels.network`).
 
 import numpy as np
 
+from ._aligned import aligned_empty
+
 WEIGHT_OFFSET, N_OUT, N_IN, BIAS_OFFSET = range(4)
 
 
@@ -57,7 +59,7 @@ class Layout:
 
     def pack(self, weights, biases, dtype):
         """A new flat vector holding ``weights`` and ``biases`` (any array-likes of the right sizes)."""
-        flat = np.empty(self.size, dtype=dtype)
+        flat = aligned_empty(self.size, dtype)
         for view, array in zip(self.weights(flat) + self.biases(flat), list(weights) + list(biases)):
             view[...] = np.reshape(array, view.shape)
         return flat

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import losses
 from . import optimizers as opt
+from ._aligned import aligned_empty
 
 # Worker threads share a batch's rows above this many rows, the first hidden layer's units
 # at or below it (FastSolver).
@@ -219,8 +220,8 @@ class FastSolver:
         H = layout.sizes[1]
         upper, start = layout.tail(1)
         bounds = np.array([H * c // self.n_workers for c in range(self.n_workers + 1)], np.int64)
-        hidden = np.empty(H * b, dtype)
-        return [Units(bounds, hidden, np.empty(b * H, dtype), np.empty(H * b, dtype),
+        hidden = aligned_empty(H * b, dtype)
+        return [Units(bounds, hidden, aligned_empty(b * H, dtype), aligned_empty(H * b, dtype),
                       Net(self.p.theta[start:], upper.table, self.net.code),
                       make_work(upper.table, b, dtype)._replace(grad=self.grads[w, start:]))
                 for w in range(self.n_workers)]
@@ -242,7 +243,7 @@ class FastSolver:
             order = np.ascontiguousarray(order, dtype=np.int64)
             if user not in self._gathers:
                 rows = self.works[user].losses.shape[0] if rows is None else rows
-                self._gathers[user] = (np.empty((rows, X.shape[1]), X.dtype),
+                self._gathers[user] = (aligned_empty((rows, X.shape[1]), X.dtype),
                                        np.empty((rows, Y.shape[1]), Y.dtype), np.empty(rows, X.dtype))
             gather = self._gathers[user]
         return Samples(X, Y, self.weights, order, self.batch_size, *gather)

@@ -7,6 +7,7 @@ share; the scheme and its two barriers per batch are described there.
 
 import numpy as np
 
+from ._aligned import aligned_empty
 from ._threads import available_cores, run_workers
 from .fast import FastEngine
 from .kernels import sync
@@ -76,8 +77,8 @@ class SplitEngine(FastEngine):
         upper = Net(np.empty(self.upper_layout.size, dtype), self.upper_layout.table, self.net.code)
         rows = b if deep else 0
         return Share(W0=W0[lo:hi], b0=B0[lo:hi, 0], W1=np.empty((n_next, w), dtype),
-                     b1=np.empty(n_next, dtype), hidden=np.empty((b, w), dtype),
-                     delta=np.empty((b, w), dtype), grad_b0=np.empty(w, dtype),
+                     b1=np.empty(n_next, dtype), hidden=aligned_empty((b, w), dtype),
+                     delta=aligned_empty((b, w), dtype), grad_b0=np.empty(w, dtype),
                      grad_b1=np.empty(n_next, dtype), losses=np.empty(b), hits=np.empty(b, np.int64),
                      upper=upper, upper_work=make_work(upper.table, b, dtype),
                      hidden1=np.empty((rows, n_next), dtype), delta1=np.empty((rows, n_next), dtype),

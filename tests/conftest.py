@@ -35,11 +35,36 @@ def digits():
     return train_test_split(X / 16, y, test_size=0.2, random_state=0, stratify=y)
 
 
+def flat_vector(model):
+    """The one flat vector θ of which a fitted model's parameters are views (``Layout`` order, so
+    starting with the first weight), and the buffer that holds it: θ starts on a cache line
+    inside a slightly larger buffer (fastnn._aligned), which NumPy reports as every view's
+    ``base``."""
+    first, owner = model.coefs_[0], model.coefs_[0].base
+    size = sum(p.size for p in parameters(model))
+    start = first.ctypes.data - owner.ctypes.data
+    return owner.view(np.uint8)[start:start + size * first.itemsize].view(first.dtype), owner
+
+
 def network(weights, biases, activation="relu"):
     """An engine's :class:`~fastnn.engine.Network` holding copies of ``weights`` and ``biases``."""
     from fastnn.engine import network_of
 
     return network_of(weights, biases, activation)
+
+
+@pytest.fixture(params=[0, 1], ids=["whole-gemms", "gemm-blocks"])
+def gemm_blocks(request):
+    """Both ways the kernels can call BLAS, whatever this machine's BLAS is: each GEMM whole,
+    or in the blocks of rows that OpenBLAS's AVX-512 small-matrix kernels take
+    (fastnn.kernels.blas._small_block; elsewhere the blocks run OpenBLAS's other kernels).
+    The kernels read the switch at run time. Returns it."""
+    from fastnn.kernels import blas
+
+    old = blas.small_kernels.value
+    blas.small_kernels.value = request.param
+    yield request.param
+    blas.small_kernels.value = old
 
 
 @pytest.fixture

@@ -9,6 +9,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastnn import MLPClassifier, MLPRegressor
+from fastnn._aligned import ALIGNMENT
+
+from .conftest import flat_vector
 
 
 def float32_rounding(estimator):
@@ -135,10 +138,9 @@ def test_string_labels_and_shapes(digits, dtype):
     assert [W.shape for W in model.coefs_] == [(64, 32), (32, 16), (16, 10)]
     assert [B.shape for B in model.intercepts_] == [(32,), (16,), (10,)]
     assert all(p.dtype == dtype for p in model.coefs_ + model.intercepts_)
-    base = model.coefs_[0].base
-    size = sum(W.size + B.size for W, B in zip(model.coefs_, model.intercepts_))
-    assert base is not None and base.size == size
-    assert all(np.shares_memory(p, base) for p in model.coefs_ + model.intercepts_)
+    theta, owner = flat_vector(model)
+    assert owner.nbytes <= theta.nbytes + ALIGNMENT  # one vector, with at most its alignment to spare
+    assert all(np.shares_memory(p, theta) for p in model.coefs_ + model.intercepts_)
     assert model.n_layers_ == 4 and model.n_outputs_ == 10 and model.out_activation_ == "softmax"
     assert len(model.loss_curve_) == model.n_iter_ and 1 <= model.n_iter_ <= 200
     assert model.t_ == model.n_iter_ * len(X_train)

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from fastnn import MLPClassifier, fast, reference, rows, solvers, split
+from fastnn._aligned import ALIGNMENT, aligned_empty
 from fastnn.engine import make_engine
+from fastnn.kernels.blas import _on_cache_lines
 from fastnn.layout import Layout
 from fastnn.testing import parameters
 
-from .conftest import ACTIVATIONS, DTYPES, network
+from .conftest import ACTIVATIONS, DTYPES, flat_vector, network
 
 BOUND = {np.float32: 1e-5, np.float64: 1e-12}  # the README's bounds, relative to the largest value
 SIZES = [[6, 5, 3], [6, 4, 5, 3]]
@@ -62,11 +64,10 @@ def test_layout_table_and_views():
 def test_estimator_parameters_are_views_of_one_vector(digits):
     X_train, _, y_train, _ = digits
     model = MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=1, random_state=0).fit(X_train, y_train)
-    theta = model.coefs_[0].base
-    assert theta is not None and theta.ndim == 1
+    theta, owner = flat_vector(model)
+    assert owner.nbytes <= theta.nbytes + ALIGNMENT  # one vector, with at most its alignment to spare
     for array in parameters(model):
         assert np.shares_memory(array, theta)
-    assert theta.size == sum(W.size + B.size for W, B in zip(model.coefs_, model.intercepts_))
     # The flat vector is the Layout's: coefs_[l] is W[l] transposed, intercepts_[l] is b[l].
     layout = Layout([64, 16, 8, 10])
     for W, coef, b, intercept in zip(layout.weights(theta), model.coefs_, layout.biases(theta),
@@ -213,6 +214,64 @@ def test_a_batch_of_every_row_is_taken_as_stored(monkeypatch, dtype, engine):
     np.testing.assert_allclose(order_losses, want_losses, rtol=BOUND[dtype])
     with pytest.raises(ValueError, match="order must hold 40 row indices"):
         engine(X, y, network(weights, biases, "relu"), len(X), **extra).epoch(order[:-1], 0.1)
+
+
+@pytest.mark.parametrize("shape", [(0,), (7,), (3, 5), (2, 3, 784)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.uint8])
+def test_aligned_empty_starts_on_a_cache_line(shape, dtype):
+    array = aligned_empty(shape, dtype)
+    assert array.shape == shape and array.dtype == dtype and array.flags.c_contiguous
+    assert array.size == 0 or array.ctypes.data % ALIGNMENT == 0  # an empty array has no data
+    array[...] = 1  # writable, and its own memory
+    assert array.sum() == array.size
+
+
+def first_layer_operands(engine):
+    """The arrays a fast engine's first-layer GEMMs read: the layer's weights, the batches'
+    gather buffers, and each worker's activations and deltas."""
+    arrays = [engine.layout.weights(engine.theta)[0], engine._x_batches[0]]
+    for share in getattr(engine, "shares", []):
+        arrays += [share.W0, share.hidden, share.delta]
+    for work in getattr(engine, "works", [getattr(engine, "work", None)]):
+        if work is not None:
+            arrays += [work.acts, work.deltas]
+    return arrays
+
+
+@pytest.mark.parametrize("engine", [fast.SerialEngine, split.SplitEngine, rows.RowsEngine])
+def test_first_layer_operands_start_on_cache_lines(monkeypatch, engine):
+    """Where OpenBLAS's small-matrix kernels multiply in place, they need rows on cache lines
+    (fastnn.kernels.blas._on_cache_lines): the engines allocate them so, 784 inputs at batch 32."""
+    monkeypatch.setattr(split, "available_cores", lambda: 2)
+    rng = np.random.default_rng(0)
+    X, y = rng.random((100, 784), dtype=np.float32), rng.integers(0, 10, 100)
+    weights, biases = reference.init_params([784, 128, 10], "kaiming", rng, np.float32)
+    extra = {} if engine is fast.SerialEngine else {"n_workers": 2}
+    trained = engine(X, y, network(weights, biases), 32, **extra)
+    trained.epoch(rng.permutation(100), 0.01)
+    arrays = first_layer_operands(trained)
+    assert len(arrays) >= 4
+    for array in arrays:
+        assert _on_cache_lines(array if array.ndim == 2 else array[None])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=1
+def test_solver_operands_start_on_cache_lines():
+    """The estimators' fast solver: θ, the gather buffers, the units' activations and deltas."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((100, 784), dtype=np.float32), rng.integers(0, 10, 100)
+    est = MLPClassifier(hidden_layer_sizes=(128,), batch_size=32, max_iter=1, engine="fast").fit(X, y)
+    assert est.coefs_[0].ctypes.data % ALIGNMENT == 0  # views of θ
+    problem = solvers.Problem(X, np.eye(10, dtype=np.float32)[y], None, "log_loss", 0.0,
+                              Layout([784, 128, 10]), Layout([784, 128, 10]).pack(
+                                  [c.T for c in est.coefs_], est.intercepts_, np.float32), "relu")
+    solver = solvers.make_solver("fast", problem, 32, n_workers=2, share_units=True)
+    solver._samples(rng.permutation(100), 0)
+    arrays = [problem.theta, solver._gathers[0][0]]
+    for units in solver.units:
+        arrays += [units.hidden, units.acts, units.delta]
+    for array in arrays:
+        assert array.ctypes.data % ALIGNMENT == 0
 
 
 @pytest.mark.parametrize("kind, n_threads, track, want", [

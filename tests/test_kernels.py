@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from fastnn import reference as ref
+from fastnn._aligned import ALIGNMENT, aligned_empty
+from fastnn.kernels import blas
 from fastnn.kernels._scalar import ACTIVATION_CODES
 from fastnn.kernels.activations import (
     _activate,
@@ -26,7 +28,7 @@ from fastnn.kernels.activations import (
     _inplace_row_bias_activate,
 )
 from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_activation_backward, _row_sums
-from fastnn.kernels.blas import _gemm, _inplace_gemm_update
+from fastnn.kernels.blas import _gemm, _inplace_gemm_update, _on_cache_lines, _small_block
 from fastnn.kernels.dense import _dense_forward, _dense_softmax
 from fastnn.kernels.epoch import _gather, _gather_rows, _train_batch
 from fastnn.kernels.network import Net, make_work
@@ -337,9 +339,16 @@ def test_gemm_update_is_the_sgd_step(rng, dtype, m, n_in, n_out):
     assert_close(W, want[0], dtype, gemm_scale(dZ.T, A.T, W))
 
 
-def operand(rng, shape, dtype, transposed, sliced):
-    """A C-ordered operand of ``shape`` (or its transpose's), optionally a row-and-column slice."""
+def operand(rng, shape, dtype, transposed, sliced, aligned=False):
+    """A C-ordered operand of ``shape`` (or its transpose's), optionally a row-and-column slice;
+    ``aligned``: every row on a cache line (fastnn.kernels.blas._on_cache_lines)."""
     rows, cols = shape[::-1] if transposed else shape
+    if aligned:  # rows padded to whole cache lines, of which a slice skips one
+        line = ALIGNMENT // np.dtype(dtype).itemsize  # elements a cache line
+        padded = aligned_empty((rows + 1, -(-(cols + line) // line) * line), dtype)
+        padded[...] = random(rng, padded.shape, dtype)
+        start = line if sliced else 0
+        return padded[int(sliced):rows + int(sliced), start:start + cols]
     if sliced:  # rows longer than the operand: BLAS sees a leading dimension > the row length
         return random(rng, (rows + 3, cols + 4), dtype)[1:rows + 1, 2:cols + 2]
     return random(rng, (rows, cols), dtype)
@@ -349,14 +358,76 @@ def operand(rng, shape, dtype, transposed, sliced):
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (False, True), (True, False), (True, True)])
 @pytest.mark.parametrize("sliced", [False, True])
 @pytest.mark.parametrize("m, k, n", [(1, 1, 1), (5, 3, 7), (32, 17, 9)])
-def test_gemm_against_numpy(rng, dtype, trans_a, trans_b, sliced, m, k, n):
-    A = operand(rng, (m, k), dtype, trans_a, sliced)
-    B = operand(rng, (k, n), dtype, trans_b, sliced)
+def test_gemm_against_numpy(rng, dtype, trans_a, trans_b, sliced, m, k, n, aligned=False):
+    A = operand(rng, (m, k), dtype, trans_a, sliced, aligned)
+    B = operand(rng, (k, n), dtype, trans_b, sliced, aligned)
     C = operand(rng, (m, n), dtype, False, sliced)
     opA, opB = (A.T if trans_a else A), (B.T if trans_b else B)
     want = dtype(0.5) * (opA @ opB) + dtype(2) * C
     _gemm(trans_a, trans_b, dtype(0.5), A, B, dtype(2), C)
     assert_close(C, want, dtype, float(np.max(np.abs(opA) @ np.abs(opB) + 2 * np.abs(C))))
+
+
+# Shapes that OpenBLAS multiplies whole with its packing kernels but in blocks of rows with its
+# small-matrix kernels: 70 rows of C in blocks of 32 (or 16, 8) and a last, shorter one.
+BLOCKED = [(70, 600, 50), (100, 784, 20)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("sliced", [False, True])
+@pytest.mark.parametrize("m, k, n", BLOCKED)
+def test_gemm_in_blocks_against_numpy(rng, gemm_blocks, dtype, trans_a, trans_b, sliced, m, k, n):
+    """Whole or in blocks of rows, every transposition, on views with longer rows: NumPy's product."""
+    block = _small_block(trans_a, trans_b, m, n, k, True)
+    assert block == m if not gemm_blocks or (trans_a and trans_b) else block < m
+    test_gemm_against_numpy(rng, dtype, trans_a, trans_b, sliced, m, k, n, aligned=True)
+
+
+@pytest.mark.parametrize("trans_a, trans_b, rows, cols, k, want", [
+    (False, True, 32, 9, 17, 32),  # OpenBLAS's small kernels take it whole
+    (False, True, 64, 32, 784, 32),  # the forward W·Xᵀ of 64 units at batch 32
+    (False, True, 64, 128, 784, 8),  # X·Wᵀ, 128 units at batch 64: M·N ≤ 1200 for this product
+    (False, True, 64, 50, 600, 16),  # the same limit: 32 rows would fit the size limit
+    (False, False, 64, 784, 32, 32),  # the gradient dZᵀ·X of 64 units at batch 32
+    (True, False, 64, 784, 64, 16),  # the fused update of 64 units at batch 64
+    (False, True, 513, 128, 784, 513),  # 65 blocks of 8 rows would be needed, one more than allowed
+    (False, True, 512, 128, 784, 8),
+    (True, True, 64, 32, 784, 64),  # OpenBLAS has no small kernel for this product
+    (False, False, 64, 784, 784, 64),  # not even 8 rows fit under its size limit
+    (False, True, 0, 10, 10, 1),  # no rows: one empty block
+])
+def test_small_block_follows_openblas_rule(trans_a, trans_b, rows, cols, k, want):
+    """Blocks where OpenBLAS's small-matrix kernels take them, and only with those kernels and
+    operands on cache lines."""
+    old = blas.small_kernels.value
+    try:
+        blas.small_kernels.value = 1
+        assert _small_block(trans_a, trans_b, rows, cols, k, True) == want
+        assert _small_block(trans_a, trans_b, rows, cols, k, False) == max(rows, 1)
+        blas.small_kernels.value = 0
+        assert _small_block(trans_a, trans_b, rows, cols, k, True) == max(rows, 1)
+    finally:
+        blas.small_kernels.value = old
+
+
+@pytest.mark.parametrize("offset, row_bytes, want", [(0, 3136, True), (0, 256, True), (16, 3136, False),
+                                                     (0, 40, False), (0, 200, False)])
+def test_on_cache_lines(offset, row_bytes, want):
+    raw = aligned_empty(3 * 3200 + 64, np.uint8)[offset:offset + 3 * row_bytes]
+    X = raw.view(np.float32).reshape(3, row_bytes // 4)
+    assert _on_cache_lines(X) is want
+    assert _on_cache_lines(X[:1]) is (offset == 0)  # one row: its start alone
+
+
+def test_small_kernels_are_used_with_openblas_avx512_cores():
+    """The switch is on by default exactly where the kernels' OpenBLAS runs an AVX-512 core, as
+    threadpoolctl (which asks the library itself) reports it."""
+    from threadpoolctl import threadpool_info
+
+    cores = [i.get("architecture") for i in threadpool_info() if i["filepath"] == blas.SOURCE]
+    assert blas.CORE == (cores[0] if cores else None)
+    assert blas.small_kernels.value == (blas.CORE in blas.SMALL_KERNEL_CORES)
 
 
 def test_gemm_refuses_mismatched_shapes(rng):

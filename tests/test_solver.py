@@ -4,6 +4,7 @@ every output layer, update rule and sample weighting; subnormals flushed only in
 import numpy as np
 import pytest
 
+from fastnn import reference
 from fastnn.kernels._fpu import X86
 from fastnn.layout import Layout
 from fastnn.solvers import Optimizer, Problem, make_solver
@@ -83,6 +84,34 @@ def test_epochs_with_the_inputs_transposed_match_the_reference(dtype, rule, work
     assert all(work.inputs_t.size == 5 * 16 // workers for work in solver.works)
     bound = BOUND[dtype]
     np.testing.assert_allclose(thetas[1], thetas[0], rtol=0, atol=bound * np.abs(thetas[0]).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("batch, workers, share_units", [(32, 1, None), (32, 2, True), (64, 2, True),
+                                                         (128, 2, False), (128, 2, True)])
+def test_mnist_wide_epochs_match_the_reference(gemm_blocks, dtype, rule, batch, workers, share_units):
+    """784 inputs, 128 first-layer units, θ on a cache line as the estimators allocate it: where
+    the kernels' OpenBLAS has small-matrix kernels, the first layer's GEMMs run in blocks of rows
+    (fastnn.kernels.blas._small_block), and whole elsewhere; both within the whole-run bounds."""
+    rng = np.random.default_rng(0)
+    n, layout = 300, Layout([784, 128, 10])
+    X = rng.random((n, 784)).astype(dtype)
+    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, n)]
+    theta = layout.pack(*reference.init_params(layout.sizes, "kaiming", rng, dtype), dtype)
+    problem = Problem(X, Y, None, "log_loss", 1e-4, layout, theta, "relu")
+    order = rng.permutation(n)
+    results = []
+    for engine in ("reference", "fast"):
+        copy = layout.pack(layout.weights(theta), layout.biases(theta), dtype)
+        extra = {"n_workers": workers, "share_units": share_units} if engine == "fast" else {}
+        solver = make_solver(engine, problem._replace(theta=copy), batch, **extra)
+        optimizer = Optimizer(rule, copy, 0.001 if rule == "adam" else 0.01)
+        results.append((copy, [solver.epoch(order, optimizer) for _ in range(2)]))
+    (want, want_losses), (got, got_losses) = results
+    assert solver.share_units == bool(share_units)
+    np.testing.assert_allclose(got, want, rtol=0, atol=BOUND[dtype] * np.abs(want).max())
+    np.testing.assert_allclose(got_losses, want_losses, rtol=BOUND[dtype])
 
 
 @pytest.mark.skipif(not X86, reason="flushing subnormals is x86's MXCSR")

@@ -112,6 +112,21 @@ def test_split_agrees_with_reference(digits, many_cores, sharing, dtype, activat
 
 # Every setting (tests/test_training.py checks SETTINGS' stability through the estimator's
 # initial draws, not these engines'; there: why float32 only).
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_size", [32, 64, 128])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_mnist_wide_batches_agree_with_reference(many_cores, sharing, gemm_blocks, dtype, batch_size,
+                                                 n_threads):
+    """784 inputs, 128 units: where the kernels' OpenBLAS has small-matrix kernels, the first
+    layer's GEMMs run in blocks of rows at these batch sizes (fastnn.kernels.blas._small_block),
+    and whole elsewhere: both ways within the bounds of the reference."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((300, 784)), rng.integers(0, 10, 300)
+    engine = sharing if n_threads > 1 else fast.SerialEngine
+    assert_split_equal(X, y, X_test=X[:100], dtype=dtype, n_threads=n_threads, engine=engine,
+                       hidden_layer_sizes=(128,), batch_size=batch_size, epochs=3, learning_rate=0.01)
+
+
 STABILITY = {name: s for name, (_, s) in zip(SPLIT_IDS, SPLIT_SETTINGS)}
 
 

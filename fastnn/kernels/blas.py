@@ -25,9 +25,9 @@ import ctypes
 import os
 
 import numpy as np
-from llvmlite import binding
+from llvmlite import binding, ir
 from numba import types
-from numba.extending import get_cython_function_address
+from numba.extending import get_cython_function_address, intrinsic
 
 
 def _openblas_wheel():
@@ -84,6 +84,29 @@ def _check_gemm(address, dtype, path):
                           "(fastnn calls the 32-bit-integer Fortran interface)")
 
 
+def openblas_core(path):
+    """The OpenBLAS kernel family (``"SkylakeX"``, ``"Haswell"``, ...) the library at ``path``
+    runs on this CPU, or None if it is not an OpenBLAS that says so."""
+    try:
+        library = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for symbol in ("scipy_openblas_get_corename", "openblas_get_corename"):
+        if hasattr(library, symbol):
+            corename = getattr(library, symbol)
+            corename.restype = ctypes.c_char_p
+            return corename().decode()
+    return None
+
+
+# OpenBLAS's AVX-512 cores multiply a product of at most SMALL_GEMM_MNK (M·N·K) without packing
+# its operands (its "small-matrix kernels"), and with ``transa`` and not ``transb`` only if
+# also M·N ≤ SMALL_GEMM_TN_MN: the rule in its kernel/x86_64/sgemm_small_kernel_permit_skylakex.c.
+SMALL_KERNEL_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+SMALL_GEMM_MNK, SMALL_GEMM_TN_MN = 100 ** 3, 1200
+SMALL_BLOCK_ROWS = 32  # the largest block tried: 32, 16 or 8 rows, as the rule permits
+MAX_SMALL_BLOCKS = 64  # beyond: one call (a full batch's first layer in 8-row blocks ran 3-5% slower)
+
 if os.environ.get("FASTNN_BLAS"):
     _addresses, SOURCE = _named_library(os.environ["FASTNN_BLAS"])
 else:
@@ -91,8 +114,13 @@ else:
         _addresses, SOURCE = _openblas_wheel()
     except (ImportError, OSError, AttributeError, StopIteration):
         _addresses, SOURCE = _scipy_blas()
+CORE = openblas_core(SOURCE) if os.path.isabs(SOURCE) else None
 for _name, _address in _addresses.items():
     binding.add_symbol(f"fastnn_{_name}", _address)
+# Read by the compiled kernels at run time (:func:`_small_kernels`), so that kernels cached on
+# one machine take the rule of the BLAS they run with on another; tests and benchmarks set it.
+small_kernels = ctypes.c_int64(CORE in SMALL_KERNEL_CORES)
+binding.add_symbol("fastnn_small_kernels", ctypes.addressof(small_kernels))
 
 # ?gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), every argument by pointer.
 _GEMM = types.void(*([types.voidptr] * 13))
@@ -100,6 +128,7 @@ TRANSPOSE, NO_TRANSPOSE = ord("T"), ord("N")  # BLAS's flags, as compile-time co
 _sgemm = types.ExternalFunction("fastnn_sgemm", _GEMM)
 _dgemm = types.ExternalFunction("fastnn_dgemm", _GEMM)
 
+from .._aligned import ALIGNMENT  # noqa: E402
 from ._jit import helper, kernel  # noqa: E402  (the symbols above must exist before any kernel loads)
 from ._scalar import opaque  # noqa: E402
 from ._stack import stack_empty  # noqa: E402
@@ -117,8 +146,27 @@ def _row_stride(X):
 @helper
 def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
     """``C = alpha · op(A) · op(B) + beta · C`` (:func:`_gemm_call`), the flags passed on as
-    run-time values, so that one compiled GEMM serves every combination of them."""
-    _gemm_call(opaque(trans_a), opaque(trans_b), alpha, A, B, beta, C)
+    run-time values, so that one compiled GEMM serves every combination of them; in blocks of
+    ``C``'s rows where OpenBLAS's small-matrix kernels take a block but not the whole product
+    (:func:`_small_block`)."""
+    m, n = C.shape
+    block = _small_block(trans_a, trans_b, m, n, A.shape[0] if trans_a else A.shape[1],
+                         _on_cache_lines(A) and _on_cache_lines(B))
+    _gemm_blocks(trans_a, trans_b, alpha, A, B, beta, C, block)
+
+
+@helper
+def _gemm_blocks(trans_a, trans_b, alpha, A, B, beta, C, block):
+    """:func:`_gemm` as one BLAS call per ``block`` rows of ``C``."""
+    for i in range(0, C.shape[0], block):
+        block_a = A[:, i:i + block] if trans_a else A[i:i + block]
+        _gemm_call(opaque(trans_a), opaque(trans_b), alpha, block_a, B, beta, C[i:i + block])
+
+
+@helper
+def _on_cache_lines(X):
+    """Whether every row of ``X`` starts on a cache line (:data:`fastnn._aligned.ALIGNMENT`)."""
+    return X.ctypes.data % ALIGNMENT == 0 and (X.shape[0] < 2 or X.strides[0] % ALIGNMENT == 0)
 
 
 @kernel
@@ -160,3 +208,50 @@ def _inplace_gemm_update(A, dZ, W, alpha):
     back): every call of ``_gemm`` then has float64 scalars, one signature per dtype.
     """
     _gemm(True, False, np.float64(alpha), dZ, A, 1.0, W)
+
+
+@intrinsic
+def _small_kernels(typingctx):
+    """Whether the BLAS has OpenBLAS's AVX-512 small-matrix kernels: the value of
+    :data:`small_kernels`, loaded at run time (an external global, bound by name as the
+    GEMMs are)."""
+    def codegen(context, builder, signature, args):
+        module = builder.module
+        flag = module.globals.get("fastnn_small_kernels")
+        if flag is None:
+            flag = ir.GlobalVariable(module, ir.IntType(64), "fastnn_small_kernels")
+            flag.linkage = "external"
+        return builder.load(flag)
+    return types.int64(), codegen
+
+
+@helper
+def _small_block(trans_a, trans_b, rows, cols, k, aligned):
+    """Rows of ``C`` (``rows × cols``; inner size ``k``) per GEMM call: all of them, or, where
+    the BLAS has OpenBLAS's AVX-512 small-matrix kernels, the operands' rows are ``aligned`` on
+    cache lines, and those kernels would take a block of :data:`SMALL_BLOCK_ROWS`, or half or a
+    quarter as many rows, but not the whole product, the largest such block (at most
+    :data:`MAX_SMALL_BLOCKS` of them). Those kernels read the operands in place instead of
+    copying them into packed buffers first: on an AVX-512 Xeon they ran one worker's
+    first-layer GEMMs at batch 32 to 128 1.06-2.0x faster in blocks than OpenBLAS ran them
+    whole, with aligned operands, but up to 1.4x slower with operands 16 bytes past a cache line
+    (``bench/test_bench_kernels.py``, group "first-layer GEMMs in blocks")."""
+    if _small_kernels() == 0 or not aligned or _small_permitted(trans_a, trans_b, rows, cols, k):
+        return max(rows, 1)
+    block = SMALL_BLOCK_ROWS
+    while block >= SMALL_BLOCK_ROWS // 4:
+        if _small_permitted(trans_a, trans_b, block, cols, k) and rows <= block * MAX_SMALL_BLOCKS:
+            return block
+        block //= 2
+    return max(rows, 1)
+
+
+@helper
+def _small_permitted(trans_a, trans_b, rows, cols, k):
+    """Whether OpenBLAS takes ``C = op(A) · op(B)`` (``C`` ``rows × cols``, row-major: its
+    product of ``M = cols``, ``N = rows`` with the flags swapped) with its small-matrix kernels."""
+    if trans_a and trans_b:
+        return False  # OpenBLAS's TT product has none
+    if rows * cols * k > SMALL_GEMM_MNK:
+        return False
+    return rows * cols <= SMALL_GEMM_TN_MN or trans_a or not trans_b

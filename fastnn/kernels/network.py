@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._aligned import aligned_empty
 from ..layout import N_IN, N_OUT
 from ._jit import helper
 
@@ -94,14 +95,14 @@ def make_work(table, capacity, dtype, grad_size=0, track_norms=False):
     """:class:`Work` for the network ``table`` and batches of up to ``capacity`` rows."""
     widths = table[:, 1]
     n_inputs_t = capacity * int(table[0, N_IN]) if transposes_inputs(table, capacity) else 0
-    return Work(acts=np.empty(capacity * int(widths.sum()), dtype),
-                deltas=np.empty(capacity * int(widths[:-1].sum()), dtype),
+    return Work(acts=aligned_empty(capacity * int(widths.sum()), dtype),
+                deltas=aligned_empty(capacity * int(widths[:-1].sum()), dtype),
                 grad_b=np.empty(int(widths.sum()), dtype),
                 grad=np.empty(grad_size, dtype),
                 norms=np.zeros(len(widths) if track_norms else 0, np.float64),
                 losses=np.empty(capacity, np.float64),
                 hits=np.empty(capacity, np.int64),
-                inputs_t=np.empty(n_inputs_t, dtype))
+                inputs_t=aligned_empty(n_inputs_t, dtype))
 
 
 @helper
