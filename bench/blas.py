@@ -5,7 +5,9 @@
 Each library runs in its own process (the kernels bind one at import,
 :mod:`fastnn.kernels.blas`). For each batch size: one worker's share of the
 first layer's GEMMs in the split epoch of a 784-128-10 network (64 units, one
-BLAS thread), forward and fused update, summed over 60,000 samples; then one
+BLAS thread), forward and fused update, summed over 60,000 samples, the operands on cache
+lines as the engines allocate them (so in blocks where OpenBLAS's small-matrix kernels take
+them: :func:`fastnn.kernels.blas._small_block`); then one
 whole epoch of the engine ``make_engine`` picks (2 workers sharing units, or rows from 512
 rows a batch up), best of three after a warm-up.
 First, for scale, the library's one-thread rate on a 2048³ product. ``--library``: also the
@@ -26,6 +28,7 @@ import numpy as np
 from numba import njit
 from threadpoolctl import threadpool_limits
 from fastnn import reference
+from fastnn._aligned import aligned_empty
 from fastnn.engine import make_engine, network_of
 from fastnn.kernels import blas
 from fastnn.kernels.network import _short_batch
@@ -43,6 +46,12 @@ def forward(X, W, out, reps):
 def update(X, dZ, W, reps):
     for _ in range(reps):
         blas._inplace_gemm_update(X, dZ, W, np.float32(-1e-9))
+
+
+def aligned(array):
+    out = aligned_empty(array.shape, array.dtype)
+    out[...] = array
+    return out
 
 
 def best(run):
@@ -63,15 +72,16 @@ with threadpool_limits(1, user_api="blas"):
     seconds = best(lambda: forward(big, big, np.empty_like(big), 1))
     cells.append(f"{2 * 2048 ** 3 / seconds / 1e9:.0f}")
     for batch in batches:
-        X = rng.random((batch, N_IN), dtype=np.float32)
-        W = rng.standard_normal((UNITS, N_IN), dtype=np.float32)
-        dZ = rng.standard_normal((batch, UNITS), dtype=np.float32)
+        # On cache lines, as the engines allocate them (fastnn/_aligned.py).
+        X = aligned(rng.random((batch, N_IN), dtype=np.float32))
+        W = aligned(rng.standard_normal((UNITS, N_IN), dtype=np.float32))
+        dZ = aligned(rng.standard_normal((batch, UNITS), dtype=np.float32))
         reps = N // batch
         # The forward as the kernels run it: W·Xᵀ for short batches (dense.py), else X·Wᵀ.
         if _short_batch(batch, UNITS):
-            f = best(lambda: forward(W, X, np.empty((UNITS, batch), np.float32), reps))
+            f = best(lambda: forward(W, X, aligned_empty((UNITS, batch), np.float32), reps))
         else:
-            f = best(lambda: forward(X, W, np.empty((batch, UNITS), np.float32), reps))
+            f = best(lambda: forward(X, W, aligned_empty((batch, UNITS), np.float32), reps))
         u = best(lambda: update(X, dZ, W, reps))
         cells.append(f"{f * 1e3:.1f} {u * 1e3:.1f}")
 X = rng.random((N, N_IN), dtype=np.float32)

@@ -145,10 +145,17 @@ def _row_stride(X):
 
 @helper
 def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
-    """``C = alpha · op(A) · op(B) + beta · C`` (:func:`_gemm_call`), the flags passed on as
-    run-time values, so that one compiled GEMM serves every combination of them; in blocks of
-    ``C``'s rows where OpenBLAS's small-matrix kernels take a block but not the whole product
-    (:func:`_small_block`)."""
+    """``C = alpha · op(A) · op(B) + beta · C`` (:func:`_gemm_in_blocks`), the flags passed on as
+    run-time values, so that one compiled GEMM serves every combination of them."""
+    _gemm_in_blocks(opaque(trans_a), opaque(trans_b), alpha, A, B, beta, C)
+
+
+@kernel
+def _gemm_in_blocks(trans_a, trans_b, alpha, A, B, beta, C):
+    """:func:`_gemm_call`, in blocks of ``C``'s rows where OpenBLAS's small-matrix kernels take
+    a block but not the whole product (:func:`_small_block`). A kernel of its own, not inlined
+    into its callers, so that the rule is compiled once, not again at each of an epoch's GEMMs
+    (which made a cold first fit on the digits compile several seconds longer)."""
     m, n = C.shape
     block = _small_block(trans_a, trans_b, m, n, A.shape[0] if trans_a else A.shape[1],
                          _on_cache_lines(A) and _on_cache_lines(B))
@@ -156,17 +163,17 @@ def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
 
 
 @helper
+def _on_cache_lines(X):
+    """Whether every row of ``X`` starts on a cache line (:data:`fastnn._aligned.ALIGNMENT`)."""
+    return X.ctypes.data % ALIGNMENT == 0 and (X.shape[0] < 2 or X.strides[0] % ALIGNMENT == 0)
+
+
+@helper
 def _gemm_blocks(trans_a, trans_b, alpha, A, B, beta, C, block):
     """:func:`_gemm` as one BLAS call per ``block`` rows of ``C``."""
     for i in range(0, C.shape[0], block):
         block_a = A[:, i:i + block] if trans_a else A[i:i + block]
-        _gemm_call(opaque(trans_a), opaque(trans_b), alpha, block_a, B, beta, C[i:i + block])
-
-
-@helper
-def _on_cache_lines(X):
-    """Whether every row of ``X`` starts on a cache line (:data:`fastnn._aligned.ALIGNMENT`)."""
-    return X.ctypes.data % ALIGNMENT == 0 and (X.shape[0] < 2 or X.strides[0] % ALIGNMENT == 0)
+        _gemm_call(trans_a, trans_b, alpha, block_a, B, beta, C[i:i + block])
 
 
 @kernel
