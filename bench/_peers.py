@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastnn import reference
 from fastnn._threads import available_cores, default_blas_threads, thread_limits
 from fastnn.engine import make_engine, network_of
 from fastnn.solvers import Optimizer, Problem, make_solver
@@ -40,6 +41,17 @@ PLAIN = Rule()
 
 def _copies(weights, biases):
     return [W.copy() for W in weights], [B.copy() for B in biases]
+
+
+def synthetic(n, sizes):
+    """What the in-process benchmarks train on: the generator (seed 0, which then draws their
+    batch orders), ``n`` MNIST-shaped random float32 rows of ``sizes[0]`` features with labels
+    of ``sizes[-1]`` classes, and Kaiming-normal initial weights and biases (seed 1)."""
+    rng = np.random.default_rng(0)
+    X = rng.random((n, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], n)
+    weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(1), np.float32)
+    return rng, X, y, weights, biases
 
 
 def limits(epoch):

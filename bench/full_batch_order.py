@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._machine import describe  # noqa: E402
-from bench._peers import Rule, limits, make_fast  # noqa: E402
-from fastnn import fast, reference  # noqa: E402
+from bench._peers import Rule, limits, make_fast, synthetic  # noqa: E402
+from fastnn import fast  # noqa: E402
 
 N, SIZES = 60_000, [784, 128, 10]
 
@@ -43,10 +43,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
     print(f"CPU: {describe()}")
-    rng = np.random.default_rng(0)
-    X = rng.random((N, SIZES[0]), dtype=np.float32)
-    y = rng.integers(0, SIZES[-1], N)
-    weights, biases = reference.init_params(SIZES, "kaiming", np.random.default_rng(1), np.float32)
+    rng, X, y, weights, biases = synthetic(N, SIZES)
     epochs = {rule: make_fast(X, y, SIZES, N, 0.01, weights, biases, rule=Rule(rule))[0]
               for rule in ("sgd", "nesterov")}
     times = {(rule, way): [] for rule in epochs for way in ("in order", "as stored")}

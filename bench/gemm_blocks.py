@@ -22,8 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._machine import describe  # noqa: E402
-from bench._peers import PLAIN, Rule, limits, make_fast  # noqa: E402
-from fastnn import reference  # noqa: E402
+from bench._peers import PLAIN, Rule, limits, make_fast, synthetic  # noqa: E402
 from fastnn.kernels import blas  # noqa: E402
 
 N, SIZES = 60_000, [784, 128, 10]
@@ -37,10 +36,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=7)
     args = parser.parse_args()
     print(f"CPU: {describe()}; the kernels' OpenBLAS core: {blas.CORE}")
-    rng = np.random.default_rng(0)
-    X = rng.random((N, SIZES[0]), dtype=np.float32)
-    y = rng.integers(0, SIZES[-1], N)
-    weights, biases = reference.init_params(SIZES, "kaiming", np.random.default_rng(1), np.float32)
+    rng, X, y, weights, biases = synthetic(N, SIZES)
     print(f"{'-'.join(map(str, SIZES))}, float32, {N} rows: ms per epoch, best / median of "
           f"{args.epochs - 1}")
     default = blas.small_kernels.value

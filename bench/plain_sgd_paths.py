@@ -27,8 +27,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench._peers import Rule, engine_epoch, limits, make_fast  # noqa: E402
-from fastnn import reference  # noqa: E402
+from bench._peers import Rule, engine_epoch, limits, make_fast, synthetic  # noqa: E402
 from fastnn._threads import default_blas_threads  # noqa: E402
 from fastnn.engine import network_of  # noqa: E402
 from fastnn.rows import RowsEngine  # noqa: E402
@@ -52,10 +51,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=8)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    rng = np.random.default_rng(0)
-    X = rng.random((N, sizes[0]), dtype=np.float32)
-    y = rng.integers(0, sizes[-1], N)
-    weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(1), np.float32)
+    rng, X, y, weights, biases = synthetic(N, sizes)
     print(f"{args.sizes}, float32, {N} rows: ms per epoch, best / median of {args.epochs - 1}")
     for batch in args.batches.split(","):
         size = N if batch == "full" else int(batch)

@@ -1,10 +1,12 @@
 """Arrays whose data start on a cache line.
 
 OpenBLAS's AVX-512 small-matrix kernels, which multiply without copying their operands into
-aligned buffers first, ran the forward GEMM at batch 32 1.5-1.8x faster with the weights and
-the batch on 64-byte boundaries than 16 bytes past one, where NumPy's large arrays start
-(``bench/test_bench_kernels.py``, group "forward GEMM at batch 32"). A row of 784 float32
-values is 49 cache lines, so every row of such an array is aligned too.
+aligned buffers first, ran the forward GEMM at batch 32 in blocks (float32) 1.1-1.8x faster
+with every row of both operands on a 64-byte boundary than 16 bytes past one, where NumPy's
+large arrays start (``bench/test_bench_kernels.py``, group "first-layer GEMMs in blocks"), and
+:func:`fastnn.kernels.blas._gemm` runs a product in blocks only when its operands' rows are
+aligned. A row of 784 float32 values is 49 cache lines, so every row of such an array is
+aligned too.
 """
 
 import numpy as np

@@ -240,9 +240,10 @@ def _small_block(trans_a, trans_b, rows, cols, k, aligned):
     quarter as many rows, but not the whole product, the largest such block (at most
     :data:`MAX_SMALL_BLOCKS` of them). Those kernels read the operands in place instead of
     copying them into packed buffers first: on an AVX-512 Xeon they ran one worker's
-    first-layer GEMMs at batch 32 to 128 1.06-2.0x faster in blocks than OpenBLAS ran them
-    whole, with aligned operands, but up to 1.4x slower with operands 16 bytes past a cache line
-    (``bench/test_bench_kernels.py``, group "first-layer GEMMs in blocks")."""
+    first-layer GEMMs at batch 32 to 128 1.07-1.98x faster in blocks than OpenBLAS ran them
+    whole (float32; float64 0.89-1.71x), with aligned operands, but up to 1.4x slower with
+    operands 16 bytes past a cache line (``bench/test_bench_kernels.py``, group "first-layer
+    GEMMs in blocks")."""
     if _small_kernels() == 0 or not aligned or _small_permitted(trans_a, trans_b, rows, cols, k):
         return max(rows, 1)
     block = SMALL_BLOCK_ROWS
