@@ -124,8 +124,8 @@ def in_blocks(trans_a, trans_b, alpha, A, B, beta, C):
 @pytest.mark.parametrize("product", ["W·Xᵀ", "X·Wᵀ", "W += a·dZᵀ·X", "dZᵀ·X", "(dZᵀ stored)·X"])
 @pytest.mark.parametrize("offset", [0, 16], ids=["aligned", "16 bytes past"])
 @pytest.mark.parametrize("blocks", [False, True], ids=["whole", "blocks"])
-def test_first_layer_gemms_in_blocks(benchmark, one_blas_thread, dtype, rows, units, product, offset,
-                                     blocks):
+def test_first_layer_gemms_in_blocks(benchmark, monkeypatch, one_blas_thread, dtype, rows, units, product,
+                                     offset, blocks):
     """One worker's first-layer GEMMs of 784-units-10 at a batch of ``rows`` (the units split at
     batch 32 to 128, the serial engine at 32): the forward both ways round, the plain engines'
     fused update and weight gradient, the solver's weight gradient from ``dZᵀ`` as it stores it;
@@ -142,12 +142,8 @@ def test_first_layer_gemms_in_blocks(benchmark, one_blas_thread, dtype, rows, un
              "W += a·dZᵀ·X": (True, False, 1e-9, dZ, Xb, 1.0, Wb),
              "dZᵀ·X": (True, False, 1.0, dZ, Xb, 0.0, C),
              "(dZᵀ stored)·X": (False, False, 1.0, dZt, Xb, 0.0, C)}
-    old = blas.small_kernels.value
-    blas.small_kernels.value = 1
-    try:
-        benchmark(in_blocks if blocks else _gemm_call, *calls[product])
-    finally:
-        blas.small_kernels.value = old
+    monkeypatch.setattr(blas.small_kernels, "value", 1)
+    benchmark(in_blocks if blocks else _gemm_call, *calls[product])
 
 
 @pytest.mark.benchmark(group="bias + ReLU")

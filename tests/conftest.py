@@ -54,17 +54,15 @@ def network(weights, biases, activation="relu"):
 
 
 @pytest.fixture(params=[0, 1], ids=["whole-gemms", "gemm-blocks"])
-def gemm_blocks(request):
+def gemm_blocks(request, monkeypatch):
     """Both ways the kernels can call BLAS, whatever this machine's BLAS is: each GEMM whole,
     or in the blocks of rows that OpenBLAS's AVX-512 small-matrix kernels take
     (fastnn.kernels.blas._small_block; elsewhere the blocks run OpenBLAS's other kernels).
     The kernels read the switch at run time. Returns it."""
     from fastnn.kernels import blas
 
-    old = blas.small_kernels.value
-    blas.small_kernels.value = request.param
-    yield request.param
-    blas.small_kernels.value = old
+    monkeypatch.setattr(blas.small_kernels, "value", request.param)
+    return request.param
 
 
 @pytest.fixture

@@ -397,18 +397,14 @@ def test_gemm_in_blocks_against_numpy(rng, gemm_blocks, dtype, trans_a, trans_b,
     (False, False, 64, 784, 784, 64),  # not even 8 rows fit under its size limit
     (False, True, 0, 10, 10, 1),  # no rows: one empty block
 ])
-def test_small_block_follows_openblas_rule(trans_a, trans_b, rows, cols, k, want):
+def test_small_block_follows_openblas_rule(monkeypatch, trans_a, trans_b, rows, cols, k, want):
     """Blocks where OpenBLAS's small-matrix kernels take them, and only with those kernels and
     operands on cache lines."""
-    old = blas.small_kernels.value
-    try:
-        blas.small_kernels.value = 1
-        assert _small_block(trans_a, trans_b, rows, cols, k, True) == want
-        assert _small_block(trans_a, trans_b, rows, cols, k, False) == max(rows, 1)
-        blas.small_kernels.value = 0
-        assert _small_block(trans_a, trans_b, rows, cols, k, True) == max(rows, 1)
-    finally:
-        blas.small_kernels.value = old
+    monkeypatch.setattr(blas.small_kernels, "value", 1)
+    assert _small_block(trans_a, trans_b, rows, cols, k, True) == want
+    assert _small_block(trans_a, trans_b, rows, cols, k, False) == max(rows, 1)
+    monkeypatch.setattr(blas.small_kernels, "value", 0)
+    assert _small_block(trans_a, trans_b, rows, cols, k, True) == max(rows, 1)
 
 
 @pytest.mark.parametrize("offset, row_bytes, want", [(0, 3136, True), (0, 256, True), (16, 3136, False),
