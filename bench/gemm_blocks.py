@@ -1,16 +1,18 @@
 """GEMMs whole or in blocks for OpenBLAS's small-matrix kernels: ms per epoch, in one process.
 
     python bench/gemm_blocks.py [--batches 32,128,1024,full] [--rules sgd,nesterov,adam] [--epochs 7]
+                                [--dtype float32]
 
 Where the kernels' OpenBLAS runs an AVX-512 core, ``fastnn.kernels.blas._gemm`` splits a
 product that OpenBLAS would pack whole into blocks of rows that its small-matrix kernels
 take in place. The kernels read the switch ``fastnn.kernels.blas.small_kernels`` at run
 time, so here the same epochs alternate with it off ("whole") and on ("blocks"): plain SGD
 on the plain-SGD engine ``make_engine`` picks, SGD with Nesterov's momentum and Adam on the
-estimators' solver epoch, as ``bench/compare.py`` builds them (784-128-10, ReLU, float32,
-60,000 random rows, as many workers as ``fit`` uses; the same batch order for both). Best and
-median of the epochs after the first. Elsewhere (another core, another BLAS) "blocks" runs
-OpenBLAS's other kernels in blocks, which fastnn does not do by default.
+estimators' solver epoch, as ``bench/compare.py`` builds them (784-128-10, ReLU, float32 or
+``--dtype float64``, scikit-learn's, 60,000 random rows, as many workers as ``fit`` uses; the
+same batch order for both). Best and median of the epochs after the first. Elsewhere
+(another core, another BLAS) "blocks" runs OpenBLAS's other kernels in blocks, which fastnn
+does not do by default.
 """
 
 import argparse
@@ -34,10 +36,13 @@ def main():
     parser.add_argument("--batches", default="32,128,1024,full")
     parser.add_argument("--rules", default="sgd,nesterov,adam")
     parser.add_argument("--epochs", type=int, default=7)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = parser.parse_args()
     print(f"CPU: {describe()}; the kernels' OpenBLAS core: {blas.CORE}")
     rng, X, y, weights, biases = synthetic(N, SIZES)
-    print(f"{'-'.join(map(str, SIZES))}, float32, {N} rows: ms per epoch, best / median of "
+    X, weights, biases = X.astype(args.dtype), [w.astype(args.dtype) for w in weights], \
+        [b.astype(args.dtype) for b in biases]
+    print(f"{'-'.join(map(str, SIZES))}, {args.dtype}, {N} rows: ms per epoch, best / median of "
           f"{args.epochs - 1}")
     default = blas.small_kernels.value
     try:

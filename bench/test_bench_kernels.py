@@ -114,7 +114,7 @@ def in_blocks(trans_a, trans_b, alpha, A, B, beta, C):
     (fastnn.kernels.blas._small_block), whether or not the operands' rows are on cache lines:
     ``_gemm`` itself runs unaligned operands whole."""
     block = blas._small_block(trans_a, trans_b, C.shape[0], C.shape[1],
-                              A.shape[0] if trans_a else A.shape[1], True)
+                              A.shape[0] if trans_a else A.shape[1], True, C.itemsize)
     blas._gemm_blocks(trans_a, trans_b, alpha, A, B, beta, C, block)
 
 
@@ -132,18 +132,39 @@ def test_first_layer_gemms_in_blocks(benchmark, monkeypatch, one_blas_thread, dt
     whole or in blocks, with the operands on a cache line (as the engines allocate them:
     fastnn._aligned) or 16 bytes past one. Measures OpenBLAS's small-matrix kernels where the
     kernels' OpenBLAS has them (fastnn.kernels.blas.small_kernels), its others elsewhere."""
+    monkeypatch.setattr(blas.small_kernels, "value", 1)
+    benchmark(in_blocks if blocks else _gemm_call, *first_layer_gemm(product, dtype, rows, units, offset))
+
+
+@pytest.mark.benchmark(group="8-row blocks")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("product", ["W += a·dZᵀ·X", "dZᵀ·X"])
+@pytest.mark.parametrize("blocks", [False, True], ids=["whole", "8-row blocks"])
+def test_weight_gradients_in_8_row_blocks(benchmark, one_blas_thread, dtype, product, blocks):
+    """A worker's fused update and weight gradient of 64 units at batch 128, aligned, whole or in
+    the 8-row blocks that OpenBLAS's small-matrix kernels take (none larger fits their limit):
+    why float64 products over the batch go in blocks of 16 rows or more only
+    (fastnn.kernels.blas.MIN_FLOAT64_TN_BLOCK_ROWS)."""
+    call = first_layer_gemm(product, dtype, 128, 64, 0)
+    if blocks:
+        benchmark(blas._gemm_blocks, *call, 8)
+    else:
+        benchmark(_gemm_call, *call)
+
+
+def first_layer_gemm(product, dtype, rows, units, offset):
+    """The arguments of ``_gemm_call`` for one of :func:`test_first_layer_gemms_in_blocks`'s
+    products, the operands ``offset`` bytes past a cache line (:func:`placed`)."""
     Wb = placed(W[:units].astype(dtype), offset)
     Xb = placed(np.resize(X, (rows, N_IN)).astype(dtype), offset)
     dZ = placed(np.resize(Z, (rows, units)).astype(dtype), offset)
     dZt = placed(np.ascontiguousarray(dZ.T), offset)
     out = {"W·Xᵀ": (units, rows), "X·Wᵀ": (rows, units)}.get(product, (units, N_IN))
     C = placed(np.zeros(out, dtype), offset)
-    calls = {"W·Xᵀ": (False, True, 1.0, Wb, Xb, 0.0, C), "X·Wᵀ": (False, True, 1.0, Xb, Wb, 0.0, C),
-             "W += a·dZᵀ·X": (True, False, 1e-9, dZ, Xb, 1.0, Wb),
-             "dZᵀ·X": (True, False, 1.0, dZ, Xb, 0.0, C),
-             "(dZᵀ stored)·X": (False, False, 1.0, dZt, Xb, 0.0, C)}
-    monkeypatch.setattr(blas.small_kernels, "value", 1)
-    benchmark(in_blocks if blocks else _gemm_call, *calls[product])
+    return {"W·Xᵀ": (False, True, 1.0, Wb, Xb, 0.0, C), "X·Wᵀ": (False, True, 1.0, Xb, Wb, 0.0, C),
+            "W += a·dZᵀ·X": (True, False, 1e-9, dZ, Xb, 1.0, Wb),
+            "dZᵀ·X": (True, False, 1.0, dZ, Xb, 0.0, C),
+            "(dZᵀ stored)·X": (False, False, 1.0, dZt, Xb, 0.0, C)}[product]
 
 
 @pytest.mark.benchmark(group="bias + ReLU")

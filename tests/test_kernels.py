@@ -379,32 +379,37 @@ BLOCKED = [(70, 600, 50), (100, 784, 20)]
 @pytest.mark.parametrize("m, k, n", BLOCKED)
 def test_gemm_in_blocks_against_numpy(rng, gemm_blocks, dtype, trans_a, trans_b, sliced, m, k, n):
     """Whole or in blocks of rows, every transposition, on views with longer rows: NumPy's product."""
-    block = _small_block(trans_a, trans_b, m, n, k, True)
+    block = _small_block(trans_a, trans_b, m, n, k, True, np.dtype(dtype).itemsize)
     assert block == m if not gemm_blocks or (trans_a and trans_b) else block < m
     test_gemm_against_numpy(rng, dtype, trans_a, trans_b, sliced, m, k, n, aligned=True)
 
 
-@pytest.mark.parametrize("trans_a, trans_b, rows, cols, k, want", [
-    (False, True, 32, 9, 17, 32),  # OpenBLAS's small kernels take it whole
-    (False, True, 64, 32, 784, 32),  # the forward W·Xᵀ of 64 units at batch 32
-    (False, True, 64, 128, 784, 8),  # X·Wᵀ, 128 units at batch 64: M·N ≤ 1200 for this product
-    (False, True, 64, 50, 600, 16),  # the same limit: 32 rows would fit the size limit
-    (False, False, 64, 784, 32, 32),  # the gradient dZᵀ·X of 64 units at batch 32
-    (True, False, 64, 784, 64, 16),  # the fused update of 64 units at batch 64
-    (False, True, 513, 128, 784, 513),  # 65 blocks of 8 rows would be needed, one more than allowed
-    (False, True, 512, 128, 784, 8),
-    (True, True, 64, 32, 784, 64),  # OpenBLAS has no small kernel for this product
-    (False, False, 64, 784, 784, 64),  # not even 8 rows fit under its size limit
-    (False, True, 0, 10, 10, 1),  # no rows: one empty block
+@pytest.mark.parametrize("trans_a, trans_b, rows, cols, k, itemsize, want", [
+    (False, True, 32, 9, 17, 4, 32),  # OpenBLAS's small kernels take it whole
+    (False, True, 64, 32, 784, 4, 32),  # the forward W·Xᵀ of 64 units at batch 32
+    (False, True, 64, 128, 784, 4, 8),  # X·Wᵀ, 128 units at batch 64: M·N ≤ 1200 for this product
+    (False, True, 64, 128, 784, 8, 8),  # the same in float64
+    (False, True, 64, 50, 600, 4, 16),  # the same limit: 32 rows would fit the size limit
+    (False, False, 64, 784, 32, 4, 32),  # the gradient dZᵀ·X of 64 units at batch 32
+    (False, False, 64, 784, 128, 8, 8),  # the same from dZᵀ as stored, at batch 128, float64
+    (True, False, 64, 784, 64, 4, 16),  # the fused update of 64 units at batch 64
+    (True, False, 64, 784, 64, 8, 16),  # the same in float64
+    (True, False, 64, 784, 128, 4, 8),  # ... at batch 128: in blocks of 8 rows
+    (True, False, 64, 784, 128, 8, 64),  # but not in float64: whole
+    (False, True, 513, 128, 784, 4, 513),  # 65 blocks of 8 rows would be needed, one more than allowed
+    (False, True, 512, 128, 784, 4, 8),
+    (True, True, 64, 32, 784, 4, 64),  # OpenBLAS has no small kernel for this product
+    (False, False, 64, 784, 784, 4, 64),  # not even 8 rows fit under its size limit
+    (False, True, 0, 10, 10, 4, 1),  # no rows: one empty block
 ])
-def test_small_block_follows_openblas_rule(monkeypatch, trans_a, trans_b, rows, cols, k, want):
-    """Blocks where OpenBLAS's small-matrix kernels take them, and only with those kernels and
-    operands on cache lines."""
+def test_small_block_follows_openblas_rule(monkeypatch, trans_a, trans_b, rows, cols, k, itemsize, want):
+    """Blocks where OpenBLAS's small-matrix kernels take them (float64 products over the batch:
+    not in 8-row blocks), and only with those kernels and operands on cache lines."""
     monkeypatch.setattr(blas.small_kernels, "value", 1)
-    assert _small_block(trans_a, trans_b, rows, cols, k, True) == want
-    assert _small_block(trans_a, trans_b, rows, cols, k, False) == max(rows, 1)
+    assert _small_block(trans_a, trans_b, rows, cols, k, True, itemsize) == want
+    assert _small_block(trans_a, trans_b, rows, cols, k, False, itemsize) == max(rows, 1)
     monkeypatch.setattr(blas.small_kernels, "value", 0)
-    assert _small_block(trans_a, trans_b, rows, cols, k, True) == max(rows, 1)
+    assert _small_block(trans_a, trans_b, rows, cols, k, True, itemsize) == max(rows, 1)
 
 
 @pytest.mark.parametrize("offset, row_bytes, want", [(0, 3136, True), (0, 256, True), (16, 3136, False),

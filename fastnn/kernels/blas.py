@@ -105,6 +105,9 @@ def openblas_core(path):
 SMALL_KERNEL_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
 SMALL_GEMM_MNK, SMALL_GEMM_TN_MN = 100 ** 3, 1200
 SMALL_BLOCK_ROWS = 32  # the largest block tried: 32, 16 or 8 rows, as the rule permits
+# But float64 products over the batch (weight gradients and updates, op(A) = Aᵀ) at least 16: in
+# 8-row blocks they ran slower than whole (bench/test_bench_kernels.py, "8-row blocks").
+MIN_FLOAT64_TN_BLOCK_ROWS = 16
 MAX_SMALL_BLOCKS = 64  # beyond: one call (a full batch's first layer in 8-row blocks ran 3-5% slower)
 
 if os.environ.get("FASTNN_BLAS"):
@@ -158,7 +161,7 @@ def _gemm_in_blocks(trans_a, trans_b, alpha, A, B, beta, C):
     (which made a cold first fit on the digits compile several seconds longer)."""
     m, n = C.shape
     block = _small_block(trans_a, trans_b, m, n, A.shape[0] if trans_a else A.shape[1],
-                         _on_cache_lines(A) and _on_cache_lines(B))
+                         _on_cache_lines(A) and _on_cache_lines(B), C.itemsize)
     _gemm_blocks(trans_a, trans_b, alpha, A, B, beta, C, block)
 
 
@@ -233,21 +236,26 @@ def _small_kernels(typingctx):
 
 
 @helper
-def _small_block(trans_a, trans_b, rows, cols, k, aligned):
-    """Rows of ``C`` (``rows × cols``; inner size ``k``) per GEMM call: all of them, or, where
-    the BLAS has OpenBLAS's AVX-512 small-matrix kernels, the operands' rows are ``aligned`` on
-    cache lines, and those kernels would take a block of :data:`SMALL_BLOCK_ROWS`, or half or a
-    quarter as many rows, but not the whole product, the largest such block (at most
-    :data:`MAX_SMALL_BLOCKS` of them). Those kernels read the operands in place instead of
-    copying them into packed buffers first: on an AVX-512 Xeon they ran one worker's
-    first-layer GEMMs at batch 32 to 128 1.07-1.98x faster in blocks than OpenBLAS ran them
-    whole (float32; float64 0.89-1.71x), with aligned operands, but up to 1.4x slower with
-    operands 16 bytes past a cache line (``bench/test_bench_kernels.py``, group "first-layer
-    GEMMs in blocks")."""
+def _small_block(trans_a, trans_b, rows, cols, k, aligned, itemsize):
+    """Rows of ``C`` (``rows × cols``; inner size ``k``; elements of ``itemsize`` bytes) per
+    GEMM call: all of them, or, where the BLAS has OpenBLAS's AVX-512 small-matrix kernels, the
+    operands' rows are ``aligned`` on cache lines, and those kernels would take a block of
+    :data:`SMALL_BLOCK_ROWS`, or half or a quarter as many rows (float64 with ``trans_a``: not
+    a quarter, :data:`MIN_FLOAT64_TN_BLOCK_ROWS`), but not the whole product, the largest such
+    block (at most :data:`MAX_SMALL_BLOCKS` of them). Those kernels read the operands in place
+    instead of copying them into packed buffers first: they ran one worker's first-layer GEMMs
+    at batch 32 to 128 1.07-1.98x faster in blocks than OpenBLAS ran them whole on an Emerald
+    Rapids Xeon and 1.13-2.31x on a Cascade Lake one (float32; float64 on the Cascade Lake
+    0.84-2.21x), with aligned operands, but up to 1.7x slower with operands 16 bytes past a
+    cache line (``bench/test_bench_kernels.py``, group "first-layer GEMMs in blocks"). In
+    float64, a worker's weight update and gradient at batch 128 ran 1.85x and 1.64x slower in
+    8-row blocks than whole on the Cascade Lake (group "8-row blocks"; the update 1.12x slower
+    on the Emerald Rapids), hence :data:`MIN_FLOAT64_TN_BLOCK_ROWS`."""
     if _small_kernels() == 0 or not aligned or _small_permitted(trans_a, trans_b, rows, cols, k):
         return max(rows, 1)
     block = SMALL_BLOCK_ROWS
-    while block >= SMALL_BLOCK_ROWS // 4:
+    smallest = MIN_FLOAT64_TN_BLOCK_ROWS if trans_a and itemsize == 8 else SMALL_BLOCK_ROWS // 4
+    while block >= smallest:
         if _small_permitted(trans_a, trans_b, block, cols, k) and rows <= block * MAX_SMALL_BLOCKS:
             return block
         block //= 2
