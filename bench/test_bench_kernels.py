@@ -8,10 +8,8 @@ same operation, in the layouts each engine uses.
 
 import numpy as np
 import pytest
-from numba import njit
 
 from fastnn import reference as ref
-from fastnn._aligned import ALIGNMENT, aligned_empty
 from fastnn.kernels import blas
 from fastnn.kernels._scalar import RELU
 from fastnn.kernels.activations import _bias_activate
@@ -21,6 +19,7 @@ from fastnn.kernels.dense import _dense_forward
 from fastnn.kernels.epoch import _gather_rows
 from fastnn.kernels.softmax import _inplace_softmax_cross_entropy_grad
 from fastnn.kernels.update import _inplace_sgd
+from tests.conftest import placed
 
 M, N_IN, N_HIDDEN, N_OUT = 128, 784, 128, 10
 rng = np.random.default_rng(0)
@@ -99,25 +98,6 @@ def test_first_layer_gemms_shared_by_rows_or_units(benchmark, one_blas_thread, d
     benchmark(both)
 
 
-def placed(array, offset):
-    """A copy of ``array`` whose data start ``offset`` bytes past a cache line: 0, or 16 (where
-    NumPy's large arrays start, past glibc's 16-byte chunk header)."""
-    raw = aligned_empty(array.nbytes + ALIGNMENT, np.uint8)[offset:offset + array.nbytes]
-    out = raw.view(array.dtype).reshape(array.shape)
-    out[...] = array
-    return out
-
-
-@njit
-def in_blocks(trans_a, trans_b, alpha, A, B, beta, C):
-    """A GEMM in the blocks of rows that OpenBLAS's small-matrix kernels take
-    (fastnn.kernels.blas._small_block), whether or not the operands' rows are on cache lines:
-    ``_gemm`` itself runs unaligned operands whole."""
-    block = blas._small_block(trans_a, trans_b, C.shape[0], C.shape[1],
-                              A.shape[0] if trans_a else A.shape[1], True, C.itemsize)
-    blas._gemm_blocks(trans_a, trans_b, alpha, A, B, beta, C, block)
-
-
 @pytest.mark.benchmark(group="first-layer GEMMs in blocks")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows, units", [(32, 64), (32, 128), (64, 64), (128, 64)])
@@ -133,7 +113,8 @@ def test_first_layer_gemms_in_blocks(benchmark, monkeypatch, one_blas_thread, dt
     fastnn._aligned) or 16 bytes past one. Measures OpenBLAS's small-matrix kernels where the
     kernels' OpenBLAS has them (fastnn.kernels.blas.small_kernels), its others elsewhere."""
     monkeypatch.setattr(blas.small_kernels, "value", 1)
-    benchmark(in_blocks if blocks else _gemm_call, *first_layer_gemm(product, dtype, rows, units, offset))
+    gemm = blas._gemm_in_blocks if blocks else _gemm_call
+    benchmark(gemm, *first_layer_gemm(product, dtype, rows, units, offset))
 
 
 @pytest.mark.benchmark(group="8-row blocks")
@@ -154,7 +135,8 @@ def test_weight_gradients_in_8_row_blocks(benchmark, one_blas_thread, dtype, pro
 
 def first_layer_gemm(product, dtype, rows, units, offset):
     """The arguments of ``_gemm_call`` for one of :func:`test_first_layer_gemms_in_blocks`'s
-    products, the operands ``offset`` bytes past a cache line (:func:`placed`)."""
+    products, the operands ``offset`` bytes past a cache line: 0, or 16 (where NumPy's large
+    arrays start, past glibc's 16-byte chunk header)."""
     Wb = placed(W[:units].astype(dtype), offset)
     Xb = placed(np.resize(X, (rows, N_IN)).astype(dtype), offset)
     dZ = placed(np.resize(Z, (rows, units)).astype(dtype), offset)

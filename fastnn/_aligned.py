@@ -3,10 +3,10 @@
 OpenBLAS's AVX-512 small-matrix kernels, which multiply without copying their operands into
 aligned buffers first, ran the forward GEMM at batch 32 in blocks (float32) 1.1-1.8x faster
 with every row of both operands on a 64-byte boundary than 16 bytes past one, where NumPy's
-large arrays start (``bench/test_bench_kernels.py``, group "first-layer GEMMs in blocks"), and
-:func:`fastnn.kernels.blas._gemm` runs a product in blocks only when its operands' rows are
-aligned. A row of 784 float32 values is 49 cache lines, so every row of such an array is
-aligned too.
+large arrays start (``bench/test_bench_kernels.py``, group "first-layer GEMMs in blocks"). So
+the engines allocate their buffers so; the blocks themselves do not depend on alignment
+(:func:`fastnn.kernels.blas._small_block`), so results never depend on where an array starts.
+A row of 784 float32 values is 49 cache lines, so every row of such an array is aligned too.
 """
 
 import numpy as np

@@ -7,6 +7,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from fastnn import MLPClassifier
+from fastnn._aligned import ALIGNMENT, aligned_empty
 from fastnn.testing import TRAINING_RTOL, parameters
 
 # "ci" keeps the property tests within CI's budget and draws the same examples every run
@@ -44,6 +45,20 @@ def flat_vector(model):
     size = sum(p.size for p in parameters(model))
     start = first.ctypes.data - owner.ctypes.data
     return owner.view(np.uint8)[start:start + size * first.itemsize].view(first.dtype), owner
+
+
+def on_cache_lines(X):
+    """Whether every row of the 2-D ``X`` starts on a cache line (fastnn._aligned.ALIGNMENT),
+    as OpenBLAS's small-matrix kernels run fastest."""
+    return X.ctypes.data % ALIGNMENT == 0 and (X.shape[0] < 2 or X.strides[0] % ALIGNMENT == 0)
+
+
+def placed(array, offset):
+    """A copy of ``array`` whose data start ``offset`` bytes past a cache line."""
+    raw = aligned_empty(array.nbytes + ALIGNMENT, np.uint8)[offset:offset + array.nbytes]
+    out = raw.view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
 
 
 def network(weights, biases, activation="relu"):

@@ -11,11 +11,10 @@ import pytest
 from fastnn import MLPClassifier, fast, reference, rows, solvers, split
 from fastnn._aligned import ALIGNMENT, aligned_empty
 from fastnn.engine import make_engine
-from fastnn.kernels.blas import _on_cache_lines
 from fastnn.layout import Layout
 from fastnn.testing import parameters
 
-from .conftest import ACTIVATIONS, DTYPES, flat_vector, network
+from .conftest import ACTIVATIONS, DTYPES, flat_vector, network, on_cache_lines
 
 BOUND = {np.float32: 1e-5, np.float64: 1e-12}  # the README's bounds, relative to the largest value
 SIZES = [[6, 5, 3], [6, 4, 5, 3]]
@@ -241,7 +240,7 @@ def first_layer_operands(engine):
 @pytest.mark.parametrize("engine", [fast.SerialEngine, split.SplitEngine, rows.RowsEngine])
 def test_first_layer_operands_start_on_cache_lines(monkeypatch, engine):
     """Where OpenBLAS's small-matrix kernels multiply in place, they need rows on cache lines
-    (fastnn.kernels.blas._on_cache_lines): the engines allocate them so, 784 inputs at batch 32."""
+    (conftest.on_cache_lines): the engines allocate them so, 784 inputs at batch 32."""
     monkeypatch.setattr(split, "available_cores", lambda: 2)
     rng = np.random.default_rng(0)
     X, y = rng.random((100, 784), dtype=np.float32), rng.integers(0, 10, 100)
@@ -252,7 +251,7 @@ def test_first_layer_operands_start_on_cache_lines(monkeypatch, engine):
     arrays = first_layer_operands(trained)
     assert len(arrays) >= 4
     for array in arrays:
-        assert _on_cache_lines(array if array.ndim == 2 else array[None])
+        assert on_cache_lines(array if array.ndim == 2 else array[None])
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=1

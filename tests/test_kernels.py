@@ -28,7 +28,7 @@ from fastnn.kernels.activations import (
     _inplace_row_bias_activate,
 )
 from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_activation_backward, _row_sums
-from fastnn.kernels.blas import _gemm, _inplace_gemm_update, _on_cache_lines, _small_block
+from fastnn.kernels.blas import _gemm, _inplace_gemm_update, _small_block
 from fastnn.kernels.dense import _dense_forward, _dense_softmax
 from fastnn.kernels.epoch import _gather, _gather_rows, _train_batch
 from fastnn.kernels.network import Net, make_work
@@ -36,7 +36,7 @@ from fastnn.kernels.outputs import _inplace_output_loss_grad, _squares_sum
 from fastnn.kernels.softmax import _bias_softmax, _inplace_softmax_cross_entropy_grad
 from fastnn.kernels.update import _inplace_sgd
 
-from .conftest import ACTIVATIONS, DTYPES, network
+from .conftest import ACTIVATIONS, DTYPES, network, on_cache_lines
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 SHAPES = [(1, 1), (1, 7), (5, 3), (33, 17), (257, 129)]
@@ -341,7 +341,7 @@ def test_gemm_update_is_the_sgd_step(rng, dtype, m, n_in, n_out):
 
 def operand(rng, shape, dtype, transposed, sliced, aligned=False):
     """A C-ordered operand of ``shape`` (or its transpose's), optionally a row-and-column slice;
-    ``aligned``: every row on a cache line (fastnn.kernels.blas._on_cache_lines)."""
+    ``aligned``: every row on a cache line (conftest.on_cache_lines)."""
     rows, cols = shape[::-1] if transposed else shape
     if aligned:  # rows padded to whole cache lines, of which a slice skips one
         line = ALIGNMENT // np.dtype(dtype).itemsize  # elements a cache line
@@ -379,7 +379,7 @@ BLOCKED = [(70, 600, 50), (100, 784, 20)]
 @pytest.mark.parametrize("m, k, n", BLOCKED)
 def test_gemm_in_blocks_against_numpy(rng, gemm_blocks, dtype, trans_a, trans_b, sliced, m, k, n):
     """Whole or in blocks of rows, every transposition, on views with longer rows: NumPy's product."""
-    block = _small_block(trans_a, trans_b, m, n, k, True, np.dtype(dtype).itemsize)
+    block = _small_block(trans_a, trans_b, m, n, k, np.dtype(dtype).itemsize)
     assert block == m if not gemm_blocks or (trans_a and trans_b) else block < m
     test_gemm_against_numpy(rng, dtype, trans_a, trans_b, sliced, m, k, n, aligned=True)
 
@@ -404,21 +404,21 @@ def test_gemm_in_blocks_against_numpy(rng, gemm_blocks, dtype, trans_a, trans_b,
 ])
 def test_small_block_follows_openblas_rule(monkeypatch, trans_a, trans_b, rows, cols, k, itemsize, want):
     """Blocks where OpenBLAS's small-matrix kernels take them (float64 products over the batch:
-    not in 8-row blocks), and only with those kernels and operands on cache lines."""
+    not in 8-row blocks), and only with those kernels."""
     monkeypatch.setattr(blas.small_kernels, "value", 1)
-    assert _small_block(trans_a, trans_b, rows, cols, k, True, itemsize) == want
-    assert _small_block(trans_a, trans_b, rows, cols, k, False, itemsize) == max(rows, 1)
+    assert _small_block(trans_a, trans_b, rows, cols, k, itemsize) == want
     monkeypatch.setattr(blas.small_kernels, "value", 0)
-    assert _small_block(trans_a, trans_b, rows, cols, k, True, itemsize) == max(rows, 1)
+    assert _small_block(trans_a, trans_b, rows, cols, k, itemsize) == max(rows, 1)
 
 
 @pytest.mark.parametrize("offset, row_bytes, want", [(0, 3136, True), (0, 256, True), (16, 3136, False),
                                                      (0, 40, False), (0, 200, False)])
 def test_on_cache_lines(offset, row_bytes, want):
+    """The tests' check of the engines' buffers (conftest.on_cache_lines)."""
     raw = aligned_empty(3 * 3200 + 64, np.uint8)[offset:offset + 3 * row_bytes]
     X = raw.view(np.float32).reshape(3, row_bytes // 4)
-    assert _on_cache_lines(X) is want
-    assert _on_cache_lines(X[:1]) is (offset == 0)  # one row: its start alone
+    assert on_cache_lines(X) is want
+    assert on_cache_lines(X[:1]) is (offset == 0)  # one row: its start alone
 
 
 def test_small_kernels_are_used_with_openblas_avx512_cores():

@@ -60,7 +60,7 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   inlined scalar function)
 - :mod:`.blas` — ``_gemm_call`` (OpenBLAS, called by name); ``_gemm_in_blocks`` (in blocks
   of rows for OpenBLAS's small-matrix kernels, where they take them); helpers ``_gemm``,
-  ``_gemm_blocks``, ``_small_block``, ``_small_permitted``, ``_on_cache_lines``,
+  ``_gemm_blocks``, ``_small_block``, ``_small_permitted``,
   ``_inplace_gemm_update``, ``_row_stride``; ``_small_kernels`` (the run-time switch)
 - :mod:`.network` — helpers ``_weights``, ``_bias``, ``_layer``, ``_block``,
   ``_units_below``: views into the flat arrays; ``_share``, ``_owned``: a worker's rows of a

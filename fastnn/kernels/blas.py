@@ -131,7 +131,6 @@ TRANSPOSE, NO_TRANSPOSE = ord("T"), ord("N")  # BLAS's flags, as compile-time co
 _sgemm = types.ExternalFunction("fastnn_sgemm", _GEMM)
 _dgemm = types.ExternalFunction("fastnn_dgemm", _GEMM)
 
-from .._aligned import ALIGNMENT  # noqa: E402
 from ._jit import helper, kernel  # noqa: E402  (the symbols above must exist before any kernel loads)
 from ._scalar import opaque  # noqa: E402
 from ._stack import stack_empty  # noqa: E402
@@ -160,15 +159,8 @@ def _gemm_in_blocks(trans_a, trans_b, alpha, A, B, beta, C):
     into its callers, so that the rule is compiled once, not again at each of an epoch's GEMMs
     (which made a cold first fit on the digits compile several seconds longer)."""
     m, n = C.shape
-    block = _small_block(trans_a, trans_b, m, n, A.shape[0] if trans_a else A.shape[1],
-                         _on_cache_lines(A) and _on_cache_lines(B), C.itemsize)
+    block = _small_block(trans_a, trans_b, m, n, A.shape[0] if trans_a else A.shape[1], C.itemsize)
     _gemm_blocks(trans_a, trans_b, alpha, A, B, beta, C, block)
-
-
-@helper
-def _on_cache_lines(X):
-    """Whether every row of ``X`` starts on a cache line (:data:`fastnn._aligned.ALIGNMENT`)."""
-    return X.ctypes.data % ALIGNMENT == 0 and (X.shape[0] < 2 or X.strides[0] % ALIGNMENT == 0)
 
 
 @helper
@@ -236,22 +228,25 @@ def _small_kernels(typingctx):
 
 
 @helper
-def _small_block(trans_a, trans_b, rows, cols, k, aligned, itemsize):
+def _small_block(trans_a, trans_b, rows, cols, k, itemsize):
     """Rows of ``C`` (``rows × cols``; inner size ``k``; elements of ``itemsize`` bytes) per
-    GEMM call: all of them, or, where the BLAS has OpenBLAS's AVX-512 small-matrix kernels, the
-    operands' rows are ``aligned`` on cache lines, and those kernels would take a block of
-    :data:`SMALL_BLOCK_ROWS`, or half or a quarter as many rows (float64 with ``trans_a``: not
-    a quarter, :data:`MIN_FLOAT64_TN_BLOCK_ROWS`), but not the whole product, the largest such
-    block (at most :data:`MAX_SMALL_BLOCKS` of them). Those kernels read the operands in place
-    instead of copying them into packed buffers first: they ran one worker's first-layer GEMMs
-    at batch 32 to 128 1.07-1.98x faster in blocks than OpenBLAS ran them whole on an Emerald
-    Rapids Xeon and 1.13-2.31x on a Cascade Lake one (float32; float64 on the Cascade Lake
-    0.84-2.21x), with aligned operands, but up to 1.7x slower with operands 16 bytes past a
-    cache line (``bench/test_bench_kernels.py``, group "first-layer GEMMs in blocks"). In
-    float64, a worker's weight update and gradient at batch 128 ran 1.85x and 1.64x slower in
-    8-row blocks than whole on the Cascade Lake (group "8-row blocks"; the update 1.12x slower
-    on the Emerald Rapids), hence :data:`MIN_FLOAT64_TN_BLOCK_ROWS`."""
-    if _small_kernels() == 0 or not aligned or _small_permitted(trans_a, trans_b, rows, cols, k):
+    GEMM call: all of them, or, where the BLAS has OpenBLAS's AVX-512 small-matrix kernels and
+    those kernels would take a block of :data:`SMALL_BLOCK_ROWS`, or half or a quarter as many
+    rows (float64 with ``trans_a``: not a quarter, :data:`MIN_FLOAT64_TN_BLOCK_ROWS`), but not
+    the whole product, the largest such block (at most :data:`MAX_SMALL_BLOCKS` of them).
+    Those kernels read the operands in place instead of copying them into packed buffers
+    first: they ran one worker's first-layer GEMMs at batch 32 to 128 1.07-1.98x faster in
+    blocks than OpenBLAS ran them whole on an Emerald Rapids Xeon and 1.13-2.31x on a Cascade
+    Lake one (float32; float64 on the Cascade Lake 0.84-2.21x) with every row of both operands
+    on a cache line, as the engines allocate their buffers (:mod:`fastnn._aligned`), but up to
+    1.7x slower than whole with both operands 16 bytes past one (``bench/test_bench_kernels.py``,
+    group "first-layer GEMMs in blocks"). Even so the blocks do not depend on where the
+    operands start: blocks round differently from the whole product, and results must not
+    change with the address of a user's array (predictions for a copy of ``X``, a fit on rows
+    as stored). In float64, a worker's weight update and gradient at batch 128 ran 1.85x and
+    1.64x slower in 8-row blocks than whole on the Cascade Lake (group "8-row blocks"; the
+    update 1.12x slower on the Emerald Rapids), hence :data:`MIN_FLOAT64_TN_BLOCK_ROWS`."""
+    if _small_kernels() == 0 or _small_permitted(trans_a, trans_b, rows, cols, k):
         return max(rows, 1)
     block = SMALL_BLOCK_ROWS
     smallest = MIN_FLOAT64_TN_BLOCK_ROWS if trans_a and itemsize == 8 else SMALL_BLOCK_ROWS // 4
