@@ -36,7 +36,7 @@ from fastnn.kernels.outputs import _inplace_output_loss_grad, _squares_sum
 from fastnn.kernels.softmax import _bias_softmax, _inplace_softmax_cross_entropy_grad
 from fastnn.kernels.update import _inplace_sgd
 
-from .conftest import ACTIVATIONS, DTYPES, network, on_cache_lines
+from .conftest import ACTIVATIONS, DTYPES, network, on_cache_lines, placed
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 SHAPES = [(1, 1), (1, 7), (5, 3), (33, 17), (257, 129)]
@@ -415,8 +415,7 @@ def test_small_block_follows_openblas_rule(monkeypatch, trans_a, trans_b, rows, 
                                                      (0, 40, False), (0, 200, False)])
 def test_on_cache_lines(offset, row_bytes, want):
     """The tests' check of the engines' buffers (conftest.on_cache_lines)."""
-    raw = aligned_empty(3 * 3200 + 64, np.uint8)[offset:offset + 3 * row_bytes]
-    X = raw.view(np.float32).reshape(3, row_bytes // 4)
+    X = placed(np.zeros((3, row_bytes // 4), np.float32), offset)
     assert on_cache_lines(X) is want
     assert on_cache_lines(X[:1]) is (offset == 0)  # one row: its start alone
 
