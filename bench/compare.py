@@ -10,7 +10,10 @@ implementation starts from the same weights and trains on the same batch order
 (scikit-learn shuffles with its own generator). fastnn runs plain
 SGD on its plain-SGD engines (the split epoch), the other rules on the estimators'
 solver epoch. Each of ``--repeats`` rounds runs every implementation for an
-untimed and a timed epoch; the table shows the best timed epoch.
+untimed and a timed epoch; the table shows the best timed epoch, and under it how far
+fastnn is ahead of the fastest peer of each round (the median and range over the rounds:
+epochs of one round run seconds apart, where each implementation's best can come from a
+different phase of a shared machine).
 The floor is the FLOPs of an epoch at the float32 GEMM rate of a 2048³ ``np.matmul`` on
 every core, timed in each round beside the implementations (the fastest of a table's rounds).
 Also: full-batch gradient descent, a tiny 64-32-10 network on the digits, and
@@ -77,8 +80,8 @@ def _timed(fn):
 
 
 def time_epochs(makers, X, y, sizes, batch, repeats, seed=0, rule="sgd", gemm=False):
-    """Best time of one epoch for each of ``makers`` (name -> make), and with ``gemm`` of the
-    :data:`GEMM` product, timed in the same rounds (under :data:`GEMM`).
+    """The timed epoch of each round, in round order, for each of ``makers`` (name -> make),
+    and with ``gemm`` of the :data:`GEMM` product, timed in the same rounds (under :data:`GEMM`).
 
     Each round gives every implementation one untimed epoch, then a timed one:
     rounds spread a slow spell of the machine over all of them, and the untimed
@@ -93,14 +96,22 @@ def time_epochs(makers, X, y, sizes, batch, repeats, seed=0, rule="sgd", gemm=Fa
               for name, make in makers.items()}
     if gemm:
         epochs[GEMM] = gemm_epoch()
-    best = dict.fromkeys(epochs, float("inf"))
+    times = {name: [] for name in epochs}
     for warm, order in zip(orders, orders[1:]):
         for name, epoch in epochs.items():
             # Each implementation's thread model, entered untimed as fit enters it once.
             with limits(epoch):
                 epoch(warm)
-                best[name] = min(best[name], _timed(lambda: epoch(order)))
-    return best
+                times[name].append(_timed(lambda: epoch(order)))
+    return times
+
+
+def same_round_margins(times, name="fastnn fast"):
+    """How much longer the fastest peer's epoch took than ``name``'s, round by round (0.1:
+    10% longer): each round's epochs run within seconds of each other, where the best of
+    each implementation's rounds can come from different phases of a shared machine."""
+    peers = [other for other in times if not other.startswith("fastnn")]
+    return [min(times[peer][r] for peer in peers) / own - 1 for r, own in enumerate(times[name])]
 
 
 def available(name):
@@ -127,9 +138,11 @@ def mnist_table(batches, repeats, names, rule, sizes=(784, 128, 10)):
     n, sizes = 60_000, list(sizes)
     X = rng.random((n, sizes[0]), dtype=np.float32)
     y = rng.integers(0, sizes[-1], n)
-    columns = [time_epochs({name: PEERS[name] for name in names}, X, y, sizes, batch or n, repeats, rule=rule,
-                           gemm=True) for batch in batches]
-    rate = 2 * GEMM_N ** 3 / min(column.pop(GEMM) for column in columns)
+    rounds = [time_epochs({name: PEERS[name] for name in names}, X, y, sizes, batch or n, repeats, rule=rule,
+                          gemm=True) for batch in batches]
+    gemms = [column.pop(GEMM) for column in rounds]
+    rate = 2 * GEMM_N ** 3 / min(min(gemm) for gemm in gemms)
+    columns = [{name: min(times) for name, times in column.items()} for column in rounds]
     floor = flops_per_sample(sizes) * n / rate
     network = "-".join(map(str, sizes))
     print(f"\nMLP {network}, {n} samples, float32, {rule} (lr {RULES[rule][1]}): ms per epoch (ratio to the "
@@ -140,14 +153,34 @@ def mnist_table(batches, repeats, names, rule, sizes=(784, 128, 10)):
     for name in names:
         cells = [f"{column[name] * 1e3:8.0f} ({column[name] / floor:4.2f}x)" for column in columns]
         print(f"{name:<18}" + "".join(f"{c:>18}" for c in cells), flush=True)
+    if "fastnn fast" in names:
+        print_same_round(rounds, gemms, floor * rate, any(not name.startswith("fastnn") for name in names))
+
+
+def print_same_round(rounds, gemms, flops, peers):
+    """Under a table: fastnn fast's floor ratio with each round's own :data:`GEMM` rate and, with
+    ``peers``, its lead over each round's fastest peer; median and range over the rounds."""
+    def row(label, values, percent):
+        cells = [f"{np.median(v) * percent:+.0f} ({min(v) * percent:+.0f}..{max(v) * percent:+.0f})"
+                 if percent else f"{np.median(v):.2f} ({min(v):.2f}..{max(v):.2f})" for v in values]
+        print(f"{label:<18}" + "".join(f"{c:>18}" for c in cells))
+
+    row("floor, same round", [[t * 2 * GEMM_N ** 3 / (flops * g) for t, g in zip(column["fastnn fast"], gemm)]
+                              for column, gemm in zip(rounds, gemms)], 0)
+    if peers:
+        row("% ahead, same rnd", [same_round_margins(column) for column in rounds], 100)
+    rates = [2 * GEMM_N ** 3 / t / 1e9 for gemm in gemms for t in gemm]
+    print(f"  (fastnn fast in each round: its epoch over that round's floor and, in %, how much longer the "
+          f"fastest peer's epoch took; median (range). The rounds' {GEMM} ran at {min(rates):.0f}-"
+          f"{max(rates):.0f} GFLOP/s)", flush=True)
 
 
 def tiny_table(repeats, names):
     X, y = load_digits()
     X = X.astype(np.float32)
     print(f"\ntiny MLP 64-32-10 on the digits ({len(X)} samples), batch 32: ms per epoch")
-    times = time_epochs({name: PEERS[name] for name in names}, X, y, [64, 32, 10], 32,
-                        max(repeats, 10))
+    rounds = time_epochs({name: PEERS[name] for name in names}, X, y, [64, 32, 10], 32, max(repeats, 10))
+    times = {name: min(t) for name, t in rounds.items()}
     for name in names:
         print(f"{name:<18}{times[name] * 1e3:10.2f}", flush=True)
     if "PyTorch" in times:
