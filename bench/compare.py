@@ -10,10 +10,10 @@ implementation starts from the same weights and trains on the same batch order
 (scikit-learn shuffles with its own generator). fastnn runs plain
 SGD on its plain-SGD engines (the split epoch), the other rules on the estimators'
 solver epoch. Each of ``--repeats`` rounds runs every implementation for an
-untimed and a timed epoch; the table shows the best timed epoch, and under it how far
-fastnn is ahead of the fastest peer of each round (the median and range over the rounds:
-epochs of one round run seconds apart, where each implementation's best can come from a
-different phase of a shared machine).
+untimed and a timed epoch; the table shows the best timed epoch, and under it fastnn fast's
+ratio to each round's own floor and how far it is ahead of each round's fastest peer (the
+median and range over the rounds: epochs of one round run seconds apart, where each
+implementation's best can come from a different phase of a shared machine).
 The floor is the FLOPs of an epoch at the float32 GEMM rate of a 2048³ ``np.matmul`` on
 every core, timed in each round beside the implementations (the fastest of a table's rounds).
 Also: full-batch gradient descent, a tiny 64-32-10 network on the digits, and
