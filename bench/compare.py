@@ -140,10 +140,11 @@ def mnist_table(batches, repeats, names, rule, sizes=(784, 128, 10)):
     y = rng.integers(0, sizes[-1], n)
     rounds = [time_epochs({name: PEERS[name] for name in names}, X, y, sizes, batch or n, repeats, rule=rule,
                           gemm=True) for batch in batches]
-    gemms = [column.pop(GEMM) for column in rounds]
-    rate = 2 * GEMM_N ** 3 / min(min(gemm) for gemm in gemms)
+    rates = [[2 * GEMM_N ** 3 / t for t in column.pop(GEMM)] for column in rounds]  # FLOP/s, by round
+    rate = max(map(max, rates))
     columns = [{name: min(times) for name, times in column.items()} for column in rounds]
-    floor = flops_per_sample(sizes) * n / rate
+    flops = flops_per_sample(sizes) * n
+    floor = flops / rate
     network = "-".join(map(str, sizes))
     print(f"\nMLP {network}, {n} samples, float32, {rule} (lr {RULES[rule][1]}): ms per epoch (ratio to the "
           f"floor, {floor * 1e3:.0f} ms = {flops_per_sample(sizes) / 1e6:.3f} MFLOP/sample at "
@@ -154,25 +155,25 @@ def mnist_table(batches, repeats, names, rule, sizes=(784, 128, 10)):
         cells = [f"{column[name] * 1e3:8.0f} ({column[name] / floor:4.2f}x)" for column in columns]
         print(f"{name:<18}" + "".join(f"{c:>18}" for c in cells), flush=True)
     if "fastnn fast" in names:
-        print_same_round(rounds, gemms, floor * rate, any(not name.startswith("fastnn") for name in names))
+        print_same_round(rounds, rates, flops, any(not name.startswith("fastnn") for name in names))
 
 
-def print_same_round(rounds, gemms, flops, peers):
-    """Under a table: fastnn fast's floor ratio with each round's own :data:`GEMM` rate and, with
-    ``peers``, its lead over each round's fastest peer; median and range over the rounds."""
-    def row(label, values, percent):
-        cells = [f"{np.median(v) * percent:+.0f} ({min(v) * percent:+.0f}..{max(v) * percent:+.0f})"
-                 if percent else f"{np.median(v):.2f} ({min(v):.2f}..{max(v):.2f})" for v in values]
+def print_same_round(rounds, rates, flops, peers):
+    """Under a table: fastnn fast's floor ratio with each round's own :data:`GEMM` ``rates`` and,
+    with ``peers``, its lead over each round's fastest peer; median and range over the rounds."""
+    def row(label, values, cell):
+        cells = [f"{cell(np.median(v))} ({cell(min(v))}..{cell(max(v))})" for v in values]
         print(f"{label:<18}" + "".join(f"{c:>18}" for c in cells))
 
-    row("floor, same round", [[t * 2 * GEMM_N ** 3 / (flops * g) for t, g in zip(column["fastnn fast"], gemm)]
-                              for column, gemm in zip(rounds, gemms)], 0)
+    row("floor, same round", [[t * r / flops for t, r in zip(column["fastnn fast"], column_rates)]
+                              for column, column_rates in zip(rounds, rates)], lambda v: f"{v:.2f}")
     if peers:
-        row("% ahead, same rnd", [same_round_margins(column) for column in rounds], 100)
-    rates = [2 * GEMM_N ** 3 / t / 1e9 for gemm in gemms for t in gemm]
+        row("% ahead, same rnd", [same_round_margins(column) for column in rounds],
+            lambda v: f"{100 * v:+.0f}")
+    every = [r / 1e9 for column_rates in rates for r in column_rates]
     print(f"  (fastnn fast in each round: its epoch over that round's floor and, in %, how much longer the "
-          f"fastest peer's epoch took; median (range). The rounds' {GEMM} ran at {min(rates):.0f}-"
-          f"{max(rates):.0f} GFLOP/s)", flush=True)
+          f"fastest peer's epoch took; median (range). The rounds' {GEMM} ran at {min(every):.0f}-"
+          f"{max(every):.0f} GFLOP/s)", flush=True)
 
 
 def tiny_table(repeats, names):

@@ -6,10 +6,11 @@ For the plain-SGD engine ``make_engine`` picks at ``--batch`` (784-128-10, float
 random rows): its epoch with two workers; then one worker's share of it as an engine of its
 own with one worker (from ``fastnn.rows.MIN_ROW_SHARING_ROWS`` rows up: half the rows at half
 the batch; below: 64 of the 128 units, on all rows), in a process pinned to one core ("alone",
-on each core in turn), and in two processes at once, pinned to cores 0 and 1 ("two at once": what sharing the
-machine costs, with no barrier between them). Each with the batches shuffled (gathered) and
-with the rows as stored (no gather). First, each core's one-thread 2048³ float32 GEMM rate, in
-turn: whether one core is the slower. ms per epoch, best / median of the epochs after the first.
+on each core in turn), and in two processes at once, pinned to cores 0 and 1 ("two at once":
+what sharing the machine costs, with no barrier between them). Each with the batches shuffled
+(gathered) and with the rows as stored (no gather). First, each core's one-thread 2048³
+float32 GEMM rate, in turn: whether one core is the slower. ms per epoch, best / median of the
+epochs after the first.
 """
 
 import argparse
@@ -23,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._peers import engine_epoch, limits, synthetic  # noqa: E402
+from bench.compare import gemm_rate  # noqa: E402
 from fastnn.engine import network_of  # noqa: E402
 from fastnn.rows import MIN_ROW_SHARING_ROWS, RowsEngine  # noqa: E402
 from fastnn.split import SplitEngine  # noqa: E402
@@ -57,23 +59,15 @@ def timed_epochs(share, batch, epochs):
 
 
 def core_rates():
-    """Each core's one-thread GEMM rate (the affinity is this thread's: BLAS limited to it)."""
-    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    """Each core's one-thread :func:`bench.compare.gemm_rate` (the affinity is this thread's:
+    BLAS limited to it)."""
     rates = []
     with threadpool_limits(1):
         for core in (0, 1):
             os.sched_setaffinity(0, {core})
-            a @ a
-            best = min(_seconds(lambda: a @ a) for _ in range(3))
-            rates.append(f"core {core} {2 * 2048 ** 3 / best / 1e9:.0f}")
+            rates.append(f"core {core} {gemm_rate() / 1e9:.0f}")
     os.sched_setaffinity(0, {0, 1})
     return ", ".join(rates) + " GFLOP/s"
-
-
-def _seconds(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def child(args, core):
