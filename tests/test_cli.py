@@ -13,6 +13,7 @@ import pytest
 
 import fastnn
 import fastnn.estimator
+import fastnn.fast
 from fastnn import datasets
 from fastnn.cli import StopAfterEpoch, main
 
@@ -352,16 +353,19 @@ def test_second_ctrl_c_stops_at_once_and_saves_nothing(monkeypatch, tmp_path, ca
     assert not (tmp_path / "m.npz").exists()
 
 
-def test_a_cold_kernel_cache_is_announced(tmp_path):
+def test_a_cold_kernel_cache_is_announced(monkeypatch, capsys):
     """The first training run on a new machine compiles the fast engine for seconds: the command
-    says so once, on stderr; a later run, which loads the compiled code, does not."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    command = [sys.executable, "-m", "fastnn", "train", "--epochs", "1", "--hidden", "8", "--dtype",
-               "float64", "--quiet"]
-    runs = [subprocess.run(command, env=env, capture_output=True, text=True, timeout=300) for _ in range(2)]
-    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr + runs[1].stderr
-    assert runs[0].stderr.count("fastnn: compiling the fast engine for float64") == 1
-    assert "compiling" not in runs[1].stderr
+    says so once, on stderr; a run that loads the compiled code does not. Whether the cache is
+    cold is the engine's to tell (tests/test_engine.py, with a real cold cache); here the engine
+    is told so, which saves CI a second cold compile."""
+    argv = ["train", "--epochs", "1", "--hidden", "8", "--dtype", "float64", "--quiet"]
+    assert main(argv) == 0  # compiles or loads the kernels, whichever this process needs
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "compiling" not in capsys.readouterr().err
+    monkeypatch.setattr(fastnn.fast, "will_compile", lambda kernel, *args: True)
+    assert main(argv) == 0
+    assert capsys.readouterr().err.count("fastnn: compiling the fast engine for float64") == 1
 
 
 def test_predict_scales_csv_features_as_train_did(tmp_path, capsys):
