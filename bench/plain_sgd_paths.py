@@ -1,6 +1,7 @@
 """Plain SGD three ways, in one process, their epochs alternating: ms per epoch, best and median.
 
     python bench/plain_sgd_paths.py [--batches 32,128,256,512,1024,full] [--sizes 784,128,10] [--epochs 8]
+                                    [--as-stored]
 
 - "units": the plain-SGD engine whose workers share the first hidden layer's units
   (``fastnn.split.SplitEngine``);
@@ -14,7 +15,9 @@
 
 Each with as many workers as ``fit`` would use (``fastnn.split.split_workers``); float32, ReLU,
 softmax, 60,000 MNIST-shaped random rows, the same initial weights, batch order and lr 0.01 (at
-full batch the rows as stored, no gather). The first epoch of each is not counted.
+full batch the rows as stored, no gather; ``--as-stored``: every batch so, which leaves out the
+gather and shows what smaller batches of the same rows cost, e.g. against a full batch's
+passes over activations too large for the cache). The first epoch of each is not counted.
 Alternating within one process keeps a slow phase of a shared machine from landing on one
 side only.
 """
@@ -49,13 +52,15 @@ def main():
     parser.add_argument("--batches", default="32,128,256,512,1024,full")
     parser.add_argument("--sizes", default="784,128,10")
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--as-stored", action="store_true", help="every batch's rows as stored, no gather")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rng, X, y, weights, biases = synthetic(N, sizes)
     print(f"{args.sizes}, float32, {N} rows: ms per epoch, best / median of {args.epochs - 1}")
     for batch in args.batches.split(","):
         size = N if batch == "full" else int(batch)
-        order = None if batch == "full" else rng.permutation(N)  # full batch: the rows as stored, as fit
+        # Full batch: the rows as stored, as fit takes them.
+        order = None if batch == "full" or args.as_stored else rng.permutation(N)
         epochs = {name: split_epoch(cls, X, y, size, weights, biases) for name, cls in ENGINES.items()}
         epochs["solver, momentum 0"] = make_fast(X, y, sizes, size, 0.01, weights, biases,
                                                  rule=Rule("momentum", momentum=0.0))[0]
