@@ -19,6 +19,9 @@ from fastnn.cli import StopAfterEpoch, main
 
 from .test_datasets import write_iris, write_mnist
 
+# What the command prints before the first fit of a process that meets a cold kernel cache.
+COMPILE_NOTICE = "fastnn: compiling the fast engine for"
+
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
@@ -205,7 +208,7 @@ def test_bad_input_is_one_line_and_exit_1(argv, message, capsys):
     assert main(argv + (["--quiet"] if argv[0] == "train" else [])) == 1
     err = capsys.readouterr().err
     # The first fit of a process with a cold Numba cache says that it compiles, before the error.
-    error = [line for line in err.splitlines() if not line.startswith("fastnn: compiling the fast engine")]
+    error = [line for line in err.splitlines() if not line.startswith(COMPILE_NOTICE)]
     assert len(error) == 1 and error[0].startswith("fastnn: error: ") and message in error[0]
     assert "Traceback" not in err
 
@@ -365,7 +368,7 @@ def test_a_cold_kernel_cache_is_announced(monkeypatch, capsys):
     assert "compiling" not in capsys.readouterr().err
     monkeypatch.setattr(fastnn.fast, "will_compile", lambda kernel, *args: True)
     assert main(argv) == 0
-    assert capsys.readouterr().err.count("fastnn: compiling the fast engine for float64") == 1
+    assert capsys.readouterr().err.count(f"{COMPILE_NOTICE} float64") == 1
 
 
 def test_predict_scales_csv_features_as_train_did(tmp_path, capsys):
