@@ -8,12 +8,21 @@ parameters a step makes: the L2 sum, and the update of SGD with momentum and of 
 form the regularised mean gradient from the summed one as they read it. The L2 mean as a pass
 of its own (L-BFGS's objective) is shown too. Microseconds per call, best of 5 repetitions of
 200 calls.
+
+Then one worker's share of each pass in a step of ``--workers`` (default 2: the split epoch's
+workers share the passes out) against the step's GEMM floor, as bench/compare.py defines it
+(the batch's GEMM FLOPs at the rate of a float32 2048³ ``np.matmul`` on every core, timed in
+this run), with Adam's square root and division alone on that share: a pass cannot run faster
+than the CPU's divider allows, so these ratios are what a rule adds to plain SGD's ratio to the
+floor at that batch size, at the least.
 """
 
 import argparse
 import time
 
 import numpy as np
+from compare import flops_per_sample, gemm_rate  # bench/, run as a script
+from numba import njit
 
 from fastnn.kernels.network import NO_UNITS, make_work
 from fastnn.kernels.optimizers import Mean, _inplace_adam, _inplace_momentum
@@ -34,11 +43,37 @@ def microseconds(call, calls=200, repeats=5):
     return 1e6 * best
 
 
+@njit(error_model="numpy")
+def _sqrt_and_divide(out, a, b, epsilon):
+    """Adam's two correctly rounded operations per parameter, alone: ``a / (√b + ε)``."""
+    for k in range(out.shape[0]):
+        out[k] = a[k] / (np.sqrt(b[k]) + epsilon)
+
+
+def worker_share(theta, grad, m, v, mean, layout, workers, batch):
+    """Each pass over one worker's share of the parameters, in µs and over the step's floor."""
+    n = layout.size // workers
+    th, g, m, v, out = theta[:n], grad[:n], m[:n], v[:n], np.empty_like(theta[:n])
+    step_floor = flops_per_sample(layout.sizes) * batch / gemm_rate()
+    share = {
+        "L2 sum": lambda: _l2_penalty(theta, layout.table, 0, workers, NO_UNITS),
+        "momentum update": lambda: _inplace_momentum(th, g, m, 1e-9, 0.9, True, mean),
+        "Adam update": lambda: _inplace_adam(th, g, m, v, 1e-9, 0.9, 0.999, 1e-8, mean),
+        "square root and division alone": lambda: _sqrt_and_divide(out, m, v, theta.dtype.type(1e-8)),
+    }
+    print(f"one worker's share of a step of {workers} workers ({n} parameters), against the step's "
+          f"GEMM floor ({step_floor * 1e6:.1f} µs):")
+    for name, call in share.items():
+        t = microseconds(call)
+        print(f"  {name}: {t:.1f} µs ({t / (step_floor * 1e6):.2f}x the floor)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--sizes", default="784,128,10", help="layer sizes; the digits': 64,100,10")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     dtype, b = np.dtype(args.dtype).type, args.batch
     sizes = [int(n) for n in args.sizes.split(",")]
@@ -70,6 +105,7 @@ def main():
     print(f"  forward and backward (objective less its two L2 passes): {gradient:.0f}")
     for name, t in times.items():
         print(f"  {name}: {t:.0f}")
+    worker_share(theta, grad, m, v, mean, layout, args.workers, b)
 
 
 if __name__ == "__main__":
