@@ -12,9 +12,9 @@ of its own (L-BFGS's objective) is shown too. Microseconds per call, best of 5 r
 Then one worker's share of each pass in a step of ``--workers`` (default 2: the split epoch's
 workers share the passes out) against the step's GEMM floor, as bench/compare.py defines it
 (the batch's GEMM FLOPs at the rate of a float32 2048³ ``np.matmul`` on every core, timed in
-this run), with Adam's square root and division alone on that share: a pass cannot run faster
-than the CPU's divider allows, so these ratios are what a rule adds to plain SGD's ratio to the
-floor at that batch size, at the least.
+this run), with Adam's square root and division alone on that share: Adam's pass cannot run
+faster than the CPU's divider allows. While the update is a pass of its own after the GEMMs,
+these ratios are about what a rule adds to plain SGD's ratio to the floor at that batch size.
 """
 
 import argparse
