@@ -1,14 +1,16 @@
 """Plain SGD three ways, in one process, their epochs alternating: ms per epoch, best and median.
 
     python bench/plain_sgd_paths.py [--batches 32,128,256,512,1024,full] [--sizes 784,128,10] [--epochs 8]
-                                    [--as-stored]
+                                    [--as-stored] [--piece-rows 64,256,512]
 
 - "units": the plain-SGD engine whose workers share the first hidden layer's units
   (``fastnn.split.SplitEngine``);
 - "rows": the plain-SGD engine whose workers share each batch's rows
   (``fastnn.rows.RowsEngine``); ``fastnn.engine.make_engine`` (what ``bench/compare.py``
   times as "fastnn fast" for plain SGD) picks it from ``fastnn.rows.MIN_ROW_SHARING_ROWS``
-  rows up, "units" below;
+  rows up, "units" below; it cuts each batch into pieces of ``fastnn.rows.piece_size`` rows
+  that the workers take as they come free; ``--piece-rows`` adds the same engine with pieces
+  of other sizes ("rows, pieces of 512" at batch 1024: one piece a worker, as a fixed split);
 - "solver, momentum 0": the estimators' solver epoch with momentum 0, what
   ``MLPClassifier(solver="sgd", momentum=0)`` runs, whose workers share rows above 64 per batch
   (built as ``bench/compare.py`` builds it, ``bench/_peers.py``).
@@ -40,10 +42,10 @@ N = 60000
 ENGINES = {"units": SplitEngine, "rows": RowsEngine}
 
 
-def split_epoch(cls, X, y, batch, weights, biases):
+def split_epoch(cls, X, y, batch, weights, biases, **options):
     """An epoch of the plain-SGD engine ``cls`` with as many workers as fit would use."""
     net = network_of(weights, biases, "relu")
-    engine = cls(X, y, net, batch, n_workers=split_workers(net.layout, default_blas_threads()))
+    engine = cls(X, y, net, batch, n_workers=split_workers(net.layout, default_blas_threads()), **options)
     return engine_epoch(engine, 0.01)
 
 
@@ -53,6 +55,7 @@ def main():
     parser.add_argument("--sizes", default="784,128,10")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--as-stored", action="store_true", help="every batch's rows as stored, no gather")
+    parser.add_argument("--piece-rows", default="", help="the rows engine also with pieces of these sizes")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rng, X, y, weights, biases = synthetic(N, sizes)
@@ -62,6 +65,9 @@ def main():
         # Full batch: the rows as stored, as fit takes them.
         order = None if batch == "full" or args.as_stored else rng.permutation(N)
         epochs = {name: split_epoch(cls, X, y, size, weights, biases) for name, cls in ENGINES.items()}
+        for rows in filter(None, args.piece_rows.split(",")):
+            epochs[f"rows, pieces of {rows}"] = split_epoch(RowsEngine, X, y, size, weights, biases,
+                                                            piece_rows=int(rows))
         epochs["solver, momentum 0"] = make_fast(X, y, sizes, size, 0.01, weights, biases,
                                                  rule=Rule("momentum", momentum=0.0))[0]
         times = {name: [] for name in epochs}

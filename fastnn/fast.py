@@ -50,6 +50,7 @@ class FastEngine(Engine):
         self.X, self.y = X, np.ascontiguousarray(y, dtype=np.int64)
         self.net = Net(self.theta, self.layout.table, ACTIVATION_CODES[self.activation])
         self.rows = min(batch_size, X.shape[0])  # the largest batch
+        self.gather_rows = self.rows  # the rows a gather buffer holds
         self._x_batches = np.empty((self.n_gather_buffers, 0, X.shape[1]), X.dtype)
         self._y_batches = np.empty((self.n_gather_buffers, 0), np.int64)
         self._gradient_work = None
@@ -88,9 +89,10 @@ class FastEngine(Engine):
         order = full_batch_as_stored(order, self.rows, n)
         if order is None:
             order = np.empty(0, dtype=np.int64)
-        elif self._x_batches.shape[1] < self.rows:
-            self._x_batches = aligned_empty((self.n_gather_buffers, self.rows, self.X.shape[1]), self.X.dtype)
-            self._y_batches = np.empty((self.n_gather_buffers, self.rows), np.int64)
+        elif self._x_batches.shape[1] < self.gather_rows:
+            shape = (self.n_gather_buffers, self.gather_rows)
+            self._x_batches = aligned_empty((*shape, self.X.shape[1]), self.X.dtype)
+            self._y_batches = np.empty(shape, np.int64)
         return Batches(self.X, self.y, order, self.batch_size, self._x_batches[0], self._y_batches[0])
 
     def _step(self, learning_rate):

@@ -1,7 +1,7 @@
-"""The rows engine: each batch's rows shared out to worker threads.
+"""The rows engine: each batch's rows cut into pieces that worker threads take as they come free.
 
 Each worker runs :func:`fastnn.kernels.rows._rows_epoch_share` in its own Python
-thread (the kernels release the GIL) and calls one-thread BLAS on its rows; the
+thread (the kernels release the GIL) and calls one-thread BLAS on its pieces; the
 scheme and its two barriers per batch are described there.
 """
 
@@ -10,35 +10,44 @@ import numpy as np
 from ._threads import run_workers
 from .fast import FastEngine
 from .kernels.network import make_work
-from .kernels.rows import Crew, _rows_epoch_share
+from .kernels.rows import Crew, _largest_piece, _pieces, _rows_epoch_share
 
 # From batches of this many rows up, fastnn.engine.make_engine shares rows rather than the
 # first hidden layer's units: bench/plain_sgd_paths.py's measurements in the README ("Threads").
 MIN_ROW_SHARING_ROWS = 512
+# A batch of m rows is cut into min(MAX_PIECES, ⌈m / PIECE_ROWS⌉) near-equal pieces (each has a
+# gradient buffer of θ's size): bench/plain_sgd_paths.py --piece-rows.
+PIECE_ROWS = 64
+MAX_PIECES = 16
 
 
 class RowsEngine(FastEngine):
-    """One epoch trained by ``n_workers`` threads, each taking its share of every batch's rows.
+    """One epoch trained by ``n_workers`` threads that take the pieces of every batch's rows.
 
-    Worker ``c`` forms the summed gradient of its rows in its row of :attr:`grads`, then
-    updates its block of the flat ``theta`` from the workers' gradients added in worker
-    order. BLAS runs one thread.
+    Piece ``p`` of a batch leaves its summed gradient in row ``p`` of :attr:`grads`; each
+    worker then updates its block of the flat ``theta`` from the pieces' gradients added in
+    piece order. BLAS runs one thread.
 
-    Buffers for batches of ``b`` rows: per worker, the work buffers of ``⌈b/w⌉`` rows (as the
-    serial engine's for that many), a gradient of the parameters' size and, for shuffled
-    batches, a ``b × n_features`` gather buffer.
+    Buffers for batches of ``b`` rows, cut into at most :data:`MAX_PIECES` pieces of about
+    :data:`PIECE_ROWS` rows (``piece_rows``, if given, instead: tests): a gradient of the
+    parameters' size per piece, and per worker the work buffers of a piece's rows (as the serial
+    engine's for that many) and, for shuffled batches, a gather buffer of as many rows.
     """
 
-    def __init__(self, X, y, network, batch_size, n_threads=1, track_gradients=False, n_workers=2):
+    def __init__(self, X, y, network, batch_size, n_threads=1, track_gradients=False, n_workers=2,
+                 piece_rows=None):
         self.n_gather_buffers = n_workers  # one per worker: FastEngine allocates them
         super().__init__(X, y, network, batch_size, n_threads, track_gradients)
         self.n_workers, self.blas_threads = n_workers, 1
-        self.grads = np.empty((n_workers, self.layout.size), X.dtype)
-        share = -(-self.rows // n_workers)
-        self.works = [make_work(self.layout.table, share, X.dtype)._replace(grad=self.grads[w])
+        piece_rows = piece_rows or PIECE_ROWS
+        n_pieces = _pieces(self.rows, piece_rows, MAX_PIECES)
+        self.gather_rows = _largest_piece(self.rows, piece_rows, MAX_PIECES)
+        self.grads = np.empty((n_pieces, self.layout.size), X.dtype)
+        self.works = [make_work(self.layout.table, self.gather_rows, X.dtype) for _ in range(n_workers)]
+        self.sync = np.zeros(3, np.int64)
+        losses, hits = np.empty(n_pieces), np.empty(n_pieces, np.int64)
+        self.crews = [Crew(w, n_workers, piece_rows, n_pieces, self.grads, losses, hits, self.sync, 0, 0)
                       for w in range(n_workers)]
-        self.sync = np.zeros(2, np.int64)
-        self.crews = [Crew(w, n_workers, self.grads, self.sync, 0, 0) for w in range(n_workers)]
 
     def epoch(self, order, learning_rate):
         """Run the workers (worker 0 in this thread). Return :class:`fastnn.engine.EpochStats`."""
@@ -46,7 +55,7 @@ class RowsEngine(FastEngine):
         self.sync[:] = 0
         results = run_workers(self.n_workers, lambda w: _rows_epoch_share(*self._worker_args(data, step, w)),
                               self.sync)
-        return self._stats(sum(loss for loss, _ in results), sum(hits for _, hits in results))
+        return self._stats(*results[0])  # worker 0 sums the pieces' losses and hits
 
     def _epoch_call(self, order, learning_rate):
         return _rows_epoch_share, self._worker_args(self._batches(order), self._step(learning_rate), 0)

@@ -202,30 +202,63 @@ def test_one_worker_is_bitwise_the_serial_epoch(digits, dtype, sizes):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("sizes", [[64, 24, 10], [64, 24, 16, 10]], ids=["1-hidden", "2-hidden"])
 def test_one_rows_worker_is_bitwise_the_serial_epoch(digits, dtype, sizes):
-    """Alone, a worker sharing rows does the arithmetic of the serial epoch that forms the
-    batch's gradient before its step (as it does to track gradient norms), exactly; with
-    more, only the order in which the rows' gradients are added differs."""
+    """Alone, on batches of one piece, a worker sharing rows does the arithmetic of the serial
+    epoch that forms the batch's gradient before its step (as it does to track gradient
+    norms), exactly."""
     X_train, _, y_train, _ = digits
     X, y = np.ascontiguousarray(X_train, dtype), y_train.astype(np.int64)
     weights, biases = reference.init_params(sizes, "kaiming", np.random.default_rng(0), dtype)
     order = np.random.default_rng(1).permutation(len(X))
     serial, alone = network(weights, biases), network(weights, biases)
     want = fast.SerialEngine(X, y, serial, 50, track_gradients=True).epoch(order, 0.1)
-    got = rows.RowsEngine(X, y, alone, 50, n_workers=1).epoch(order, 0.1)
+    engine = rows.RowsEngine(X, y, alone, 50, n_workers=1)
+    assert engine.gather_rows == 50
+    got = engine.epoch(order, 0.1)
     np.testing.assert_array_equal(alone.theta, serial.theta)
     assert (got.loss, got.accuracy) == (want.loss, want.accuracy)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch, piece", [(100, 16), (1437, 200)], ids=["shuffled", "full-as-stored"])
+def test_rows_results_do_not_depend_on_the_workers(digits, dtype, batch, piece):
+    """Pieces are cut by the batch's size alone and added in piece order, whoever computed
+    them: one, two or three workers (more than this machine's cores: they take turns, and
+    the pieces each takes change from run to run) give the same bits, and pieces of other
+    sizes give other bits within the engines' bound."""
+    X_train, _, y_train, _ = digits
+    X, y = np.ascontiguousarray(X_train, dtype), y_train.astype(np.int64)
+    weights, biases = reference.init_params([64, 24, 10], "kaiming", np.random.default_rng(0), dtype)
+    order = np.random.default_rng(1).permutation(len(X))
+    results = {}
+    for n_workers, rows_a_piece in [(1, piece), (2, piece), (3, piece), (2, piece // 2 + 1)]:
+        net = network(weights, biases)
+        engine = rows.RowsEngine(X, y, net, batch, n_workers=n_workers, piece_rows=rows_a_piece)
+        engine.epoch(order, 0.1)
+        results[n_workers, rows_a_piece] = net.theta, engine.epoch(order[::-1].copy(), 0.1).loss
+    theta, loss = results[1, piece]
+    for n_workers in (2, 3):
+        np.testing.assert_array_equal(results[n_workers, piece][0], theta)
+        assert results[n_workers, piece][1] == loss
+    other = results[2, piece // 2 + 1][0]
+    assert not np.array_equal(other, theta), "pieces of another size should round differently"
+    bound = TRAINING_RTOL[np.dtype(dtype).name] * np.abs(theta).max()
+    np.testing.assert_allclose(other, theta, rtol=0, atol=bound)
 
 
 # Each barrier of the split epochs and the test-only stall before what it publishes (the
 # workers' fastnn.kernels.split.Share or fastnn.kernels.rows.Crew): sharing units, the worker's
 # share of the first two gathered batches (the start barrier), of each batch's second-layer sums
-# (the first), of each batch's output gradient (the second); sharing rows, its gradient of its
-# rows (the first), its block of the step (the second).
+# (the first), of each batch's output gradient (the second); sharing rows, the gradient of each
+# piece it takes (the first), its block of the step (the second).
 STALLS = {"units-start": (split.SplitEngine, "shares", "stall_start"),
           "units-first": (split.SplitEngine, "shares", "stall_partials"),
           "units-second": (split.SplitEngine, "shares", "stall"),
           "rows-first": (rows.RowsEngine, "crews", "stall_gradient"),
           "rows-second": (rows.RowsEngine, "crews", "stall_update")}
+
+
+# Five pieces a batch of 50 when sharing rows: both workers take some.
+PIECES = {split.SplitEngine: {}, rows.RowsEngine: {"piece_rows": 10}}
 
 
 @pytest.mark.parametrize("stalled", [0, 1])
@@ -244,7 +277,7 @@ def test_each_barrier_holds_the_others_back(digits, barrier, stalled):
     results = []
     for stall in (0, 3_000_000):
         net = network(weights, biases)
-        engine = engine_class(X, y, net, 50, n_workers=2)
+        engine = engine_class(X, y, net, 50, n_workers=2, **PIECES[engine_class])
         held = getattr(engine, holders)
         held[stalled] = held[stalled]._replace(**{stall_field: stall})
         engine.epoch(order, 0.1)
@@ -283,8 +316,8 @@ X, y = rng.random((500, 20)), rng.integers(0, 3, 500)
 W, B = reference.init_params([20, 8, 3], "kaiming", rng, np.float64)
 layout = Layout([20, 8, 3])
 engine = ENGINE(X, y, Network(layout, layout.pack(W, B, np.float64), "relu"), 32, n_workers=2)
-if ENGINE is rows.RowsEngine:  # a gradient of the wrong size: the kernel raises
-    engine.works[1] = engine.works[1]._replace(grad=engine.works[1].grad[:-1])
+if ENGINE is rows.RowsEngine:  # work buffers smaller than a piece: the kernel raises
+    engine.works[1] = engine.works[1]._replace(losses=engine.works[1].losses[:1])
 try:
     engine.epoch(np.arange(500), 0.1)
 except RuntimeError as error:

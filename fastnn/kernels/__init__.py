@@ -34,8 +34,9 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   ``_gather_share``, ``_sum_partials``, ``_output_delta_share``, ``_upper_layers_step``
   (which calls ``_run_batches``)
 - :mod:`.rows` — ``_rows_epoch_share``: one worker's part of an epoch whose batches' rows
-  are shared out (:class:`fastnn.rows.RowsEngine`); helper ``_add_in_order`` (the workers'
-  gradients, added)
+  are cut into pieces that the workers take as they come free (:class:`fastnn.rows.RowsEngine`);
+  helpers ``_train_pieces``, ``_check_crew``, ``_add_in_order`` (the pieces' gradients, added),
+  and ``_pieces``, ``_largest_piece`` (the cut; plain Python too)
 - :mod:`.dense` — ``_dense_forward`` (BLAS GEMM + bias + activation); helpers
   ``_transpose_into`` (a short batch's narrow inputs; the units epoch's first hidden
   layer), ``_dense_softmax``

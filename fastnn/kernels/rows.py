@@ -1,46 +1,59 @@
-"""One epoch of SGD with each batch's rows shared out to workers.
+"""One epoch of SGD with each batch's rows cut into pieces that workers take as they come free.
 
-Worker ``c`` of ``n`` takes the ``c``-th of ``n`` near-equal blocks of a batch's
-``m`` rows and, per batch::
+A batch of ``m`` rows is cut into ``P = min(crew.max_pieces, ⌈m / crew.piece_rows⌉)``
+near-equal pieces of consecutive rows (:func:`_pieces`): the cut depends on ``m`` alone. Per
+batch, each worker::
 
-    g_c = Σ_{its rows} ∂loss/∂θ            forward and backward at full width (_train_batch)
-    ---- barrier: every g_c is written ----
-    θ[p] −= (α/m) · (g_0 + g_1 + …)[p]      for its block p of the flat θ, added in worker order
+    while a piece p is left: g_p = Σ_{rows of p} ∂loss/∂θ      (_train_batch, full width)
+    ---- barrier: every g_p is written ----
+    θ[q] −= (α/m) · (g_0 + g_1 + …)[q]      for its block q of the flat θ, added in piece order
     ---- barrier: all of θ is updated ----
 
-Every GEMM runs at the network's full width on a share of the rows; the weight
-gradients are added once per step. Against the units split (:mod:`.split`) this
-trades the first layer's narrower GEMMs and its per-batch exchange of the second
-layer's sums for a pass over the workers' gradients: the better trade at large
-batches (:data:`fastnn.rows.MIN_ROW_SHARING_ROWS`). With one worker the arithmetic is
-the serial epoch's with a separate gradient (``work.grad``), bitwise (tested); with
-more, only the order in which rows are summed differs. Every run with the same
-``n`` gives the same bits.
+Workers take pieces from a shared counter (``sync[CLAIM]``, an atomic add), so a faster core
+takes more of them; which worker computed a piece changes nothing, because each piece's
+gradient has a buffer of its own and the pieces are added in piece order. So the result does
+not depend on timing or on the number of workers: one worker gives the bits of any other
+number (tested), and with batches of at most ``piece_rows`` rows, those of the serial epoch
+that forms the batch's gradient before its step. Against the units split (:mod:`.split`) this
+trades the first layer's narrower GEMMs and its per-batch exchange of the second layer's sums
+for a pass over the pieces' gradients: the better trade at large batches
+(:data:`fastnn.rows.MIN_ROW_SHARING_ROWS`).
+
+Tickets from ``sync[CLAIM]`` only grow: in a batch of ``P`` pieces every worker takes
+tickets until one is past the batch's pieces, so the batch uses exactly ``P + n_workers``
+of them and the next batch's pieces start where those end.
 """
 
 from typing import NamedTuple
 
 import numpy as np
+from numba.extending import register_jitable
 
 from ._jit import helper, kernel
 from ._scalar import like
 from .epoch import _check_order, _rows, _train_batch
-from .network import _share
-from .sync import _arrive_and_wait, _stall
+from .network import Work, _share
+from .sync import CLAIM, _arrive_and_wait, _atomic_add, _stall
 from .update import _inplace_sgd
 
 
 class Crew(NamedTuple):
-    """The workers that share each batch's rows; this one is ``worker`` of ``n_workers``.
-    ``grads`` (``n_workers × θ's size``): row ``c`` is worker ``c``'s summed gradient (its
-    ``work.grad``); ``sync``: the barrier's counters (:mod:`.sync`). Two test-only stalls (0
-    but in tests) make the worker spin that long before it writes what a barrier then lets
-    the others read: ``stall_gradient`` before its share of each batch's gradient (the first
-    barrier), ``stall_update`` before its block of each step (the second)."""
+    """The workers that share each batch's pieces; this one is ``worker`` of ``n_workers``.
+    A batch has ``min(max_pieces, ⌈m / piece_rows⌉)`` pieces; row ``p`` of ``grads`` (at least
+    ``max_pieces`` rows, θ's size wide) receives piece ``p``'s summed gradient, ``losses[p]``
+    (float64) and ``hits[p]`` (int64) its summed loss and hits; ``sync``: the barrier's and the
+    pieces' counters (:mod:`.sync`). Two test-only stalls (0 but in tests) make the worker spin
+    that long before it writes what a barrier then lets the others read: ``stall_gradient``
+    before each piece it has taken (the first barrier), ``stall_update`` before its block of
+    each step (the second)."""
 
     worker: int
     n_workers: int
+    piece_rows: int
+    max_pieces: int
     grads: np.ndarray
+    losses: np.ndarray
+    hits: np.ndarray
     sync: np.ndarray
     stall_gradient: int
     stall_update: int
@@ -48,7 +61,7 @@ class Crew(NamedTuple):
 
 @helper
 def _add_in_order(grads, lo, hi):
-    """``grads[0, lo:hi] += grads[1, lo:hi] + …``, one row after another (in worker order)."""
+    """``grads[0, lo:hi] += grads[1, lo:hi] + …``, one row after another (in piece order)."""
     total = grads[0, lo:hi]
     for other in range(1, grads.shape[0]):
         part = grads[other, lo:hi]
@@ -57,41 +70,77 @@ def _add_in_order(grads, lo, hi):
     return total
 
 
+# Plain Python too (register_jitable): the engine sizes its buffers with them, uncompiled.
+@register_jitable(inline="always")
+def _pieces(m, piece_rows, max_pieces):
+    """The number of pieces of a batch of ``m`` rows."""
+    return min(max_pieces, -(-m // piece_rows))
+
+
+@register_jitable(inline="always")
+def _largest_piece(m, piece_rows, max_pieces):
+    """The most rows a piece of a batch of at most ``m`` rows can have."""
+    return min(m, max(piece_rows, -(-m // max_pieces)))
+
+
+@helper
+def _check_crew(data, net, work, crew):
+    """Raise unless the buffers fit: work for a piece, a gradient row and a loss per piece."""
+    if data.batch_size < 1 or crew.n_workers < 1 or crew.piece_rows < 1 or crew.max_pieces < 1:
+        raise ValueError("the batch size, the workers and the pieces must be at least 1")
+    rows = _largest_piece(min(data.batch_size, data.X.shape[0]), crew.piece_rows, crew.max_pieces)
+    if (work.losses.shape[0] < rows or crew.grads.shape[0] < crew.max_pieces
+            or crew.grads.shape[1] != net.theta.shape[0] or crew.losses.shape[0] < crew.max_pieces
+            or crew.hits.shape[0] < crew.max_pieces):
+        raise ValueError("work buffers are smaller than a piece, or the gradients do not fit the pieces "
+                         "or theta")
+    _check_order(data, rows)
+
+
+@helper
+def _train_pieces(data, net, work, crew, step, start, stop, taken):
+    """Take the pieces of the batch ``start…stop`` left after ``taken`` tickets, one at a time,
+    until none is left; return the batch's number of pieces."""
+    n_pieces = _pieces(stop - start, crew.piece_rows, crew.max_pieces)
+    while True:
+        p = _atomic_add(crew.sync, CLAIM, 1) - taken
+        if p >= n_pieces:
+            return n_pieces
+        if crew.stall_gradient > 0:
+            _stall(crew.sync, crew.stall_gradient)
+        lo, hi = _share(stop - start, p, n_pieces)
+        Xb, yb = _rows(data, start + lo, start + hi)
+        piece = Work(work.acts, work.deltas, work.grad_b, crew.grads[p], work.norms, work.losses, work.hits,
+                     work.inputs_t)
+        crew.losses[p], crew.hits[p] = _train_batch(Xb, yb, net, piece, False, step, Xb[:0])
+
+
 @kernel
 def _rows_epoch_share(data, net, work, crew, step):
     """Worker ``crew.worker``'s part of one epoch of SGD steps of size ``step`` over ``data``
-    (:class:`~.network.Batches` with this worker's gather buffers), each batch's rows shared
-    out (module docstring). ``work`` holds a worker's share of a batch, with
-    ``crew.grads[crew.worker]`` as its gradient. Return the summed loss and hits of this
-    worker's rows, or (nan, -1) if another worker aborted."""
+    (:class:`~.network.Batches` with this worker's gather buffers of a piece's rows), each
+    batch's pieces shared out (module docstring). ``work`` holds a piece. Return the epoch's
+    summed loss and hits (worker 0; the others return 0), or (nan, -1) if another worker
+    aborted."""
+    _check_crew(data, net, work, crew)
     n = data.X.shape[0]
-    share = -(-min(data.batch_size, n) // max(crew.n_workers, 1))
-    if (data.batch_size < 1 or crew.n_workers < 1 or work.losses.shape[0] < share
-            or crew.grads.shape[0] != crew.n_workers or crew.grads.shape[1] != net.theta.shape[0]
-            or work.grad.shape[0] != net.theta.shape[0]):
-        raise ValueError("work buffers are smaller than a batch's share, or the gradients do not fit theta")
-    _check_order(data, share)
     own_lo, own_hi = _share(net.theta.shape[0], crew.worker, crew.n_workers)
-    loss, n_hits = 0.0, 0
+    loss, n_hits, taken = 0.0, 0, 0
     for k in range(-(-n // data.batch_size)):
         start = k * data.batch_size
         stop = min(start + data.batch_size, n)
-        lo, hi = _share(stop - start, crew.worker, crew.n_workers)
-        if crew.stall_gradient > 0:
-            _stall(crew.sync, crew.stall_gradient)
-        if hi > lo:
-            Xb, yb = _rows(data, start + lo, start + hi)
-            batch_loss, batch_hits = _train_batch(Xb, yb, net, work, False, step, Xb[:0])
-            loss += batch_loss
-            n_hits += batch_hits
-        else:  # a last batch of fewer rows than workers
-            work.grad[:] = 0
+        n_pieces = _train_pieces(data, net, work, crew, step, start, stop, taken)
+        taken += n_pieces + crew.n_workers
         if not _arrive_and_wait(crew.sync, crew.n_workers * (2 * k + 1)):
             return np.nan, -1
         if crew.stall_update > 0:
             _stall(crew.sync, crew.stall_update)
-        total = _add_in_order(crew.grads, own_lo, own_hi)
+        total = _add_in_order(crew.grads[:n_pieces], own_lo, own_hi)
         _inplace_sgd(net.theta[own_lo:own_hi], total, like(net.theta, step / (stop - start)))
+        if crew.worker == 0:
+            for p in range(n_pieces):
+                loss += crew.losses[p]
+                n_hits += crew.hits[p]
         if not _arrive_and_wait(crew.sync, crew.n_workers * (2 * k + 2)):
             return np.nan, -1
     return loss, n_hits

@@ -19,7 +19,7 @@ from llvmlite import binding
 from numba import types
 from numba.extending import intrinsic
 
-COUNT, ABORT = 0, 1  # the slots of the int64 array ``sync``
+COUNT, ABORT, CLAIM = 0, 1, 2  # the slots of the int64 array ``sync`` (CLAIM: pieces taken, :mod:`.rows`)
 SPINS_BEFORE_YIELD = 1000
 
 
