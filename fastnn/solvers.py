@@ -160,9 +160,11 @@ class FastSolver:
     """The solvers on the compiled kernels: an epoch is one call of
     :func:`fastnn.kernels.solver._solver_epoch`, or with ``n_workers > 1`` one call per
     worker thread (:class:`fastnn.kernels.solver.Team`), each with one-thread BLAS. The
-    workers take their shares of every batch's rows, their partial gradients added in a
-    fixed order (another worker count adds in another order: the whole-run bound, not
-    bitwise), or with ``share_units`` (None: batches of at most
+    workers take the pieces of every batch's rows as they come free (the cut, of
+    :data:`fastnn.rows.PIECE_ROWS` rows or more, depends on the batch's size alone; one
+    worker takes each batch whole), the pieces' gradients added in piece order: any number
+    of workers above one gives the same bits, one worker other bits within the whole-run
+    bound. Or, with ``share_units`` (None: batches of at most
     :data:`MAX_UNIT_SHARING_ROWS` rows) their shares of the first hidden layer's units
     (:func:`fastnn.kernels.solver._unit_solver_epoch`); then each its share of the update.
     Repeated runs are bitwise equal. A batch of every row is taken as stored, whatever the
@@ -175,6 +177,8 @@ class FastSolver:
         from .kernels._scalar import ACTIVATION_CODES
         from .kernels.network import Net, make_work
         from .kernels.outputs import LOSS_CODES
+        from .kernels.rows import _largest_piece, _pieces
+        from .rows import MAX_PIECES, PIECE_ROWS
 
         self.p = problem
         self.batch_size = batch_size
@@ -187,17 +191,20 @@ class FastSolver:
         if share_units is None:
             share_units = 1 < n_workers <= hidden and self.rows <= MAX_UNIT_SHARING_ROWS
         self.share_units = share_units
-        share = -(-self.rows // n_workers)
+        # One worker (or workers sharing units) takes a batch as one piece: the serial epoch.
+        self.piece_rows, self.max_pieces = ((self.rows, 1) if n_workers == 1 or share_units
+                                            else (PIECE_ROWS, _pieces(self.rows, PIECE_ROWS, MAX_PIECES)))
+        piece = _largest_piece(self.rows, self.piece_rows, self.max_pieces)
         self.loss_code = LOSS_CODES[problem.loss]
         self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])
-        self.grads = np.empty((n_workers, problem.layout.size), X.dtype)
+        self.grads = np.empty((max(n_workers, self.max_pieces), problem.layout.size), X.dtype)
         # Workers sharing units work in their Units instead; worker 0's Work still holds the norms.
-        self.works = [make_work(problem.layout.table, share, X.dtype, track_norms=track_gradients)
+        self.works = [make_work(problem.layout.table, piece, X.dtype, track_norms=track_gradients)
                       ._replace(grad=self.grads[w]) for w in range(1 if share_units else n_workers)]
         self.work = self.works[0]
-        self.losses = np.zeros(n_workers)
+        self.losses = np.zeros(self.max_pieces)
         self.squares = np.zeros(n_workers)
-        self.sync = np.zeros(2, np.int64)
+        self.sync = np.zeros(3, np.int64)
         self.weights = (np.empty(0, X.dtype) if problem.sample_weight is None
                         else np.ascontiguousarray(problem.sample_weight, X.dtype))
         self._gathers = {}  # by user: a worker's number, or "sums"
@@ -251,7 +258,8 @@ class FastSolver:
     def _team(self, worker):
         from .kernels.solver import Team
 
-        return Team(worker, self.n_workers, self.grads, self.losses, self.squares, self.sync)
+        return Team(worker, self.n_workers, self.piece_rows, self.max_pieces, self.grads, self.losses,
+                    self.squares, self.sync)
 
     def _solver(self, optimizer=None):
         """The kernels' :class:`~fastnn.kernels.solver.Solver`; without an optimizer, for the
@@ -292,6 +300,7 @@ class FastSolver:
             raise ValueError("the optimizer's state does not have the parameters' size")
         self.work.norms[:] = 0
         order = full_batch_as_stored(order, self.rows, self.p.X.shape[0])
+        self.sync[:] = 0  # the barriers' and the pieces' counters start each epoch at 0
         if self.n_workers == 1:
             kernel, args = self._epoch_call(order, optimizer)
             accumulated, optimizer.t = kernel(*args)
@@ -303,7 +312,6 @@ class FastSolver:
         from ._threads import run_workers
 
         calls = [self._epoch_call(order, optimizer, w) for w in range(self.n_workers)]
-        self.sync[:] = 0
         with self._blas.limit(limits=self.blas_threads, user_api="blas"):
             results = run_workers(self.n_workers, lambda w: calls[w][0](*calls[w][1]), self.sync)
         accumulated, optimizer.t = results[0]

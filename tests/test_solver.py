@@ -4,7 +4,7 @@ every output layer, update rule and sample weighting; subnormals flushed only in
 import numpy as np
 import pytest
 
-from fastnn import reference
+from fastnn import reference, rows
 from fastnn.kernels._fpu import X86
 from fastnn.layout import Layout
 from fastnn.solvers import Optimizer, Problem, make_solver
@@ -69,8 +69,9 @@ def test_fast_epochs_and_objective_match_the_reference(dtype, loss, rule, weight
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("workers", [1, 2])
 def test_epochs_with_the_inputs_transposed_match_the_reference(dtype, rule, workers):
-    """40 first-layer units, 5 inputs, batches of 16 (each worker's 8 when 2 share the rows):
-    the forward product reads a transposed copy of the batch (kernels.network.transposes_inputs)."""
+    """40 first-layer units, 5 inputs, batches of 16 (one piece, which either of 2 workers
+    sharing rows may take): the forward product reads a transposed copy of the batch
+    (kernels.network.transposes_inputs)."""
     from fastnn.kernels.network import transposes_inputs
 
     problem = _problem("log_loss", dtype, False, np.random.default_rng(0), first_hidden=40)
@@ -80,8 +81,8 @@ def test_epochs_with_the_inputs_transposed_match_the_reference(dtype, rule, work
         for _ in range(3):
             solver.epoch(order, optimizer)
         thetas.append(theta)
-    assert transposes_inputs(problem.layout.table, 16 // workers)
-    assert all(work.inputs_t.size == 5 * 16 // workers for work in solver.works)
+    assert transposes_inputs(problem.layout.table, 16)
+    assert all(work.inputs_t.size == 5 * 16 for work in solver.works)
     bound = BOUND[dtype]
     np.testing.assert_allclose(thetas[1], thetas[0], rtol=0, atol=bound * np.abs(thetas[0]).max())
 
@@ -134,23 +135,31 @@ def test_subnormals_flush_inside_an_epoch_only():
 
 @pytest.mark.parametrize("share_units", [False, True])
 @pytest.mark.parametrize("rule", RULES)
-def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(rule, share_units):
-    """A repeated run is bitwise the same (workers sharing rows add their partial gradients in
-    worker order); two workers are within the whole-run bound of one. Sharing rows rounds
-    differently from one worker; sharing units computes each gradient element once, with other
-    GEMM shapes (these happen to round alike). Rows as stored too."""
+def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(monkeypatch, rule, share_units):
+    """A repeated run is bitwise the same; two workers are within the whole-run bound of one.
+    Sharing rows, batches of 16 are cut into four pieces (of 5 rows or more here), whose
+    gradients are added in piece order, so three workers give the weights of two bitwise (the
+    L2 term of the loss is summed in the workers' blocks of θ, so the loss only to rounding),
+    and one worker, which takes each batch whole, rounds differently. Sharing units computes
+    each gradient element once, with other GEMM shapes (these happen to round alike). Rows as
+    stored too."""
+    monkeypatch.setattr(rows, "PIECE_ROWS", 5)
     problem = _problem("log_loss", np.float64, True, np.random.default_rng(3))
     runs = []
-    for workers in (2, 2, 1):
+    for workers in (2, 2, 3, 1):
         theta = problem.theta.copy()
         solver = make_solver("fast", problem._replace(theta=theta), 16, n_workers=workers,
                              share_units=share_units and workers > 1)
+        assert solver.max_pieces == (4 if workers > 1 and not share_units else 1)
         optimizer = Optimizer(rule, theta, 0.01)
         losses = [solver.epoch(order, optimizer) for order in (None, np.arange(50)[::-1])]
         runs.append((theta, losses))
     assert runs[0][0].tobytes() == runs[1][0].tobytes() and runs[0][1] == runs[1][1]
-    np.testing.assert_allclose(runs[0][0], runs[2][0], rtol=0, atol=1e-12 * np.abs(runs[2][0]).max())
-    assert share_units or not np.array_equal(runs[0][0], runs[2][0])
+    if not share_units:
+        assert runs[2][0].tobytes() == runs[0][0].tobytes()
+        np.testing.assert_allclose(runs[2][1], runs[0][1], rtol=1e-14)
+    np.testing.assert_allclose(runs[0][0], runs[3][0], rtol=0, atol=1e-12 * np.abs(runs[3][0]).max())
+    assert share_units or not np.array_equal(runs[0][0], runs[3][0])
 
 
 def test_units_are_shared_only_when_every_worker_gets_one():

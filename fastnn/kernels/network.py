@@ -147,6 +147,12 @@ NO_UNITS = np.empty(0, np.int64)
 
 
 @helper
+def _with_grad(work, grad):
+    """``work`` with ``grad`` as its gradient (a piece's row of the pieces' gradients)."""
+    return Work(work.acts, work.deltas, work.grad_b, grad, work.norms, work.losses, work.hits, work.inputs_t)
+
+
+@helper
 def _share(m, worker, n_workers):
     """Worker ``worker``'s rows ``[lo, hi)`` of ``m``: ``n_workers`` near-equal blocks."""
     return worker * m // n_workers, (worker + 1) * m // n_workers

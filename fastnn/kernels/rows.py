@@ -32,8 +32,8 @@ from numba.extending import register_jitable
 from ._jit import helper, kernel
 from ._scalar import like
 from .epoch import _check_order, _rows, _train_batch
-from .network import Work, _share
-from .sync import CLAIM, _arrive_and_wait, _atomic_add, _stall
+from .network import _share, _with_grad
+from .sync import _arrive_and_wait, _claim, _stall
 from .update import _inplace_sgd
 
 
@@ -103,16 +103,15 @@ def _train_pieces(data, net, work, crew, step, start, stop, taken):
     until none is left; return the batch's number of pieces."""
     n_pieces = _pieces(stop - start, crew.piece_rows, crew.max_pieces)
     while True:
-        p = _atomic_add(crew.sync, CLAIM, 1) - taken
-        if p >= n_pieces:
+        p = _claim(crew.sync, taken, n_pieces)
+        if p < 0:
             return n_pieces
         if crew.stall_gradient > 0:
             _stall(crew.sync, crew.stall_gradient)
         lo, hi = _share(stop - start, p, n_pieces)
         Xb, yb = _rows(data, start + lo, start + hi)
-        piece = Work(work.acts, work.deltas, work.grad_b, crew.grads[p], work.norms, work.losses, work.hits,
-                     work.inputs_t)
-        crew.losses[p], crew.hits[p] = _train_batch(Xb, yb, net, piece, False, step, Xb[:0])
+        crew.losses[p], crew.hits[p] = _train_batch(Xb, yb, net, _with_grad(work, crew.grads[p]), False, step,
+                                                    Xb[:0])
 
 
 @kernel

@@ -31,10 +31,11 @@ from .backward import _backpropagate, _frobenius_norm, _inplace_activation_backw
 from .blas import _gemm
 from .dense import _transpose_into
 from .epoch import _check_order, _gather, _gather_rows, _hidden_forward, _layer_gradient
-from .network import NO_UNITS, Net, Work, _bias, _block, _owned, _share, _weights
+from .network import NO_UNITS, Net, Work, _bias, _block, _owned, _share, _weights, _with_grad
 from .optimizers import Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
 from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty, _part
-from .sync import _arrive_and_wait
+from .rows import _largest_piece, _pieces
+from .sync import _arrive_and_wait, _claim
 
 MOMENTUM, ADAM = 0, 1
 
@@ -80,20 +81,22 @@ class Solver(NamedTuple):
 class Team(NamedTuple):
     """The workers that share an epoch's batches; this one is ``worker`` of ``n_workers``.
 
-    Sharing rows (:func:`_solver_epoch`), each worker takes its share of a batch's rows
-    (near-equal consecutive blocks) into its own gradient, row ``worker`` of ``grads``
-    (``n_workers × θ's size``; the worker's ``work.grad`` is that row), and its share of the
-    summed loss into ``losses[worker]``. After a barrier each worker updates its share of
-    every layer's weights and biases from the workers' gradients added in worker order; a
-    second barrier ends the step. Sharing units (:func:`_unit_solver_epoch`) each worker's
-    row of ``grads`` is whole for the parameters it updates, and ``losses`` is not used.
-    Either way, before the barrier that precedes its update, each worker writes ``Σ θ²`` over
-    the weights it updates into ``squares[worker]`` (float64), from which worker 0 forms the
-    L2 term. ``sync``: the barrier's counters (:mod:`.sync`). One worker is the serial epoch
-    (no barrier)."""
+    Sharing rows (:func:`_solver_epoch`), a batch of ``m`` rows is cut into ``min(max_pieces,
+    ⌈m / piece_rows⌉)`` near-equal pieces (:func:`.rows._pieces`), which the workers take as
+    they come free (as :mod:`.rows`): piece ``p``'s summed gradient goes into row ``p`` of
+    ``grads`` (θ's size wide), its summed loss into ``losses[p]``. After a barrier each
+    worker updates its share of every layer's weights and biases from the pieces' gradients
+    added in piece order; a second barrier ends the step. Sharing units
+    (:func:`_unit_solver_epoch`) each worker's row of ``grads`` is whole for the parameters it
+    updates, and ``losses`` is not used. Either way, before the barrier that precedes its
+    update, each worker writes ``Σ θ²`` over the weights it updates into ``squares[worker]``
+    (float64), from which worker 0 forms the L2 term. ``sync``: the barrier's and the pieces'
+    counters (:mod:`.sync`). One worker is the serial epoch (no barrier)."""
 
     worker: int
     n_workers: int
+    piece_rows: int
+    max_pieces: int
     grads: np.ndarray
     losses: np.ndarray
     squares: np.ndarray
@@ -169,7 +172,7 @@ def _penalty(theta, alpha, S, squares):
 
 @helper
 def _in_order(values):
-    """``values[0] + values[1] + …``: the workers' parts of a sum, added in worker order."""
+    """``values[0] + values[1] + …``: the workers' or the pieces' parts of a sum, added in order."""
     total = 0.0
     for w in range(values.shape[0]):
         total += values[w]
@@ -180,7 +183,7 @@ def _in_order(values):
 def _step(theta, grads, solver, t, table, S, worker, n_workers, units):
     """Worker ``worker``'s share of one update of ``theta`` and the rule's state, ``t`` steps
     having been taken before, from the batch's summed gradient (no L2 term): the rows of
-    ``grads`` (the workers' parts) added in order into row 0, ``S`` the batch's weight sum,
+    ``grads`` (the pieces' or the workers' parts) added in order into row 0, ``S`` the batch's weight sum,
     ``units`` as :func:`_owned` takes them. Layer by layer, the rule reads the weights' and the
     biases' regularised mean gradient through their :class:`~.optimizers.Mean`, so the mean is
     never stored."""
@@ -241,12 +244,12 @@ def _weight_sum(data, start, stop):
 @helper
 def _check_samples(data, rows, team, net):
     """Raise unless ``data``'s batch size, row order and gather buffers (of ``rows`` rows) fit,
-    and the team's gradients and squares fit ``net``."""
+    and the team's gradients (a row per worker and per piece) and squares fit ``net``."""
     if data.batch_size < 1:
         raise ValueError("the batch size is below 1")
     _check_order(data, rows)
-    if (team.grads.shape[0] != team.n_workers or team.grads.shape[1] != net.theta.shape[0]
-            or team.squares.shape[0] != team.n_workers):
+    if (team.grads.shape[0] < max(team.n_workers, team.max_pieces)
+            or team.grads.shape[1] != net.theta.shape[0] or team.squares.shape[0] != team.n_workers):
         raise ValueError("the team's gradients do not fit theta")
 
 
@@ -268,40 +271,51 @@ def _meet(team, barrier):
     return team.n_workers == 1 or _arrive_and_wait(team.sync, team.n_workers * (barrier + 1))
 
 
+@helper
+def _piece_sums(data, net, work, loss, team, start, stop, taken):
+    """Take the pieces of the batch ``start…stop`` left after ``taken`` tickets (:class:`Team`),
+    one at a time, until none is left: a piece's summed gradient (no L2 term) into its row of
+    ``team.grads``, its ``Σ s ℓ`` into ``team.losses``. Return the batch's number of pieces."""
+    n_pieces = _pieces(stop - start, team.piece_rows, team.max_pieces)
+    while True:
+        p = _claim(team.sync, taken, n_pieces)
+        if p < 0:
+            return n_pieces
+        lo, hi = _share(stop - start, p, n_pieces)
+        Xb, Yb, sb = _sample_rows(data, start + lo, start + hi)
+        team.losses[p] = _summed_loss_gradient(Xb, Yb, sb, net, _with_grad(work, team.grads[p]), loss)[0]
+
+
 @kernel
 def _solver_epoch(data, net, work, solver, t, team):
     """Worker ``team.worker``'s part of one epoch of the ``solver``'s steps over ``data``
     (:class:`Samples`, with this worker's gather buffers), ``t`` steps having been taken
     before (:class:`Team`). Return ``Σ_batches m · loss`` (scikit-learn's accumulated loss;
     worker 0's is the epoch's) and the new step count; NaN if another worker aborted.
-    ``work`` must hold a worker's share of a batch, with ``team.grads[team.worker]`` as
-    its gradient."""
-    rows = -(-min(data.batch_size, data.X.shape[0]) // max(team.n_workers, 1))
+    ``work`` must hold a piece of a batch."""
+    if team.n_workers < 1 or team.piece_rows < 1 or team.max_pieces < 1:
+        raise ValueError("the workers and the pieces must be at least 1")
+    rows = _largest_piece(min(data.batch_size, data.X.shape[0]), team.piece_rows, team.max_pieces)
     _check_samples(data, rows, team, net)
-    if (team.n_workers < 1 or work.losses.shape[0] < rows or work.grad.shape[0] != net.theta.shape[0]
-            or team.losses.shape[0] != team.n_workers):
-        raise ValueError("work buffers are smaller than a batch's share, or the gradient does not fit theta")
-    accumulated = 0.0
+    if work.losses.shape[0] < rows or team.losses.shape[0] < team.max_pieces:
+        raise ValueError("work buffers are smaller than a piece, or the losses do not fit the pieces")
+    accumulated, taken = 0.0, 0
     fpu = flush_subnormals()
     for k in range(_n_batches(data)):
         start, stop = _batch_rows(data, k)
-        lo, hi = _share(stop - start, team.worker, team.n_workers)
         S = _weight_sum(data, start, stop)
-        if hi > lo:
-            Xb, Yb, sb = _sample_rows(data, start + lo, start + hi)
-            team.losses[team.worker] = _summed_loss_gradient(Xb, Yb, sb, net, work, solver.loss)[0]
-        else:  # a last batch of fewer rows than workers
-            work.grad[:] = 0
-            team.losses[team.worker] = 0.0
+        n_pieces = _piece_sums(data, net, work, solver.loss, team, start, stop, taken)
+        taken += n_pieces + team.n_workers
         # Before the barrier: no worker changes theta until after it.
         team.squares[team.worker] = _l2_penalty(net.theta, net.table, team.worker, team.n_workers, NO_UNITS)
         if not _meet(team, 2 * k):
             restore_fpu(fpu)
             return np.nan, t
-        _step(net.theta, team.grads, solver, t, net.table, S, team.worker, team.n_workers, NO_UNITS)
+        _step(net.theta, team.grads[:n_pieces], solver, t, net.table, S, team.worker, team.n_workers,
+              NO_UNITS)
         if team.worker == 0:
             penalty = _penalty(net.theta, solver.alpha, S, _in_order(team.squares))
-            accumulated += (_in_order(team.losses) / S + penalty) * (stop - start)
+            accumulated += (_in_order(team.losses[:n_pieces]) / S + penalty) * (stop - start)
         t += 1
         if not _meet(team, 2 * k + 1):
             restore_fpu(fpu)

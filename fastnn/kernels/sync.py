@@ -81,6 +81,14 @@ def _arrive_and_wait(sync, target):
 
 
 @helper
+def _claim(sync, taken, n_pieces):
+    """Take the next piece of a batch of ``n_pieces``, the batches before it having used ``taken``
+    tickets of ``sync[CLAIM]``: the piece's number, or -1 when none is left."""
+    p = _atomic_add(sync, CLAIM, 1) - taken
+    return p if p < n_pieces else -1
+
+
+@helper
 def _stall(sync, spins):
     """Spin ``spins`` times (atomic loads, which the compiler cannot drop): a worker made slow
     on purpose, so that a test can show a barrier holds the others back whatever the timing."""
