@@ -62,10 +62,10 @@ def limits(epoch):
 
 
 def make_fastnn(kind):
-    def make(X, y, sizes, batch, lr, weights, biases, rule=PLAIN):
+    def make(X, y, sizes, batch, lr, weights, biases, rule=PLAIN, piece_rows=None):
         net = network_of(weights, biases, "relu")
         if rule.name != "sgd":
-            return _solver_epoch(kind, X, y, net, batch, lr, rule)
+            return _solver_epoch(kind, X, y, net, batch, lr, rule, piece_rows)
         engine = make_engine(kind, X, y, net, batch, n_threads=default_blas_threads())
         return engine_epoch(engine, lr), lambda: (net.layout.weights(net.theta), net.layout.biases(net.theta))
 
@@ -82,13 +82,13 @@ def engine_epoch(engine, lr):
     return epoch
 
 
-def _solver_epoch(kind, X, y, net, batch, lr, rule):
+def _solver_epoch(kind, X, y, net, batch, lr, rule, piece_rows=None):
     """The estimators' solver epoch with ``rule``, with as many worker threads as ``fit`` would
-    use (:func:`fastnn.split.split_workers`)."""
+    use (:func:`fastnn.split.split_workers`); ``piece_rows``: as :class:`fastnn.solvers.FastSolver`'s."""
     Y = np.eye(net.layout.sizes[-1], dtype=X.dtype)[y]
     workers = split_workers(net.layout, default_blas_threads()) if kind == "fast" else 1
     problem = Problem(X, Y, None, "log_loss", 0.0, net.layout, net.theta, "relu")
-    solver = make_solver(kind, problem, batch, n_workers=workers)
+    solver = make_solver(kind, problem, batch, n_workers=workers, piece_rows=piece_rows)
     optimizer = Optimizer(rule.name, net.theta, lr, momentum=rule.momentum, beta_1=rule.beta_1,
                           beta_2=rule.beta_2, epsilon=rule.epsilon)
 

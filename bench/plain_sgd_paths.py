@@ -8,9 +8,10 @@
 - "rows": the plain-SGD engine whose workers share each batch's rows
   (``fastnn.rows.RowsEngine``); ``fastnn.engine.make_engine`` (what ``bench/compare.py``
   times as "fastnn fast" for plain SGD) picks it from ``fastnn.rows.MIN_ROW_SHARING_ROWS``
-  rows up, "units" below; it cuts each batch into pieces of ``fastnn.rows.piece_size`` rows
-  that the workers take as they come free; ``--piece-rows`` adds the same engine with pieces
-  of other sizes ("rows, pieces of 512" at batch 1024: one piece a worker, as a fixed split);
+  rows up, "units" below; it cuts each batch into pieces of about ``fastnn.rows.PIECE_ROWS``
+  rows that the workers take as they come free; ``--piece-rows`` adds it and the solver below
+  with pieces of other sizes ("pieces of 512" at batch 1024: a piece a worker, as a fixed
+  split);
 - "solver, momentum 0": the estimators' solver epoch with momentum 0, what
   ``MLPClassifier(solver="sgd", momentum=0)`` runs, whose workers share rows above 64 per batch
   (built as ``bench/compare.py`` builds it, ``bench/_peers.py``).
@@ -39,6 +40,7 @@ from fastnn.rows import RowsEngine  # noqa: E402
 from fastnn.split import SplitEngine, split_workers  # noqa: E402
 
 N = 60000
+MOMENTUM_0 = Rule("momentum", momentum=0.0)  # what MLPClassifier(solver="sgd", momentum=0) runs
 ENGINES = {"units": SplitEngine, "rows": RowsEngine}
 
 
@@ -65,11 +67,12 @@ def main():
         # Full batch: the rows as stored, as fit takes them.
         order = None if batch == "full" or args.as_stored else rng.permutation(N)
         epochs = {name: split_epoch(cls, X, y, size, weights, biases) for name, cls in ENGINES.items()}
-        for rows in filter(None, args.piece_rows.split(",")):
+        epochs["solver, momentum 0"] = make_fast(X, y, sizes, size, 0.01, weights, biases, rule=MOMENTUM_0)[0]
+        for rows in map(int, filter(None, args.piece_rows.split(","))):
             epochs[f"rows, pieces of {rows}"] = split_epoch(RowsEngine, X, y, size, weights, biases,
-                                                            piece_rows=int(rows))
-        epochs["solver, momentum 0"] = make_fast(X, y, sizes, size, 0.01, weights, biases,
-                                                 rule=Rule("momentum", momentum=0.0))[0]
+                                                            piece_rows=rows)
+            epochs[f"solver, pieces of {rows}"] = make_fast(X, y, sizes, size, 0.01, weights, biases,
+                                                            rule=MOMENTUM_0, piece_rows=rows)[0]
         times = {name: [] for name in epochs}
         for _ in range(args.epochs):
             for name, epoch in epochs.items():

@@ -168,9 +168,11 @@ class FastSolver:
     :data:`MAX_UNIT_SHARING_ROWS` rows) their shares of the first hidden layer's units
     (:func:`fastnn.kernels.solver._unit_solver_epoch`); then each its share of the update.
     Repeated runs are bitwise equal. A batch of every row is taken as stored, whatever the
-    order (:func:`fastnn.fast.full_batch_as_stored`)."""
+    order (:func:`fastnn.fast.full_batch_as_stored`). ``piece_rows`` other than None replaces
+    :data:`fastnn.rows.PIECE_ROWS` (benchmarks)."""
 
-    def __init__(self, problem, batch_size, track_gradients=False, n_workers=1, share_units=None):
+    def __init__(self, problem, batch_size, track_gradients=False, n_workers=1, share_units=None,
+                 piece_rows=None):
         from threadpoolctl import ThreadpoolController
 
         from .kernels import blas  # noqa: F401  (loaded before the controller below, which sees only loaded BLAS)
@@ -192,8 +194,9 @@ class FastSolver:
             share_units = 1 < n_workers <= hidden and self.rows <= MAX_UNIT_SHARING_ROWS
         self.share_units = share_units
         # One worker (or workers sharing units) takes a batch as one piece: the serial epoch.
+        piece_rows = piece_rows or PIECE_ROWS
         self.piece_rows, self.max_pieces = ((self.rows, 1) if n_workers == 1 or share_units
-                                            else (PIECE_ROWS, _pieces(self.rows, PIECE_ROWS, MAX_PIECES)))
+                                            else (piece_rows, _pieces(self.rows, piece_rows, MAX_PIECES)))
         piece = _largest_piece(self.rows, self.piece_rows, self.max_pieces)
         self.loss_code = LOSS_CODES[problem.loss]
         self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])
@@ -365,12 +368,13 @@ class FastSolver:
         return float(loss)
 
 
-def make_solver(engine, problem, batch_size, track_gradients=False, n_workers=1, share_units=None):
+def make_solver(engine, problem, batch_size, track_gradients=False, n_workers=1, share_units=None,
+                piece_rows=None):
     """The engine named ``engine`` ("reference" or "fast") for ``problem``; the fast one with
     ``n_workers`` worker threads sharing rows or units (see :class:`FastSolver`)."""
     if engine == "reference":
         return ReferenceSolver(problem, batch_size, track_gradients)
-    return FastSolver(problem, batch_size, track_gradients, n_workers, share_units)
+    return FastSolver(problem, batch_size, track_gradients, n_workers, share_units, piece_rows)
 
 
 def predict_output(layout, theta, activation, loss, X):

@@ -5,8 +5,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fastnn import MLPClassifier, estimator, solvers
+from fastnn import MLPClassifier, estimator, rows, solvers
+from fastnn._threads import default_blas_threads
 from fastnn.layout import Layout
+from fastnn.split import split_workers
 
 N, FEATURES, HIDDEN, CLASSES = 20_000, 784, 128, 10
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # one epoch
@@ -65,11 +67,17 @@ def test_reference_fit_copies_the_data_once(data):
 
 
 def test_full_batch_memory_need_is_as_stated(data):
-    """README: full-batch training on n samples needs about
-    itemsize · (n · (2 · H + 2 · n_classes) + 7 · n_parameters) bytes beyond the data: each layer's
-    activations and deltas, the targets, and the parameters' copies."""
+    """README: full-batch training on n samples with w workers sharing rows, in P pieces of
+    r = ⌈n/P⌉ rows, needs about itemsize · (n · n_classes + w · r · (2 · Σ hidden widths +
+    n_classes) + (6 + P) · n_parameters) bytes beyond the data: the targets, each worker's
+    activations and deltas for a piece, and the parameters' copies with a gradient per piece.
+    One worker takes the batch whole (P = 1)."""
     X, y = data
-    stated = X.itemsize * N * (2 * HIDDEN + 2 * CLASSES) + parameter_need(X.itemsize)
+    workers = split_workers(Layout([FEATURES, HIDDEN, CLASSES]), default_blas_threads())
+    pieces = min(rows.MAX_PIECES, -(-N // rows.PIECE_ROWS)) if workers > 1 else 1
+    piece = -(-N // pieces)
+    activations = workers * piece * (2 * HIDDEN + CLASSES)
+    stated = X.itemsize * (N * CLASSES + activations + (6 + pieces) * N_PARAMETERS)
     # With shuffle=True the solver gathers each batch's rows in their shuffled order: for a full
     # batch, a copy of X.
     peak = peak_of_fit(X, y, batch_size=N, shuffle=False)

@@ -45,10 +45,13 @@ def _both_engines(problem, rule, workers, share_units=None):
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("workers, share_units", [(1, None), (2, False), (3, False), (2, True), (3, True)])
-def test_fast_epochs_and_objective_match_the_reference(dtype, loss, rule, weighted, workers, share_units):
+def test_fast_epochs_and_objective_match_the_reference(monkeypatch, dtype, loss, rule, weighted, workers,
+                                                      share_units):
     """Three shuffled epochs of batches of 16 (the last one, 2 rows, short of 3 workers sharing
     rows), then the objective; the fast epoch serial and shared by 2 or 3 worker threads, each
-    taking a share of the rows or of the first hidden layer's 7 units."""
+    taking pieces of the rows (four a batch of 16 here, one the last) or a share of the first
+    hidden layer's 7 units."""
+    monkeypatch.setattr(rows, "PIECE_ROWS", 5)
     problem = _problem(loss, dtype, weighted, np.random.default_rng(0))
     order = np.random.default_rng(1).permutation(problem.X.shape[0])
     results = []
@@ -63,6 +66,26 @@ def test_fast_epochs_and_objective_match_the_reference(dtype, loss, rule, weight
     np.testing.assert_allclose(loss_f, loss_r, rtol=bound)
     np.testing.assert_allclose(grad_f, grad_r, rtol=0, atol=bound * np.abs(grad_r).max())
     assert t_f == t_r == 12  # 3 epochs of 4 batches
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tracked_gradient_norms_match_the_reference(dtype):
+    """track_gradients (one worker, each batch whole): after each epoch every layer's mean ‖dW‖
+    over its batches, as the reference solver forms it."""
+    problem = _problem("log_loss", dtype, False, np.random.default_rng(5))
+    order = np.random.default_rng(6).permutation(problem.X.shape[0])
+    norms = []
+    for engine in ("reference", "fast"):
+        theta = problem.theta.copy()
+        solver = make_solver(engine, problem._replace(theta=theta), 16, track_gradients=True)
+        optimizer = Optimizer("nesterov", theta, 0.01)
+        per_epoch = []
+        for _ in range(2):
+            solver.epoch(order, optimizer)
+            per_epoch.append(np.array(solver.norms))
+        norms.append(per_epoch)
+    assert np.all(np.array(norms[0]) > 0)
+    np.testing.assert_allclose(norms[1], norms[0], rtol=BOUND[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -70,14 +70,16 @@ def _add_in_order(grads, lo, hi):
     return total
 
 
-# Plain Python too (register_jitable): the engine sizes its buffers with them, uncompiled.
-@register_jitable(inline="always")
+# Plain Python too (register_jitable): the engines size their buffers with them, uncompiled.
+# Not inline="always": so inlined into the solver epoch, _pieces clobbered a variable of the
+# code around it (the tracked gradient norms came out 0; tests/test_solver.py checks them).
+@register_jitable
 def _pieces(m, piece_rows, max_pieces):
     """The number of pieces of a batch of ``m`` rows."""
     return min(max_pieces, -(-m // piece_rows))
 
 
-@register_jitable(inline="always")
+@register_jitable
 def _largest_piece(m, piece_rows, max_pieces):
     """The most rows a piece of a batch of at most ``m`` rows can have."""
     return min(m, max(piece_rows, -(-m // max_pieces)))
