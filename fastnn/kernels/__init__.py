@@ -19,16 +19,16 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   step or gradient), ``_forward``, ``_hidden_forward``, ``_layer_gradient``
 - :mod:`.solver` — ``_solver_epoch``: an epoch of scikit-learn's stochastic solvers (every
   output layer and loss, sample weights, L2, SGD with momentum or Nesterov's, Adam) in one
-  call (:class:`fastnn.solvers.FastSolver`), serial or one call per worker thread sharing
-  each batch's rows (``Team``); ``_unit_solver_epoch``: the same, the workers sharing the
+  call (:class:`fastnn.solvers.FastSolver`), serial or one call per worker thread taking
+  pieces of each batch's rows (``Team``); ``_unit_solver_epoch``: the same, the workers sharing the
   first hidden layer's units instead (``Units``; small batches); ``_objective``: the
   full-batch loss and gradient (L-BFGS); ``_predict_output``: the estimators' predictions;
   ``_rows_sums``, ``_apply_sums``: a data-parallel step's two halves
   (:mod:`fastnn.distributed`); helpers ``_summed_loss_gradient``, ``_mean_loss_gradient``,
   ``_penalty_term``, ``_penalty``, ``_in_order``, ``_step`` (a worker's share of an update,
   the elements ``_owned`` says), ``_sample_rows``, ``_weight_sum``, ``_check_samples``,
-  ``_n_batches``, ``_batch_rows``, ``_meet`` (a barrier), ``_units_forward``,
-  ``_units_loss_gradient``
+  ``_n_batches``, ``_batch_rows``, ``_meet`` (a barrier), ``_piece_sums`` (the pieces a
+  worker takes), ``_units_forward``, ``_units_loss_gradient``
 - :mod:`.split` — ``_train_epoch_share``: one worker's part of an epoch whose first
   hidden layer is shared out (:class:`fastnn.split.SplitEngine`); helpers
   ``_gather_share``, ``_sum_partials``, ``_output_delta_share``, ``_upper_layers_step``
@@ -65,8 +65,10 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   ``_inplace_gemm_update``, ``_row_stride``; ``_small_kernels`` (the run-time switch)
 - :mod:`.network` — helpers ``_weights``, ``_bias``, ``_layer``, ``_block``,
   ``_units_below``: views into the flat arrays; ``_share``, ``_owned``: a worker's rows of a
-  batch and elements of a layer; ``_short_batch``: which forward GEMM a batch takes
-- :mod:`.sync` — helper ``_arrive_and_wait``: the workers' spin barrier (LLVM atomics)
+  batch and elements of a layer; ``_with_grad``: work buffers with a piece's gradient;
+  ``_short_batch``: which forward GEMM a batch takes
+- :mod:`.sync` — helpers ``_arrive_and_wait``: the workers' spin barrier, and ``_claim``:
+  the next piece of a batch (LLVM atomics)
 - :mod:`._scalar` — ``activate``, ``derivative_from_output``, ``like``, ``opaque``
 - :mod:`._stack` — ``stack_empty``: a kernel's scratch array on its stack (kernels allocate
   nothing and are built without reference counting: :mod:`._jit`)
