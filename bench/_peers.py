@@ -66,6 +66,8 @@ def make_fastnn(kind):
         net = network_of(weights, biases, "relu")
         if rule.name != "sgd":
             return _solver_epoch(kind, X, y, net, batch, lr, rule, piece_rows)
+        if piece_rows is not None:  # make_engine picks its engine and pieces itself
+            raise ValueError("piece_rows applies to the solver epoch, not to plain SGD's engines")
         engine = make_engine(kind, X, y, net, batch, n_threads=default_blas_threads())
         return engine_epoch(engine, lr), lambda: (net.layout.weights(net.theta), net.layout.biases(net.theta))
 

@@ -57,7 +57,8 @@ def main():
     parser.add_argument("--sizes", default="784,128,10")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--as-stored", action="store_true", help="every batch's rows as stored, no gather")
-    parser.add_argument("--piece-rows", default="", help="the rows engine also with pieces of these sizes")
+    parser.add_argument("--piece-rows", default="",
+                        help="the rows engine and the solver epoch also with pieces of these sizes")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rng, X, y, weights, biases = synthetic(N, sizes)
