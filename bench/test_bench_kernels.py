@@ -8,8 +8,10 @@ same operation, in the layouts each engine uses.
 
 import numpy as np
 import pytest
+from numba import njit
 
 from fastnn import reference as ref
+from fastnn._aligned import aligned_empty
 from fastnn.kernels import blas
 from fastnn.kernels._scalar import RELU
 from fastnn.kernels.activations import _bias_activate
@@ -131,6 +133,39 @@ def test_weight_gradients_in_8_row_blocks(benchmark, one_blas_thread, dtype, pro
         benchmark(blas._gemm_blocks, *call, 8)
     else:
         benchmark(_gemm_call, *call)
+
+
+@njit
+def weight_gradient_in_chunks(dZ, X, G, chunk):
+    """``G = dZᵀ·X`` as the kernels form it (``fastnn.kernels.blas._gemm_in_blocks``) but in
+    chunks of ``chunk`` rows of ``dZ`` and ``X`` whatever the rule, each in the blocks of ``G``'s
+    rows that OpenBLAS's small-matrix kernels take at that size."""
+    block = blas._small_block(True, False, G.shape[0], G.shape[1], min(chunk, X.shape[0]), G.itemsize)
+    for start in range(0, X.shape[0], chunk):
+        blas._gemm_blocks(True, False, 1.0, dZ[start:start + chunk], X[start:start + chunk],
+                          0.0 if start == 0 else 1.0, G, block)
+
+
+@pytest.mark.benchmark(group="weight gradients in chunks of rows")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [64, 128, 256, 3750])
+@pytest.mark.parametrize("units", [64, 128])
+@pytest.mark.parametrize("chunk", [0, 16, 32, 64], ids=["whole", "16", "32", "64"])
+def test_weight_gradients_in_chunks(benchmark, monkeypatch, one_blas_thread, dtype, rows, units, chunk):
+    """One worker's first-layer weight gradient ``dZᵀ·X`` of ``units`` × 784 over ``rows`` rows (a
+    piece of a batch shared by rows: 64 rows at batch 1024, 3,750 at full batch; or the units
+    split at batch 128), aligned, in one product or in chunks of ``chunk`` rows added in turn:
+    why float32 products over the batch go in 32-row chunks (fastnn.kernels.blas.INNER_CHUNK_ROWS)
+    and float64 ones whole."""
+    if chunk >= rows:
+        pytest.skip("one chunk is the whole product")
+    monkeypatch.setattr(blas.small_kernels, "value", 1)
+    X_rows = aligned_empty((rows, N_IN), dtype)
+    X_rows[...] = np.resize(X, (rows, N_IN))
+    dZ = aligned_empty((rows, units), dtype)
+    dZ[...] = np.resize(Z, (rows, units))
+    G = aligned_empty((units, N_IN), dtype)
+    benchmark(weight_gradient_in_chunks, dZ, X_rows, G, chunk or rows)
 
 
 def first_layer_gemm(product, dtype, rows, units, offset):

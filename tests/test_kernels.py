@@ -28,7 +28,7 @@ from fastnn.kernels.activations import (
     _inplace_row_bias_activate,
 )
 from fastnn.kernels.backward import _column_sums, _frobenius_norm, _inplace_activation_backward, _row_sums
-from fastnn.kernels.blas import _gemm, _inplace_gemm_update, _small_block
+from fastnn.kernels.blas import _gemm, _inner_chunk, _inplace_gemm_update, _small_block
 from fastnn.kernels.dense import _dense_forward, _dense_softmax
 from fastnn.kernels.epoch import _gather, _gather_rows, _train_batch
 from fastnn.kernels.network import Net, make_work
@@ -381,6 +381,8 @@ def test_gemm_in_blocks_against_numpy(rng, gemm_blocks, dtype, trans_a, trans_b,
     """Whole or in blocks of rows, every transposition, on views with longer rows: NumPy's product."""
     block = _small_block(trans_a, trans_b, m, n, k, np.dtype(dtype).itemsize)
     assert block == m if not gemm_blocks or (trans_a and trans_b) else block < m
+    chunked = bool(gemm_blocks) and trans_a and not trans_b and dtype == np.float32
+    assert (_inner_chunk(trans_a, trans_b, m, n, k, np.dtype(dtype).itemsize) < k) is chunked
     test_gemm_against_numpy(rng, dtype, trans_a, trans_b, sliced, m, k, n, aligned=True)
 
 
@@ -409,6 +411,48 @@ def test_small_block_follows_openblas_rule(monkeypatch, trans_a, trans_b, rows, 
     assert _small_block(trans_a, trans_b, rows, cols, k, itemsize) == want
     monkeypatch.setattr(blas.small_kernels, "value", 0)
     assert _small_block(trans_a, trans_b, rows, cols, k, itemsize) == max(rows, 1)
+
+
+@pytest.mark.parametrize("trans_a, trans_b, rows, cols, k, itemsize, want", [
+    (True, False, 128, 784, 64, 4, 32),  # a piece's weight gradient of 128 units, 64 rows
+    (True, False, 64, 784, 3750, 4, 32),  # 64 units over a full batch's piece of rows
+    (True, False, 128, 784, 32, 4, 32),  # 32 rows or fewer: one call
+    (True, False, 128, 784, 33, 4, 32),  # a chunk of 32 and one of 1
+    (True, False, 128, 784, 64, 8, 64),  # float64: whole
+    (False, False, 128, 784, 64, 4, 64),  # not a product over the rows of A and B
+    (True, True, 128, 784, 64, 4, 64),
+    (True, False, 128, 1000, 64, 4, 64),  # 32 rows of C at k = 32 exceed the small kernels' size limit
+    (True, False, 2048, 784, 64, 4, 32),  # 64 blocks of 32 rows of C
+    (True, False, 2049, 784, 64, 4, 64),  # 65 would be needed
+])
+def test_inner_chunk_rule(monkeypatch, trans_a, trans_b, rows, cols, k, itemsize, want):
+    """Float32 products over the batch go in 32-row chunks where OpenBLAS's small-matrix kernels
+    take C in 32-row blocks at that size; only with those kernels and the switch on."""
+    monkeypatch.setattr(blas.small_kernels, "value", 1)
+    assert _inner_chunk(trans_a, trans_b, rows, cols, k, itemsize) == want
+    monkeypatch.setattr(blas.inner_chunks, "value", 0)
+    assert _inner_chunk(trans_a, trans_b, rows, cols, k, itemsize) == k
+    monkeypatch.setattr(blas.inner_chunks, "value", 1)
+    monkeypatch.setattr(blas.small_kernels, "value", 0)
+    assert _inner_chunk(trans_a, trans_b, rows, cols, k, itemsize) == k
+
+
+def test_chunks_add_up_in_order(rng, monkeypatch):
+    """A product over 70 rows in chunks: bitwise the chunks' products added to C in turn (32, 32
+    and 6 rows); and ``beta`` applies to C once, not per chunk."""
+    monkeypatch.setattr(blas.small_kernels, "value", 1)
+    A, B = random(rng, (70, 40), np.float32), random(rng, (70, 50), np.float32)
+    C0 = random(rng, (40, 50), np.float32)
+    want = C0.copy()
+    for start, beta in ((0, 0.5), (32, 1.0), (64, 1.0)):
+        _gemm(True, False, 2.0, A[start:start + 32].copy(), B[start:start + 32].copy(), beta, want)
+    got = C0.copy()
+    _gemm(True, False, 2.0, A, B, 0.5, got)
+    np.testing.assert_array_equal(got, want)
+    monkeypatch.setattr(blas.inner_chunks, "value", 0)
+    whole = C0.copy()
+    _gemm(True, False, 2.0, A, B, 0.5, whole)
+    assert not np.array_equal(whole, got)  # the chunks were taken: the sum rounds otherwise
 
 
 @pytest.mark.parametrize("offset, row_bytes, want", [(0, 3136, True), (0, 256, True), (16, 3136, False),

@@ -60,9 +60,10 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   summed gradient becomes the regularised mean as it is read); ``_adam_learning_rate`` (an
   inlined scalar function)
 - :mod:`.blas` — ``_gemm_call`` (OpenBLAS, called by name); ``_gemm_in_blocks`` (in blocks
-  of rows for OpenBLAS's small-matrix kernels, where they take them); helpers ``_gemm``,
-  ``_gemm_blocks``, ``_small_block``, ``_small_permitted``,
-  ``_inplace_gemm_update``, ``_row_stride``; ``_small_kernels`` (the run-time switch)
+  of rows for OpenBLAS's small-matrix kernels, where they take them, and float32 products over
+  the batch in chunks of its rows); helpers ``_gemm``, ``_gemm_blocks``, ``_small_block``,
+  ``_inner_chunk``, ``_small_permitted``, ``_inplace_gemm_update``, ``_row_stride``;
+  ``_small_kernels``, ``_inner_chunks`` (the run-time switches)
 - :mod:`.network` — helpers ``_weights``, ``_bias``, ``_layer``, ``_block``,
   ``_units_below``: views into the flat arrays; ``_share``, ``_owned``: a worker's rows of a
   batch and elements of a layer; ``_with_grad``: work buffers with a piece's gradient;
