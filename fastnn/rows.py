@@ -15,10 +15,24 @@ from .kernels.rows import Crew, _largest_piece, _pieces, _rows_epoch_share
 # From batches of this many rows up, fastnn.engine.make_engine shares rows rather than the
 # first hidden layer's units: bench/plain_sgd_paths.py's measurements in the README ("Threads").
 MIN_ROW_SHARING_ROWS = 512
-# A batch of m rows is cut into min(MAX_PIECES, ⌈m / PIECE_ROWS⌉) near-equal pieces (each has a
-# gradient buffer of θ's size): bench/plain_sgd_paths.py --piece-rows.
+# A batch of m rows is cut into min(max_pieces(...), ⌈m / PIECE_ROWS⌉) near-equal pieces (each has
+# a gradient buffer of θ's size): bench/plain_sgd_paths.py --piece-rows.
 PIECE_ROWS = 64
 MAX_PIECES = 16
+# ... but fewer where the pieces' gradients would take more bytes than this (two at least): the
+# 784-256-128-10 network's best epoch at batch 1024 was 11-16% shorter in 4 pieces than in 16
+# (docs/design.md, "Engines and thread models").
+PIECE_BYTES = 4 * 2**20
+
+
+def max_pieces(n_parameters, itemsize, piece_rows=None):
+    """The most pieces a batch is cut into for ``n_parameters`` parameters of ``itemsize`` bytes:
+    :data:`MAX_PIECES`, or fewer (two at least) where their gradients would exceed
+    :data:`PIECE_BYTES`; with ``piece_rows`` given (benchmarks), :data:`MAX_PIECES` whatever the
+    bytes."""
+    if piece_rows is not None:
+        return MAX_PIECES
+    return max(2, min(MAX_PIECES, PIECE_BYTES // (n_parameters * itemsize)))
 
 
 class RowsEngine(FastEngine):
@@ -28,7 +42,7 @@ class RowsEngine(FastEngine):
     worker then updates its block of the flat ``theta`` from the pieces' gradients added in
     piece order. BLAS runs one thread.
 
-    Buffers for batches of ``b`` rows, cut into at most :data:`MAX_PIECES` pieces of about
+    Buffers for batches of ``b`` rows, cut into at most :func:`max_pieces` pieces of about
     :data:`PIECE_ROWS` rows (``piece_rows``, if given, instead: tests): a gradient of the
     parameters' size per piece, and per worker the work buffers of a piece's rows (as the serial
     engine's for that many) and, for shuffled batches, a gather buffer of as many rows.
@@ -39,9 +53,10 @@ class RowsEngine(FastEngine):
         self.n_gather_buffers = n_workers  # one per worker: FastEngine allocates them
         super().__init__(X, y, network, batch_size, n_threads, track_gradients)
         self.n_workers, self.blas_threads = n_workers, 1
+        most = max_pieces(self.layout.size, X.dtype.itemsize, piece_rows)
         piece_rows = piece_rows or PIECE_ROWS
-        n_pieces = _pieces(self.rows, piece_rows, MAX_PIECES)
-        self.gather_rows = _largest_piece(self.rows, piece_rows, MAX_PIECES)
+        n_pieces = _pieces(self.rows, piece_rows, most)
+        self.gather_rows = _largest_piece(self.rows, piece_rows, most)
         self.grads = np.empty((n_pieces, self.layout.size), X.dtype)
         self.works = [make_work(self.layout.table, self.gather_rows, X.dtype) for _ in range(n_workers)]
         self.sync = np.zeros(3, np.int64)

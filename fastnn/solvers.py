@@ -161,7 +161,7 @@ class FastSolver:
     :func:`fastnn.kernels.solver._solver_epoch`, or with ``n_workers > 1`` one call per
     worker thread (:class:`fastnn.kernels.solver.Team`), each with one-thread BLAS. The
     workers take the pieces of every batch's rows as they come free (the cut, of
-    :data:`fastnn.rows.PIECE_ROWS` rows or more, depends on the batch's size alone; one
+    :data:`fastnn.rows.PIECE_ROWS` rows or more, depends on the batch's and θ's sizes alone; one
     worker takes each batch whole), the pieces' gradients added in piece order: any number
     of workers above one gives the same bits, one worker other bits within the whole-run
     bound. Or, with ``share_units`` (None: batches of at most
@@ -169,7 +169,7 @@ class FastSolver:
     (:func:`fastnn.kernels.solver._unit_solver_epoch`); then each its share of the update.
     Repeated runs are bitwise equal. A batch of every row is taken as stored, whatever the
     order (:func:`fastnn.fast.full_batch_as_stored`). ``piece_rows`` other than None replaces
-    :data:`fastnn.rows.PIECE_ROWS` (benchmarks)."""
+    :data:`fastnn.rows.PIECE_ROWS` and its cap by bytes (benchmarks: :func:`fastnn.rows.max_pieces`)."""
 
     def __init__(self, problem, batch_size, track_gradients=False, n_workers=1, share_units=None,
                  piece_rows=None):
@@ -180,7 +180,7 @@ class FastSolver:
         from .kernels.network import Net, make_work
         from .kernels.outputs import LOSS_CODES
         from .kernels.rows import _largest_piece, _pieces
-        from .rows import MAX_PIECES, PIECE_ROWS
+        from .rows import PIECE_ROWS, max_pieces
 
         self.p = problem
         self.batch_size = batch_size
@@ -194,9 +194,10 @@ class FastSolver:
             share_units = 1 < n_workers <= hidden and self.rows <= MAX_UNIT_SHARING_ROWS
         self.share_units = share_units
         # One worker (or workers sharing units) takes a batch as one piece: the serial epoch.
+        most = max_pieces(problem.layout.size, X.dtype.itemsize, piece_rows)
         piece_rows = piece_rows or PIECE_ROWS
         self.piece_rows, self.max_pieces = ((self.rows, 1) if n_workers == 1 or share_units
-                                            else (piece_rows, _pieces(self.rows, piece_rows, MAX_PIECES)))
+                                            else (piece_rows, _pieces(self.rows, piece_rows, most)))
         piece = _largest_piece(self.rows, self.piece_rows, self.max_pieces)
         self.loss_code = LOSS_CODES[problem.loss]
         self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])

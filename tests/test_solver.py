@@ -158,22 +158,27 @@ def test_subnormals_flush_inside_an_epoch_only():
 
 @pytest.mark.parametrize("share_units", [False, True])
 @pytest.mark.parametrize("rule", RULES)
-def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(monkeypatch, rule, share_units):
+@pytest.mark.parametrize("capped", [False, True], ids=["4 pieces", "capped at 3 by bytes"])
+def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(monkeypatch, rule, share_units,
+                                                                               capped):
     """A repeated run is bitwise the same; two workers are within the whole-run bound of one.
     Sharing rows, batches of 16 are cut into four pieces (of 5 rows or more here), whose
     gradients are added in piece order, so three workers give the weights of two bitwise (the
     L2 term of the loss is summed in the workers' blocks of θ, so the loss only to rounding),
     and one worker, which takes each batch whole, rounds differently. Sharing units computes
     each gradient element once, with other GEMM shapes (these happen to round alike). Rows as
-    stored too."""
+    stored too. Capped: the pieces' gradients may take the bytes of three (rows.PIECE_BYTES)."""
     monkeypatch.setattr(rows, "PIECE_ROWS", 5)
     problem = _problem("log_loss", np.float64, True, np.random.default_rng(3))
+    pieces = 3 if capped else 4
+    if capped:
+        monkeypatch.setattr(rows, "PIECE_BYTES", 3 * problem.layout.size * 8)
     runs = []
     for workers in (2, 2, 3, 1):
         theta = problem.theta.copy()
         solver = make_solver("fast", problem._replace(theta=theta), 16, n_workers=workers,
                              share_units=share_units and workers > 1)
-        assert solver.max_pieces == (4 if workers > 1 and not share_units else 1)
+        assert solver.max_pieces == (pieces if workers > 1 and not share_units else 1)
         optimizer = Optimizer(rule, theta, 0.01)
         losses = [solver.epoch(order, optimizer) for order in (None, np.arange(50)[::-1])]
         runs.append((theta, losses))

@@ -245,6 +245,37 @@ def test_rows_results_do_not_depend_on_the_workers(digits, dtype, batch, piece):
     np.testing.assert_allclose(other, theta, rtol=0, atol=bound)
 
 
+@pytest.mark.parametrize("sizes, itemsize, want", [
+    ([784, 128, 10], 4, 10),  # 407 KB a gradient: 10 fit in PIECE_BYTES
+    ([784, 256, 128, 10], 4, 4),
+    ([784, 128, 10], 8, 5),
+    ([64, 24, 10], 8, 16),  # small: MAX_PIECES
+    ([4096, 4096, 10], 4, 2),  # 67 MB a gradient: still two
+])
+def test_pieces_are_capped_by_their_gradients_bytes(sizes, itemsize, want):
+    assert rows.max_pieces(Layout(sizes).size, itemsize) == want
+    assert rows.max_pieces(Layout(sizes).size, itemsize, piece_rows=64) == rows.MAX_PIECES
+
+
+def test_capped_pieces_do_not_depend_on_the_workers(digits, monkeypatch):
+    """With the cap by bytes in force (three pieces of a batch of 100, where pieces of 8 rows
+    would be 13), two and three workers give the same bits, and the buffers hold three pieces."""
+    monkeypatch.setattr(rows, "PIECE_ROWS", 8)
+    weights, biases = reference.init_params([64, 24, 10], "kaiming", np.random.default_rng(0), np.float64)
+    monkeypatch.setattr(rows, "PIECE_BYTES", 3 * Layout([64, 24, 10]).size * 8)
+    X_train, _, y_train, _ = digits
+    X, y = np.ascontiguousarray(X_train, np.float64), y_train.astype(np.int64)
+    order = np.random.default_rng(1).permutation(len(X))
+    thetas = []
+    for n_workers in (2, 3):
+        net = network(weights, biases)
+        engine = rows.RowsEngine(X, y, net, 100, n_workers=n_workers)
+        assert engine.grads.shape[0] == 3 and engine.gather_rows == 34
+        engine.epoch(order, 0.1)
+        thetas.append(net.theta)
+    np.testing.assert_array_equal(thetas[0], thetas[1])
+
+
 # Each barrier of the split epochs and the test-only stall before what it publishes (the
 # workers' fastnn.kernels.split.Share or fastnn.kernels.rows.Crew): sharing units, the worker's
 # share of the first two gathered batches (the start barrier), of each batch's second-layer sums

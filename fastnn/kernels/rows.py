@@ -1,7 +1,8 @@
 """One epoch of SGD with each batch's rows cut into pieces that workers take as they come free.
 
 A batch of ``m`` rows is cut into ``P = min(crew.max_pieces, ⌈m / crew.piece_rows⌉)``
-near-equal pieces of consecutive rows (:func:`_pieces`): the cut depends on ``m`` alone. Per
+near-equal pieces of consecutive rows (:func:`_pieces`): the cut depends on ``m`` alone (and,
+through ``max_pieces``, on θ's size: :func:`fastnn.rows.max_pieces`). Per
 batch, each worker::
 
     while a piece p is left: g_p = Σ_{rows of p} ∂loss/∂θ      (_train_batch, full width)
