@@ -72,7 +72,8 @@ def network(weights, biases, activation="relu"):
 def gemm_blocks(request, monkeypatch):
     """Both ways the kernels can call BLAS, whatever this machine's BLAS is: each GEMM whole,
     or in the blocks of rows that OpenBLAS's AVX-512 small-matrix kernels take
-    (fastnn.kernels.blas._small_block; elsewhere the blocks run OpenBLAS's other kernels).
+    (fastnn.kernels.blas._small_block; float32 products over the batch also in chunks of its
+    rows, _inner_chunk; elsewhere the blocks run OpenBLAS's other kernels).
     The kernels read the switch at run time. Returns it."""
     from fastnn.kernels import blas
 
