@@ -149,14 +149,15 @@ def weight_gradient_in_chunks(dZ, X, G, chunk):
 @pytest.mark.benchmark(group="weight gradients in chunks of rows")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows", [64, 128, 256, 3750])
-@pytest.mark.parametrize("units", [64, 128])
+@pytest.mark.parametrize("units", [64, 128, 256])
 @pytest.mark.parametrize("chunk", [0, 16, 32, 64], ids=["whole", "16", "32", "64"])
 def test_weight_gradients_in_chunks(benchmark, monkeypatch, one_blas_thread, dtype, rows, units, chunk):
     """One worker's first-layer weight gradient ``dZᵀ·X`` of ``units`` × 784 over ``rows`` rows (a
     piece of a batch shared by rows: 64 rows at batch 1024, 3,750 at full batch; or the units
     split at batch 128), aligned, in one product or in chunks of ``chunk`` rows added in turn:
     why float32 products over the batch go in 32-row chunks (fastnn.kernels.blas.INNER_CHUNK_ROWS)
-    and float64 ones whole."""
+    and float64 ones whole, and those of 256 units over 128 rows at most
+    (fastnn.kernels.blas.MAX_CHUNKED_OUTPUT_BYTES)."""
     if chunk >= rows:
         pytest.skip("one chunk is the whole product")
     monkeypatch.setattr(blas.small_kernels, "value", 1)

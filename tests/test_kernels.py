@@ -422,8 +422,10 @@ def test_small_block_follows_openblas_rule(monkeypatch, trans_a, trans_b, rows, 
     (False, False, 128, 784, 64, 4, 64),  # not a product over the rows of A and B
     (True, True, 128, 784, 64, 4, 64),
     (True, False, 128, 1000, 64, 4, 64),  # 32 rows of C at k = 32 exceed the small kernels' size limit
-    (True, False, 2048, 784, 64, 4, 32),  # 64 blocks of 32 rows of C
-    (True, False, 2049, 784, 64, 4, 64),  # 65 would be needed
+    (True, False, 256, 784, 128, 4, 32),  # C of 0.8 MB, more than MAX_CHUNKED_OUTPUT_BYTES: 4 chunks
+    (True, False, 256, 784, 129, 4, 129),  # but not 5
+    (True, False, 2048, 64, 64, 4, 32),  # 64 blocks of 32 rows of C, 512 KiB
+    (True, False, 4096, 32, 64, 4, 64),  # 128 blocks would be needed
 ])
 def test_inner_chunk_rule(monkeypatch, trans_a, trans_b, rows, cols, k, itemsize, want):
     """Float32 products over the batch go in 32-row chunks where OpenBLAS's small-matrix kernels

@@ -113,6 +113,11 @@ MAX_SMALL_BLOCKS = 64  # beyond: one call (a full batch's first layer in 8-row b
 # op(A) = Aᵀ) goes in chunks of this many rows, each in blocks for the small-matrix kernels
 # (:func:`_inner_chunk`).
 INNER_CHUNK_ROWS = 32
+# ... if C takes at most this many bytes, or else in at most MAX_CHUNKS_OF_LARGE_OUTPUT chunks:
+# every chunk reads and writes C again, which pays while C stays in a core's L2 cache (1 MiB on
+# the Xeons measured); 256 units × 784 inputs (0.8 MB) ran faster in up to 4 chunks, slower in 8.
+MAX_CHUNKED_OUTPUT_BYTES = 512 * 1024
+MAX_CHUNKS_OF_LARGE_OUTPUT = 4
 
 if os.environ.get("FASTNN_BLAS"):
     _addresses, SOURCE = _named_library(os.environ["FASTNN_BLAS"])
@@ -252,19 +257,25 @@ _inner_chunks = _run_time_switch("fastnn_inner_chunks")
 @helper
 def _inner_chunk(trans_a, trans_b, rows, cols, k, itemsize):
     """Rows of ``A`` and ``B`` per GEMM call of ``C = Aᵀ·B`` (``C`` ``rows × cols``, summed over
-    ``k`` rows): :data:`INNER_CHUNK_ROWS` where it is float32, OpenBLAS's small-matrix kernels
-    are there and take ``C`` in blocks of :data:`SMALL_BLOCK_ROWS` rows at that ``k``; else all
-    ``k``. Each chunk's product is added to ``C`` (``beta = 1`` after the first), so the sum over
-    the rows rounds chunk by chunk, the same for any ``k`` and any block of ``C``. Without
+    ``k`` rows): :data:`INNER_CHUNK_ROWS` where the product is float32, OpenBLAS's small-matrix
+    kernels are there and take ``C`` in blocks of :data:`SMALL_BLOCK_ROWS` rows at that ``k``,
+    and either ``C`` takes at most :data:`MAX_CHUNKED_OUTPUT_BYTES` or the chunks are at most
+    :data:`MAX_CHUNKS_OF_LARGE_OUTPUT`; else all ``k``. Each chunk's product is added to ``C``
+    (``beta = 1`` after the first), so the sum over the rows rounds chunk by chunk, the same for
+    any block of ``C``. Without
     chunks, above about 40 rows only 16- or 8-row blocks of ``C`` fit under the kernels' size
     limit, and from 256 rows (784 inputs) none: the product is packed whole. A worker's
     first-layer weight gradient (784 inputs, one thread; ``bench/test_bench_kernels.py``, group
     "weight gradients in chunks of rows", Cascade Lake Xeon, 2026-11-28, medians) ran
     1.07-1.26x faster in 32-row chunks than without for 128 units over 64 to 3,750 rows, and
-    1.21-2.16x for 64 units; chunks of 16 or 64 rows were slower than 32 in every case. In
-    float64 chunks ran 0.80-1.68x as fast, faster at 64 rows and slower at 3,750: not used."""
+    1.21-2.16x for 64 units; chunks of 16 or 64 rows were slower than 32 in every case. For 256
+    units (``C`` 0.8 MB) they ran 1.40x and 1.30x faster over 64 and 128 rows, 0.89x as fast
+    over 256 and 3,750. In float64 chunks ran 0.80-1.68x as fast, faster at 64 rows and slower
+    at 3,750: not used."""
     if (_small_kernels() == 0 or _inner_chunks() == 0 or itemsize != 4 or not trans_a or trans_b
             or k <= INNER_CHUNK_ROWS or rows > SMALL_BLOCK_ROWS * MAX_SMALL_BLOCKS
+            or (rows * cols * itemsize > MAX_CHUNKED_OUTPUT_BYTES
+                and k > MAX_CHUNKS_OF_LARGE_OUTPUT * INNER_CHUNK_ROWS)
             or not _small_permitted(trans_a, trans_b, min(rows, SMALL_BLOCK_ROWS), cols, INNER_CHUNK_ROWS)):
         return k
     return INNER_CHUNK_ROWS
