@@ -25,14 +25,23 @@ MAX_PIECES = 16
 PIECE_BYTES = 4 * 2**20
 
 
-def max_pieces(n_parameters, itemsize, piece_rows=None):
+def max_pieces(n_parameters, itemsize):
     """The most pieces a batch is cut into for ``n_parameters`` parameters of ``itemsize`` bytes:
     :data:`MAX_PIECES`, or fewer (two at least) where their gradients would exceed
-    :data:`PIECE_BYTES`; with ``piece_rows`` given (benchmarks), :data:`MAX_PIECES` whatever the
-    bytes."""
-    if piece_rows is not None:
-        return MAX_PIECES
+    :data:`PIECE_BYTES`."""
     return max(2, min(MAX_PIECES, PIECE_BYTES // (n_parameters * itemsize)))
+
+
+def pieces_of(rows, n_parameters, itemsize, piece_rows=None):
+    """How batches of at most ``rows`` rows are cut, for ``n_parameters`` parameters of
+    ``itemsize`` bytes: ``(piece_rows, n_pieces, largest_piece)``, the kernels' ``piece_rows`` and
+    ``max_pieces`` and the rows a piece's buffers must hold. ``piece_rows`` given (tests,
+    benchmarks): pieces of that many rows instead of :data:`PIECE_ROWS`, at most
+    :data:`MAX_PIECES` whatever the bytes."""
+    most = MAX_PIECES if piece_rows else max_pieces(n_parameters, itemsize)
+    piece_rows = piece_rows or PIECE_ROWS
+    n_pieces = _pieces(rows, piece_rows, most)
+    return piece_rows, n_pieces, _largest_piece(rows, piece_rows, n_pieces)
 
 
 class RowsEngine(FastEngine):
@@ -42,7 +51,7 @@ class RowsEngine(FastEngine):
     worker then updates its block of the flat ``theta`` from the pieces' gradients added in
     piece order. BLAS runs one thread.
 
-    Buffers for batches of ``b`` rows, cut into at most :func:`max_pieces` pieces of about
+    Buffers for batches of ``b`` rows, cut into at most :func:`max_pieces` pieces (:func:`pieces_of`) of about
     :data:`PIECE_ROWS` rows (``piece_rows``, if given, instead: tests): a gradient of the
     parameters' size per piece, and per worker the work buffers of a piece's rows (as the serial
     engine's for that many) and, for shuffled batches, a gather buffer of as many rows.
@@ -53,10 +62,8 @@ class RowsEngine(FastEngine):
         self.n_gather_buffers = n_workers  # one per worker: FastEngine allocates them
         super().__init__(X, y, network, batch_size, n_threads, track_gradients)
         self.n_workers, self.blas_threads = n_workers, 1
-        most = max_pieces(self.layout.size, X.dtype.itemsize, piece_rows)
-        piece_rows = piece_rows or PIECE_ROWS
-        n_pieces = _pieces(self.rows, piece_rows, most)
-        self.gather_rows = _largest_piece(self.rows, piece_rows, most)
+        piece_rows, n_pieces, self.gather_rows = pieces_of(self.rows, self.layout.size, X.dtype.itemsize,
+                                                           piece_rows)
         self.grads = np.empty((n_pieces, self.layout.size), X.dtype)
         self.works = [make_work(self.layout.table, self.gather_rows, X.dtype) for _ in range(n_workers)]
         self.sync = np.zeros(3, np.int64)

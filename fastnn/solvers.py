@@ -169,7 +169,7 @@ class FastSolver:
     (:func:`fastnn.kernels.solver._unit_solver_epoch`); then each its share of the update.
     Repeated runs are bitwise equal. A batch of every row is taken as stored, whatever the
     order (:func:`fastnn.fast.full_batch_as_stored`). ``piece_rows`` other than None replaces
-    :data:`fastnn.rows.PIECE_ROWS` and its cap by bytes (benchmarks: :func:`fastnn.rows.max_pieces`)."""
+    :data:`fastnn.rows.PIECE_ROWS` and its cap by bytes (benchmarks: :func:`fastnn.rows.pieces_of`)."""
 
     def __init__(self, problem, batch_size, track_gradients=False, n_workers=1, share_units=None,
                  piece_rows=None):
@@ -179,8 +179,7 @@ class FastSolver:
         from .kernels._scalar import ACTIVATION_CODES
         from .kernels.network import Net, make_work
         from .kernels.outputs import LOSS_CODES
-        from .kernels.rows import _largest_piece, _pieces
-        from .rows import PIECE_ROWS, max_pieces
+        from .rows import pieces_of
 
         self.p = problem
         self.batch_size = batch_size
@@ -194,11 +193,9 @@ class FastSolver:
             share_units = 1 < n_workers <= hidden and self.rows <= MAX_UNIT_SHARING_ROWS
         self.share_units = share_units
         # One worker (or workers sharing units) takes a batch as one piece: the serial epoch.
-        most = max_pieces(problem.layout.size, X.dtype.itemsize, piece_rows)
-        piece_rows = piece_rows or PIECE_ROWS
-        self.piece_rows, self.max_pieces = ((self.rows, 1) if n_workers == 1 or share_units
-                                            else (piece_rows, _pieces(self.rows, piece_rows, most)))
-        piece = _largest_piece(self.rows, self.piece_rows, self.max_pieces)
+        self.piece_rows, self.max_pieces, piece = (
+            (self.rows, 1, self.rows) if n_workers == 1 or share_units
+            else pieces_of(self.rows, problem.layout.size, X.dtype.itemsize, piece_rows))
         self.loss_code = LOSS_CODES[problem.loss]
         self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])
         self.grads = np.empty((max(n_workers, self.max_pieces), problem.layout.size), X.dtype)

@@ -74,8 +74,7 @@ def test_full_batch_memory_need_is_as_stated(data):
     One worker takes the batch whole (P = 1)."""
     X, y = data
     workers = split_workers(Layout([FEATURES, HIDDEN, CLASSES]), default_blas_threads())
-    most = max(2, min(rows.MAX_PIECES, rows.PIECE_BYTES // (N_PARAMETERS * X.itemsize)))
-    pieces = min(most, -(-N // rows.PIECE_ROWS)) if workers > 1 else 1
+    pieces = rows.pieces_of(N, N_PARAMETERS, X.itemsize)[1] if workers > 1 else 1
     piece = -(-N // pieces)
     activations = workers * piece * (2 * HIDDEN + CLASSES)
     stated = X.itemsize * (N * CLASSES + activations + (6 + pieces) * N_PARAMETERS)

@@ -254,7 +254,8 @@ def test_rows_results_do_not_depend_on_the_workers(digits, dtype, batch, piece):
 ])
 def test_pieces_are_capped_by_their_gradients_bytes(sizes, itemsize, want):
     assert rows.max_pieces(Layout(sizes).size, itemsize) == want
-    assert rows.max_pieces(Layout(sizes).size, itemsize, piece_rows=64) == rows.MAX_PIECES
+    assert rows.pieces_of(1024, Layout(sizes).size, itemsize)[1] == want  # batch 1024, pieces of 64
+    assert rows.pieces_of(1024, Layout(sizes).size, itemsize, piece_rows=64)[1] == rows.MAX_PIECES
 
 
 def test_capped_pieces_do_not_depend_on_the_workers(digits, monkeypatch):
