@@ -17,7 +17,7 @@ from fastnn.kernels._scalar import RELU
 from fastnn.kernels.activations import _bias_activate
 from fastnn.kernels.backward import _column_sums, _inplace_activation_backward
 from fastnn.kernels.blas import _gemm, _gemm_call, _inplace_gemm_update
-from fastnn.kernels.dense import _dense_forward
+from fastnn.kernels.dense import _dense_forward, _transpose_into
 from fastnn.kernels.epoch import _gather_rows
 from fastnn.kernels.softmax import _inplace_softmax_cross_entropy_grad
 from fastnn.kernels.update import _inplace_sgd
@@ -43,7 +43,7 @@ def test_dense_forward_reference(benchmark):
 @pytest.mark.benchmark(group="dense forward (GEMM + bias + ReLU)")
 def test_dense_forward_fast(benchmark):
     out = np.empty((M, N_HIDDEN), np.float32)
-    benchmark(_dense_forward, X, W, B.ravel(), RELU, out, np.empty_like(out), B.ravel()[:0])
+    benchmark(_dense_forward, X, W, B.ravel(), RELU, out, np.empty_like(out), B.ravel()[:0], B.ravel()[:0])
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_first_layer_forward_transposing_inputs(benchmark, one_blas_thread, dtyp
     b = B.ravel()[:units].astype(dtype)
     out, scratch = np.empty((32, units), dtype), np.empty((32, units), dtype)
     inputs_t = np.empty(32 * n_in if transposing else 0, dtype)
-    benchmark(_dense_forward, Xb, Wb, b, RELU, out, scratch, inputs_t)
+    benchmark(_dense_forward, Xb, Wb, b, RELU, out, scratch, inputs_t, inputs_t[:0])
 
 
 @pytest.mark.benchmark(group="a worker's first-layer GEMMs at batch 32: whole, half the rows, half the units")
@@ -167,6 +167,41 @@ def test_weight_gradients_in_chunks(benchmark, monkeypatch, one_blas_thread, dty
     dZ[...] = np.resize(Z, (rows, units))
     G = aligned_empty((units, N_IN), dtype)
     benchmark(weight_gradient_in_chunks, dZ, X_rows, G, chunk or rows)
+
+
+@pytest.mark.benchmark(group="first-layer forward reading W or Wᵀ")
+@pytest.mark.parametrize("rows", [64, 103, 128, 3750])
+@pytest.mark.parametrize("units", [64, 128, 256])
+@pytest.mark.parametrize("way", ["X·Wᵀ", "X·(Wᵀ)", "X·(Wᵀ), input chunks"])
+def test_first_layer_forward_reading_transposed_weights(benchmark, monkeypatch, one_blas_thread, rows,
+                                                        units, way):
+    """One worker's first-layer forward product of 784-units-10 over a piece of ``rows`` rows
+    (float32, aligned; 103 rows: a batch of 1,024 in 10 pieces, 3,750: a full batch's piece):
+    reading ``W`` as stored (as before; blocks where the small-matrix kernels take them), or a
+    copy of ``Wᵀ`` (an untransposed product), in blocks of the whole inner size or in chunks of
+    it: why the engines read ``W[0]ᵀ`` at large batches where the chunks fit
+    (fastnn.kernels.network.transposes_weights, fastnn.kernels.blas._input_chunk)."""
+    monkeypatch.setattr(blas.small_kernels, "value", 1)
+    monkeypatch.setattr(blas.input_chunks, "value", int(way.endswith("chunks")))
+    Xb = aligned_empty((rows, N_IN), np.float32)
+    Xb[...] = np.resize(X, (rows, N_IN))
+    Wb = aligned_empty((units, N_IN), np.float32)
+    Wb[...] = np.resize(W, (units, N_IN))
+    Wt = aligned_empty((N_IN, units), np.float32)
+    Wt[...] = Wb.T
+    C = aligned_empty((rows, units), np.float32)
+    if way == "X·Wᵀ":
+        benchmark(_gemm, False, True, 1.0, Xb, Wb, 0.0, C)
+    else:
+        benchmark(_gemm, False, False, 1.0, Xb, Wt, 0.0, C)
+
+
+@pytest.mark.benchmark(group="first-layer forward reading W or Wᵀ")
+@pytest.mark.parametrize("units", [64, 128, 256])
+def test_transposing_first_layer_weights(benchmark, units):
+    """What reading ``Wᵀ`` costs a worker once a step: the copy (fastnn.kernels.epoch._transpose_weights)."""
+    Wb = np.resize(W, (units, N_IN))
+    benchmark(_transpose_into, Wb, aligned_empty((N_IN, units), np.float32))
 
 
 def first_layer_gemm(product, dtype, rows, units, offset):

@@ -65,7 +65,8 @@ class RowsEngine(FastEngine):
         piece_rows, n_pieces, self.gather_rows = pieces_of(self.rows, self.layout.size, X.dtype.itemsize,
                                                            piece_rows)
         self.grads = np.empty((n_pieces, self.layout.size), X.dtype)
-        self.works = [make_work(self.layout.table, self.gather_rows, X.dtype) for _ in range(n_workers)]
+        self.works = [make_work(self.layout.table, self.gather_rows, X.dtype, step_rows=self.rows)
+                      for _ in range(n_workers)]
         self.sync = np.zeros(3, np.int64)
         losses, hits = np.empty(n_pieces), np.empty(n_pieces, np.int64)
         self.crews = [Crew(w, n_workers, piece_rows, n_pieces, self.grads, losses, hits, self.sync, 0, 0)

@@ -200,8 +200,9 @@ class FastSolver:
         self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])
         self.grads = np.empty((max(n_workers, self.max_pieces), problem.layout.size), X.dtype)
         # Workers sharing units work in their Units instead; worker 0's Work still holds the norms.
-        self.works = [make_work(problem.layout.table, piece, X.dtype, track_norms=track_gradients)
-                      ._replace(grad=self.grads[w]) for w in range(1 if share_units else n_workers)]
+        self.works = [make_work(problem.layout.table, piece, X.dtype, track_norms=track_gradients,
+                                step_rows=self.rows)._replace(grad=self.grads[w])
+                      for w in range(1 if share_units else n_workers)]
         self.work = self.works[0]
         self.losses = np.zeros(self.max_pieces)
         self.squares = np.zeros(n_workers)

@@ -63,7 +63,7 @@ def test_kernels_count_no_references(rng, kernel):
     fresh = numba.njit(**options)(kernel.py_func)
     Z, b, Y = random(rng, (4, 3), np.float64), random(rng, 3, np.float64), random(rng, (4, 3), np.float64)
     arguments = {_dense_forward: (Z, Y, b, ACTIVATION_CODES["relu"], np.empty((4, 4)), np.empty((4, 4)),
-                                  np.empty(0)),
+                                  np.empty(0), np.empty(0)),
                  _inplace_output_loss_grad: (Z, b, Y, np.empty(0), 0, np.empty(4)),
                  _squares_sum: (b,)}
     fresh(*arguments[kernel])
@@ -274,13 +274,16 @@ def test_column_sums_over_several_blocks_add_chunks_in_order(rng, dtype):
                                             (1, 3, 2), (4, 17, 9), (32, 784, 64)])  # 2m <= n_out: Wᵀ GEMM
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("transposing", [False, True], ids=["", "inputs transposed"])
-def test_dense_forward(rng, dtype, m, n_in, n_out, activation, transposing):
-    """With a buffer for ``A`` transposed (used by short batches only) and without."""
+@pytest.mark.parametrize("weights_transposed", [False, True], ids=["", "weights transposed"])
+def test_dense_forward(rng, dtype, m, n_in, n_out, activation, transposing, weights_transposed):
+    """With a buffer for ``A`` transposed (used by short batches only) and without; with ``Wᵀ``
+    given (which every batch then reads) and without."""
     A, W, b = random(rng, (m, n_in), dtype), random(rng, (n_out, n_in), dtype), random(rng, n_out, dtype)
     out = np.empty((m, n_out), dtype)
     inputs_t = np.full(m * n_in + 3 if transposing else 0, np.nan, dtype)  # longer than needed
-    _dense_forward(A, W, b, ACTIVATION_CODES[activation], out, np.full_like(out, np.nan), inputs_t)
-    if transposing and 2 * m <= n_out:
+    weights_t = W.T.flatten() if weights_transposed else np.empty(0, dtype)
+    _dense_forward(A, W, b, ACTIVATION_CODES[activation], out, np.full_like(out, np.nan), inputs_t, weights_t)
+    if transposing and 2 * m <= n_out and not weights_transposed:
         np.testing.assert_array_equal(inputs_t[:m * n_in].reshape(n_in, m), A.T)
     Z = W @ A.T + b[:, None]
     scale = gemm_scale(A, W, b)
@@ -369,8 +372,9 @@ def test_gemm_against_numpy(rng, dtype, trans_a, trans_b, sliced, m, k, n, align
 
 
 # Shapes that OpenBLAS multiplies whole with its packing kernels but in blocks of rows with its
-# small-matrix kernels: 70 rows of C in blocks of 32 (or 16, 8) and a last, shorter one.
-BLOCKED = [(70, 600, 50), (100, 784, 20)]
+# small-matrix kernels: 70 rows of C in blocks of 32 (or 16, 8) and a last, shorter one (the
+# last shape's float32 A·B also in chunks of its inner size: _inner_chunk).
+BLOCKED = [(70, 600, 50), (100, 784, 20), (70, 784, 64)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -381,7 +385,10 @@ def test_gemm_in_blocks_against_numpy(rng, gemm_blocks, dtype, trans_a, trans_b,
     """Whole or in blocks of rows, every transposition, on views with longer rows: NumPy's product."""
     block = _small_block(trans_a, trans_b, m, n, k, np.dtype(dtype).itemsize)
     assert block == m if not gemm_blocks or (trans_a and trans_b) else block < m
-    chunked = bool(gemm_blocks) and trans_a and not trans_b and dtype == np.float32
+    # Products over the batch's rows (Aᵀ·B) in chunks of 32 of them, and A·B where 32-row blocks
+    # of C at the whole k exceed the small kernels' size limit (100³ multiply-adds).
+    chunked = (bool(gemm_blocks) and not trans_b and dtype == np.float32
+               and (trans_a or 32 * n * k > 100 ** 3))
     assert (_inner_chunk(trans_a, trans_b, m, n, k, np.dtype(dtype).itemsize) < k) is chunked
     test_gemm_against_numpy(rng, dtype, trans_a, trans_b, sliced, m, k, n, aligned=True)
 
@@ -419,7 +426,6 @@ def test_small_block_follows_openblas_rule(monkeypatch, trans_a, trans_b, rows, 
     (True, False, 128, 784, 32, 4, 32),  # 32 rows or fewer: one call
     (True, False, 128, 784, 33, 4, 32),  # a chunk of 32 and one of 1
     (True, False, 128, 784, 64, 8, 64),  # float64: whole
-    (False, False, 128, 784, 64, 4, 64),  # not a product over the rows of A and B
     (True, True, 128, 784, 64, 4, 64),
     (True, False, 128, 1000, 64, 4, 64),  # 32 rows of C at k = 32 exceed the small kernels' size limit
     (True, False, 256, 784, 128, 4, 32),  # C of 0.8 MB, more than MAX_CHUNKED_OUTPUT_BYTES: 4 chunks
@@ -437,6 +443,66 @@ def test_inner_chunk_rule(monkeypatch, trans_a, trans_b, rows, cols, k, itemsize
     monkeypatch.setattr(blas.inner_chunks, "value", 1)
     monkeypatch.setattr(blas.small_kernels, "value", 0)
     assert _inner_chunk(trans_a, trans_b, rows, cols, k, itemsize) == k
+
+
+@pytest.mark.parametrize("rows, cols, k, itemsize, want", [
+    (103, 128, 784, 4, 196),  # the forward product X·(W[0]ᵀ) of 128 units over a piece of 103 rows
+    (6000, 128, 784, 4, 196),  # ... over a full batch's piece
+    (64, 64, 784, 4, 392),
+    (64, 32, 784, 4, 784),  # 32-row blocks of C fit whole
+    (64, 128, 785, 4, 197),  # near-equal chunks, the last one shorter
+    (64, 256, 784, 4, 784),  # would take 7 chunks
+    (31, 128, 784, 4, 784),  # fewer rows than a block
+    (103, 128, 784, 8, 784),  # float64: whole
+    (64, 784, 128, 4, 32),  # the units split's weight gradient dZᵀ·X at batch 128 (as stored: A·B)
+])
+def test_input_chunk_rule(monkeypatch, rows, cols, k, itemsize, want):
+    """Float32 products A·B go in at most 4 near-equal chunks of their inner size where OpenBLAS's
+    small-matrix kernels then take C in 32-row blocks; only with those kernels and both switches on."""
+    monkeypatch.setattr(blas.small_kernels, "value", 1)
+    assert _inner_chunk(False, False, rows, cols, k, itemsize) == want
+    assert _inner_chunk(False, True, rows, cols, k, itemsize) == k  # A·Bᵀ: never
+    monkeypatch.setattr(blas.input_chunks, "value", 0)
+    assert _inner_chunk(False, False, rows, cols, k, itemsize) == k
+    monkeypatch.setattr(blas.input_chunks, "value", 1)
+    monkeypatch.setattr(blas.small_kernels, "value", 0)
+    assert _inner_chunk(False, False, rows, cols, k, itemsize) == k
+
+
+@pytest.mark.parametrize("cols, k, want", [(128, 784, True), (64, 784, True), (256, 784, False),
+                                           (100, 64, True), (1200, 784, False)])
+def test_small_input_blocks(monkeypatch, cols, k, want):
+    """Whether the engines read a first layer's weights transposed: its forward product, whole or
+    in chunks, fits the small kernels in 32-row blocks; never without them or the switch."""
+    monkeypatch.setattr(blas.small_kernels, "value", 1)
+    assert blas.small_input_blocks(cols, k) is want
+    monkeypatch.setattr(blas.input_chunks, "value", 0)
+    assert blas.small_input_blocks(cols, k) is False
+    monkeypatch.setattr(blas.input_chunks, "value", 1)
+    monkeypatch.setattr(blas.small_kernels, "value", 0)
+    assert blas.small_input_blocks(cols, k) is False
+
+
+def test_input_chunks_add_up_in_order(rng, monkeypatch):
+    """A·B of 70 rows, 128 columns and inner size 784 in chunks: each 32-row block of C (32, 32,
+    6 rows) bitwise its four chunks' products (196 columns of A) added in turn; ``beta`` applies
+    to C once, not per chunk."""
+    monkeypatch.setattr(blas.small_kernels, "value", 1)
+    A, B = random(rng, (70, 784), np.float32), random(rng, (784, 128), np.float32)
+    C0 = random(rng, (70, 128), np.float32)
+    want = C0.copy()
+    for i in (0, 32, 64):
+        for start in range(0, 784, 196):
+            block = want[i:i + 32]  # a view: each chunk adds to the block left by the last
+            _gemm(False, False, 2.0, A[i:i + 32, start:start + 196].copy(), B[start:start + 196].copy(),
+                  0.5 if start == 0 else 1.0, block)
+    got = C0.copy()
+    _gemm(False, False, 2.0, A, B, 0.5, got)
+    np.testing.assert_array_equal(got, want)
+    monkeypatch.setattr(blas.input_chunks, "value", 0)
+    whole = C0.copy()
+    _gemm(False, False, 2.0, A, B, 0.5, whole)
+    assert not np.array_equal(whole, got)  # the chunks were taken: the sum rounds otherwise
 
 
 def test_chunks_add_up_in_order(rng, monkeypatch):

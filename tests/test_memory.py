@@ -7,6 +7,7 @@ import pytest
 
 from fastnn import MLPClassifier, estimator, rows, solvers
 from fastnn._threads import default_blas_threads
+from fastnn.kernels.network import transposes_weights
 from fastnn.layout import Layout
 from fastnn.split import split_workers
 
@@ -69,15 +70,18 @@ def test_reference_fit_copies_the_data_once(data):
 def test_full_batch_memory_need_is_as_stated(data):
     """README: full-batch training on n samples with w workers sharing rows, in P pieces of
     r = ⌈n/P⌉ rows, needs about itemsize · (n · n_classes + w · r · (2 · Σ hidden widths +
-    n_classes) + (6 + P) · n_parameters) bytes beyond the data: the targets, each worker's
-    activations and deltas for a piece, and the parameters' copies with a gradient per piece.
-    One worker takes the batch whole (P = 1)."""
+    n_classes) + (6 + P) · n_parameters + w · n_features · h₁) bytes beyond the data: the targets,
+    each worker's activations and deltas for a piece, the parameters' copies with a gradient per
+    piece, and each worker's copy of W[0]ᵀ where the engine reads it (h₁ units). One worker
+    takes the batch whole (P = 1)."""
     X, y = data
-    workers = split_workers(Layout([FEATURES, HIDDEN, CLASSES]), default_blas_threads())
+    layout = Layout([FEATURES, HIDDEN, CLASSES])
+    workers = split_workers(layout, default_blas_threads())
     pieces = rows.pieces_of(N, N_PARAMETERS, X.itemsize)[1] if workers > 1 else 1
     piece = -(-N // pieces)
     activations = workers * piece * (2 * HIDDEN + CLASSES)
-    stated = X.itemsize * (N * CLASSES + activations + (6 + pieces) * N_PARAMETERS)
+    transposed = workers * FEATURES * HIDDEN if transposes_weights(layout.table, N, X.dtype) else 0
+    stated = X.itemsize * (N * CLASSES + activations + (6 + pieces) * N_PARAMETERS + transposed)
     # With shuffle=True the solver gathers each batch's rows in their shuffled order: for a full
     # batch, a copy of X.
     peak = peak_of_fit(X, y, batch_size=N, shuffle=False)

@@ -110,32 +110,73 @@ def test_epochs_with_the_inputs_transposed_match_the_reference(dtype, rule, work
     np.testing.assert_allclose(thetas[1], thetas[0], rtol=0, atol=bound * np.abs(thetas[0]).max())
 
 
+def _mnist_wide(rng, n, dtype, activation="relu"):
+    """``n`` random rows of 784 inputs and 10 classes for 784-128-10 (ReLU or ``activation``,
+    log-loss, α = 1e-4), θ on a cache line as the estimators allocate it; and a permutation of
+    the rows."""
+    layout = Layout([784, 128, 10])
+    X = rng.random((n, 784)).astype(dtype)
+    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, n)]
+    theta = layout.pack(*reference.init_params(layout.sizes, "kaiming", rng, dtype), dtype)
+    return Problem(X, Y, None, "log_loss", 1e-4, layout, theta, activation), rng.permutation(n)
+
+
+def _two_epochs(problem, order, rule, batch, **fast):
+    """Two epochs of the reference solver, then of the fast one (``fast``: its workers), each on
+    its own copy of θ: ``[(θ, losses, solver)]``, reference first."""
+    results = []
+    for engine in ("reference", "fast"):
+        layout = problem.layout
+        copy = layout.pack(layout.weights(problem.theta), layout.biases(problem.theta), problem.X.dtype)
+        extra = fast if engine == "fast" else {}
+        solver = make_solver(engine, problem._replace(theta=copy), batch, **extra)
+        optimizer = Optimizer(rule, copy, 0.001 if rule == "adam" else 0.01)
+        results.append((copy, [solver.epoch(order, optimizer) for _ in range(2)], solver))
+    return results
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("batch, workers, share_units", [(32, 1, None), (32, 2, True), (64, 2, True),
                                                          (128, 2, False), (128, 2, True)])
 def test_mnist_wide_epochs_match_the_reference(gemm_blocks, dtype, rule, batch, workers, share_units):
-    """784 inputs, 128 first-layer units, θ on a cache line as the estimators allocate it: where
-    the kernels' OpenBLAS has small-matrix kernels, the first layer's GEMMs run in blocks of rows
-    (fastnn.kernels.blas._small_block), and whole elsewhere; both within the whole-run bounds."""
-    rng = np.random.default_rng(0)
-    n, layout = 300, Layout([784, 128, 10])
-    X = rng.random((n, 784)).astype(dtype)
-    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, n)]
-    theta = layout.pack(*reference.init_params(layout.sizes, "kaiming", rng, dtype), dtype)
-    problem = Problem(X, Y, None, "log_loss", 1e-4, layout, theta, "relu")
-    order = rng.permutation(n)
-    results = []
-    for engine in ("reference", "fast"):
-        copy = layout.pack(layout.weights(theta), layout.biases(theta), dtype)
-        extra = {"n_workers": workers, "share_units": share_units} if engine == "fast" else {}
-        solver = make_solver(engine, problem._replace(theta=copy), batch, **extra)
-        optimizer = Optimizer(rule, copy, 0.001 if rule == "adam" else 0.01)
-        results.append((copy, [solver.epoch(order, optimizer) for _ in range(2)]))
-    (want, want_losses), (got, got_losses) = results
+    """784 inputs, 128 first-layer units: where the kernels' OpenBLAS has small-matrix kernels,
+    the first layer's GEMMs run in blocks of rows (fastnn.kernels.blas._small_block), and whole
+    elsewhere; both within the whole-run bounds."""
+    problem, order = _mnist_wide(np.random.default_rng(0), 300, dtype)
+    (want, want_losses, _), (got, got_losses, solver) = _two_epochs(
+        problem, order, rule, batch, n_workers=workers, share_units=share_units)
     assert solver.share_units == bool(share_units)
     np.testing.assert_allclose(got, want, rtol=0, atol=BOUND[dtype] * np.abs(want).max())
     np.testing.assert_allclose(got_losses, want_losses, rtol=BOUND[dtype])
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_steps_reading_transposed_weights_match_the_reference(gemm_blocks, rule, workers):
+    """Batches of 1,050 rows (float32): where the kernels' OpenBLAS has small-matrix kernels, the
+    first layer's forward products read W[0]ᵀ, copied once a step (and once for the objective
+    and the predictions: fastnn.kernels.network.transposes_weights), else W[0]; the epochs, the
+    objective over all 2,100 rows and the predictions within the whole-run bounds either way
+    (a copy left from the step before is not). Tanh: with ReLU, of 2,100 × 128 pre-activations
+    one was 1e-7 from 0, where ReLU's derivative jumps, and that row's share of its unit's
+    gradient was in one engine's objective and not the other's."""
+    from fastnn.solvers import predict_output, predict_output_reference
+
+    problem, order = _mnist_wide(np.random.default_rng(0), 2100, np.float32, "tanh")
+    (want, want_losses, reference_solver), (got, got_losses, solver) = _two_epochs(
+        problem, order, rule, 1050, n_workers=workers)
+    bound = BOUND[np.float32]
+    np.testing.assert_allclose(got, want, rtol=0, atol=bound * np.abs(want).max())
+    np.testing.assert_allclose(got_losses, want_losses, rtol=bound)
+    (want_loss, want_grad), (got_loss, got_grad) = reference_solver.objective(want), solver.objective(want)
+    np.testing.assert_allclose(got_loss, want_loss, rtol=bound)
+    np.testing.assert_allclose(got_grad, want_grad, rtol=0, atol=bound * np.abs(want_grad).max())
+    args = problem.layout, want, "tanh", "log_loss", problem.X
+    np.testing.assert_allclose(predict_output(*args), predict_output_reference(*args), rtol=0, atol=bound)
+    transposed = 784 * 128 if gemm_blocks else 0
+    assert [w.weights_t.size for w in solver.works] == [transposed] * workers
+    assert solver._full_work.weights_t.size == transposed
 
 
 @pytest.mark.skipif(not X86, reason="flushing subnormals is x86's MXCSR")

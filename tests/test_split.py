@@ -127,6 +127,27 @@ def test_mnist_wide_batches_agree_with_reference(many_cores, sharing, gemm_block
                        hidden_layer_sizes=(128,), batch_size=batch_size, epochs=3, learning_rate=0.01)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_steps_reading_transposed_weights_agree_with_reference(many_cores, gemm_blocks, made_engines,
+                                                                n_threads):
+    """Batches of 1,050 rows, 784 inputs, 128 units, float32: where the kernels' OpenBLAS has
+    small-matrix kernels, the first layer's forward products read W[0]ᵀ, copied once a step
+    (fastnn.kernels.network.transposes_weights), serial and sharing rows; else W[0]. Within the
+    bounds of the reference either way (a copy left from the step before is not)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((2100, 784)), rng.integers(0, 10, 2100)
+    engine = rows.RowsEngine if n_threads > 1 else fast.SerialEngine
+    assert_split_equal(X, y, X_test=X[:100], dtype="float32", n_threads=n_threads, engine=engine,
+                       hidden_layer_sizes=(128,), batch_size=1050, epochs=3, learning_rate=0.01)
+    got = made_engines[0]
+    works = got.works if n_threads > 1 else [got.work]
+    assert [w.weights_t.size for w in works] == [784 * 128 if gemm_blocks else 0] * n_threads
+    W, B, X32 = got.layout.weights(got.theta), got.layout.biases(got.theta), X.astype(np.float32)
+    np.testing.assert_allclose(fast.predict_proba(W, B, "relu", X32),  # 2,100 rows: it reads W[0]ᵀ too
+                               reference.predict_proba(W, B, "relu", np.ascontiguousarray(X32.T)).T,
+                               rtol=0, atol=TRAINING_RTOL["float32"])
+
+
 STABILITY = {name: s for name, (_, s) in zip(SPLIT_IDS, SPLIT_SETTINGS)}
 
 

@@ -16,7 +16,8 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   batch (called by :class:`fastnn.fast.SerialEngine` and ``FastEngine._gradient``);
   ``_predict``: the probabilities of a batch; ``_gather_rows``; helpers ``_gather``, ``_batch``,
   ``_rows`` (some rows of the epoch, gathered), ``_train_batch`` (one batch: forward, backward,
-  step or gradient), ``_forward``, ``_hidden_forward``, ``_layer_gradient``
+  step or gradient), ``_forward``, ``_hidden_forward``, ``_layer_gradient``,
+  ``_transpose_weights`` (``W[0]ᵀ`` into its buffer, once a step, where the engines read it)
 - :mod:`.solver` — ``_solver_epoch``: an epoch of scikit-learn's stochastic solvers (every
   output layer and loss, sample weights, L2, SGD with momentum or Nesterov's, Adam) in one
   call (:class:`fastnn.solvers.FastSolver`), serial or one call per worker thread taking
@@ -61,13 +62,16 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   inlined scalar function)
 - :mod:`.blas` — ``_gemm_call`` (OpenBLAS, called by name); ``_gemm_in_blocks`` (in blocks
   of rows for OpenBLAS's small-matrix kernels, where they take them, and float32 products over
-  the batch in chunks of its rows); helpers ``_gemm``, ``_gemm_blocks``, ``_small_block``,
-  ``_inner_chunk``, ``_small_permitted``, ``_inplace_gemm_update``, ``_row_stride``;
-  ``_small_kernels``, ``_inner_chunks`` (the run-time switches)
+  the batch in chunks of its rows, ``A·B`` in chunks of its inner size); helpers ``_gemm``,
+  ``_gemm_blocks``, ``_small_block``, ``_inner_chunk``, ``_input_chunk``, ``_small_permitted``,
+  ``_inplace_gemm_update``, ``_row_stride``; ``_small_kernels``, ``_inner_chunks``,
+  ``_input_chunks`` (the run-time switches); ``small_input_blocks`` (plain Python: the engines'
+  choice to read ``W[0]ᵀ``)
 - :mod:`.network` — helpers ``_weights``, ``_bias``, ``_layer``, ``_block``,
   ``_units_below``: views into the flat arrays; ``_share``, ``_owned``: a worker's rows of a
   batch and elements of a layer; ``_with_grad``: work buffers with a piece's gradient;
-  ``_short_batch``: which forward GEMM a batch takes
+  ``_short_batch``: which forward GEMM a batch takes; ``transposes_weights`` (plain Python):
+  whether the first layer's forward reads ``W[0]ᵀ``
 - :mod:`.sync` — helpers ``_arrive_and_wait``: the workers' spin barrier, and ``_claim``:
   the next piece of a batch (LLVM atomics)
 - :mod:`._scalar` — ``activate``, ``derivative_from_output``, ``like``, ``opaque``

@@ -118,6 +118,10 @@ INNER_CHUNK_ROWS = 32
 # the Xeons measured); 256 units × 784 inputs (0.8 MB) ran faster in up to 4 chunks, slower in 8.
 MAX_CHUNKED_OUTPUT_BYTES = 512 * 1024
 MAX_CHUNKS_OF_LARGE_OUTPUT = 4
+# A float32 product A·B whose 32-row blocks of C the small-matrix kernels would not take goes in
+# at most this many chunks of its inner size (:func:`_input_chunk`): 128 units' forward takes 4 of
+# 196 inputs; 256 units' would take 7, and ran no faster than the product packed whole.
+MAX_INPUT_CHUNKS = 4
 
 if os.environ.get("FASTNN_BLAS"):
     _addresses, SOURCE = _named_library(os.environ["FASTNN_BLAS"])
@@ -136,6 +140,9 @@ binding.add_symbol("fastnn_small_kernels", ctypes.addressof(small_kernels))
 # With them, whether products over the batch go in chunks of its rows (:func:`_inner_chunk`).
 inner_chunks = ctypes.c_int64(1)
 binding.add_symbol("fastnn_inner_chunks", ctypes.addressof(inner_chunks))
+# With them, whether products A·B go in chunks of their inner size (:func:`_input_chunk`).
+input_chunks = ctypes.c_int64(1)
+binding.add_symbol("fastnn_input_chunks", ctypes.addressof(input_chunks))
 
 # ?gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), every argument by pointer.
 _GEMM = types.void(*([types.voidptr] * 13))
@@ -167,20 +174,26 @@ def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
 @kernel
 def _gemm_in_blocks(trans_a, trans_b, alpha, A, B, beta, C):
     """:func:`_gemm_call`, in blocks of ``C``'s rows where OpenBLAS's small-matrix kernels take
-    a block but not the whole product (:func:`_small_block`), and a float32 product over the
-    batch (``Aᵀ·B``) in chunks of its rows (:func:`_inner_chunk`). A kernel of its own, not inlined
+    a block but not the whole product (:func:`_small_block`), and a float32 product ``Aᵀ·B`` or
+    ``A·B`` in chunks of its inner size (:func:`_inner_chunk`). A kernel of its own, not inlined
     into its callers, so that the rule is compiled once, not again at each of an epoch's GEMMs
     (which made a cold first fit on the digits compile several seconds longer)."""
     m, n = C.shape
     k = A.shape[0] if trans_a else A.shape[1]
     chunk = _inner_chunk(trans_a, trans_b, m, n, k, C.itemsize)
-    block = _small_block(trans_a, trans_b, m, n, chunk, C.itemsize)
     if chunk == k:
-        _gemm_blocks(trans_a, trans_b, alpha, A, B, beta, C, block)
-        return
-    for start in range(0, k, chunk):  # Aᵀ·B over rows start:start + chunk, then added to C
-        _gemm_blocks(trans_a, trans_b, alpha, A[start:start + chunk], B[start:start + chunk],
-                     beta if start == 0 else 1.0, C, block)
+        _gemm_blocks(trans_a, trans_b, alpha, A, B, beta, C, _small_block(trans_a, trans_b, m, n, k,
+                                                                          C.itemsize))
+    elif trans_a:  # Aᵀ·B over rows start:start + chunk, added to C: each chunk passes over all of C
+        block = _small_block(trans_a, trans_b, m, n, chunk, C.itemsize)
+        for start in range(0, k, chunk):
+            _gemm_blocks(trans_a, trans_b, alpha, A[start:start + chunk], B[start:start + chunk],
+                         beta if start == 0 else 1.0, C, block)
+    else:  # A·B: a block of C takes its chunks in turn, while it is in the cache
+        for i in range(0, m, SMALL_BLOCK_ROWS):
+            for start in range(0, k, chunk):
+                _gemm_call(False, False, alpha, A[i:i + SMALL_BLOCK_ROWS, start:start + chunk],
+                           B[start:start + chunk], beta if start == 0 else 1.0, C[i:i + SMALL_BLOCK_ROWS])
 
 
 @helper
@@ -252,6 +265,7 @@ def _run_time_switch(symbol):
 # whether products over the batch go in chunks of its rows (:data:`inner_chunks`).
 _small_kernels = _run_time_switch("fastnn_small_kernels")
 _inner_chunks = _run_time_switch("fastnn_inner_chunks")
+_input_chunks = _run_time_switch("fastnn_input_chunks")
 
 
 @helper
@@ -272,13 +286,50 @@ def _inner_chunk(trans_a, trans_b, rows, cols, k, itemsize):
     units (``C`` 0.8 MB) they ran 1.40x and 1.30x faster over 64 and 128 rows, 0.89x as fast
     over 256 and 3,750. In float64 chunks ran 0.80-1.68x as fast, faster at 64 rows and slower
     at 3,750: not used."""
-    if (_small_kernels() == 0 or _inner_chunks() == 0 or itemsize != 4 or not trans_a or trans_b
-            or k <= INNER_CHUNK_ROWS or rows > SMALL_BLOCK_ROWS * MAX_SMALL_BLOCKS
+    if _small_kernels() == 0 or _inner_chunks() == 0 or itemsize != 4 or trans_b:
+        return k
+    if not trans_a:
+        return _input_chunk(rows, cols, k)
+    if (k <= INNER_CHUNK_ROWS or rows > SMALL_BLOCK_ROWS * MAX_SMALL_BLOCKS
             or (rows * cols * itemsize > MAX_CHUNKED_OUTPUT_BYTES
                 and k > MAX_CHUNKS_OF_LARGE_OUTPUT * INNER_CHUNK_ROWS)
             or not _small_permitted(trans_a, trans_b, min(rows, SMALL_BLOCK_ROWS), cols, INNER_CHUNK_ROWS)):
         return k
     return INNER_CHUNK_ROWS
+
+
+def small_input_blocks(cols, k):
+    """Whether a float32 product ``C = A·B`` of many rows, ``cols`` columns and inner size ``k``
+    runs in OpenBLAS's small-matrix kernels (with them and the switches on): in blocks of
+    :data:`SMALL_BLOCK_ROWS` rows, whole or in at most :data:`MAX_INPUT_CHUNKS` chunks of ``k``
+    (:func:`_input_chunk`). Plain Python, for the engines' choices."""
+    return bool(small_kernels.value and input_chunks.value) and any(
+        _small_permitted.py_func(False, False, SMALL_BLOCK_ROWS, cols, -(-k // n_chunks))
+        for n_chunks in range(1, MAX_INPUT_CHUNKS + 1))
+
+
+@helper
+def _input_chunk(rows, cols, k):
+    """Columns of ``A`` (rows of ``B``) per GEMM call of ``C = A·B`` (``C`` ``rows × cols``,
+    inner size ``k``): where OpenBLAS's small-matrix kernels would not take ``C`` in blocks of
+    :data:`SMALL_BLOCK_ROWS` rows at ``k`` but would at ``k`` cut in at most
+    :data:`MAX_INPUT_CHUNKS` near-equal chunks, the largest such chunk; else all ``k``. Each 32-row
+    block of ``C`` takes the chunks in turn (``beta = 1`` after the first), so it rounds the same
+    in any block. The first layer's forward product reading ``Wᵀ`` (``X·(Wᵀ)``, 784 inputs,
+    one thread; ``bench/test_bench_kernels.py``, group "first-layer forward reading W or Wᵀ",
+    Cascade Lake Xeon, 2026-11-28, min of two runs of each shape): over a full batch's piece of
+    3,750 rows 1.27-1.89x faster in chunks (64 units: 3.4-3.8 ms against 4.8-5.0; 128: 6.6-6.7
+    against 8.6-12.5) than packed whole, which it is without them (more than 64 blocks of 8
+    rows); over 64 to 128 rows as fast as in 8-row blocks (within 3%, in one process,
+    alternating)."""
+    if (_input_chunks() == 0 or rows < SMALL_BLOCK_ROWS
+            or _small_permitted(False, False, SMALL_BLOCK_ROWS, cols, k)):
+        return k
+    for n_chunks in range(2, MAX_INPUT_CHUNKS + 1):
+        chunk = -(-k // n_chunks)
+        if _small_permitted(False, False, SMALL_BLOCK_ROWS, cols, chunk):
+            return chunk
+    return k
 
 
 @helper

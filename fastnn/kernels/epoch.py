@@ -23,7 +23,7 @@ from ._jit import helper, kernel
 from ._scalar import like
 from .backward import _backpropagate, _column_sums, _frobenius_norm
 from .blas import _gemm
-from .dense import _dense_forward, _dense_softmax
+from .dense import _dense_forward, _dense_softmax, _transpose_into
 from .network import _bias, _block, _layer, _units_below, _weights
 from .softmax import _inplace_softmax_cross_entropy_grad
 from .update import _inplace_sgd, _inplace_sgd_layer
@@ -61,11 +61,24 @@ def _hidden_forward(Xb, net, work):
     for l in range(net.table.shape[0] - 1):
         out = _block(work.acts, net.table, l, capacity, m)
         scratch = _block(work.deltas, net.table, l, capacity, m)
-        inputs_t = work.inputs_t if l == 0 else work.inputs_t[:0]  # Work's buffer fits the inputs
+        first = l == 0  # Work's buffers fit the first layer
+        inputs_t = work.inputs_t if first else work.inputs_t[:0]
+        weights_t = work.weights_t if first else work.weights_t[:0]
         _dense_forward(A, _weights(net.theta, net.table, l), _bias(net.theta, net.table, l), net.code,
-                       out, scratch, inputs_t)
+                       out, scratch, inputs_t, weights_t)
         A = out
     return A
+
+
+@helper
+def _transpose_weights(net, work):
+    """``work.weights_t = W[0]ᵀ`` where ``work`` has that buffer (:func:`.network.transposes_weights`):
+    after every change of θ, before the first layer's next forward product."""
+    if work.weights_t.shape[0] > 0:
+        W = _weights(net.theta, net.table, 0)
+        if work.weights_t.shape[0] != W.size:
+            raise ValueError("the transposed weights' buffer does not fit the first layer")
+        _transpose_into(W, work.weights_t.reshape(W.shape[1], W.shape[0]))
 
 
 @helper
@@ -88,6 +101,7 @@ def _predict(X, net, work, out):
     """``out = softmax(…)``: the class probabilities of every row of ``X`` (``work`` holds
     ``X.shape[0]`` rows)."""
     L = net.table.shape[0]
+    _transpose_weights(net, work)
     A = _hidden_forward(X, net, work)
     _dense_softmax(A, _weights(net.theta, net.table, L - 1), _bias(net.theta, net.table, L - 1), out)
 
@@ -194,6 +208,7 @@ def _run_batches(data, net, work, update, step, input_delta):
     loss, n_hits = 0.0, 0
     for k in range(n_batches):
         Xb, yb = _batch(data, k)
+        _transpose_weights(net, work)
         batch_loss, batch_hits = _train_batch(Xb, yb, net, work, update, step, input_delta)
         loss += batch_loss
         n_hits += batch_hits

@@ -15,6 +15,7 @@ import numpy as np
 from .._aligned import aligned_empty
 from ..layout import N_IN, N_OUT
 from ._jit import helper
+from .blas import small_input_blocks
 
 
 class Net(NamedTuple):
@@ -39,6 +40,9 @@ class Work(NamedTuple):
     ``losses`` (float64) and ``hits`` (int64) receive each row's loss and hit.
     ``inputs_t`` (``n_in × capacity``, flat, or empty) receives a batch's inputs transposed
     where the first layer's forward product reads them so (:func:`.dense._dense_forward`).
+    ``weights_t`` (``n_in × n_out`` of the first layer, flat, or empty) receives ``W[0]ᵀ`` once
+    per step where the first layer's forward product reads the weights so
+    (:func:`transposes_weights`; :func:`.epoch._transpose_weights`).
     """
 
     acts: np.ndarray
@@ -49,6 +53,7 @@ class Work(NamedTuple):
     losses: np.ndarray
     hits: np.ndarray
     inputs_t: np.ndarray
+    weights_t: np.ndarray
 
 
 class Batches(NamedTuple):
@@ -74,6 +79,13 @@ class Batches(NamedTuple):
 # "solver epoch on the digits, inputs transposed or not", min; 5-7% in a run alternating
 # the two, best of 4 × 30 epochs).
 MAX_TRANSPOSED_INPUTS = 128
+# Fewest rows of a step whose first-layer forward products read the weights transposed, from a
+# copy made once per step (transposes_weights): ``X·(Wᵀ)``, an untransposed product, which
+# OpenBLAS's small-matrix kernels ran 1.2-1.9x faster than ``X·Wᵀ`` for 64 or 128 units over 64
+# to 128 rows of 784 inputs (bench/test_bench_kernels.py, group "first-layer forward reading W or
+# Wᵀ", Cascade Lake Xeon, 2026-11-28), while the copy took 19 / 40 µs. At batch 512 (pieces of
+# 51 rows) whole epochs were no faster with it; at 1024 and full batch, shorter (docs/design.md).
+MIN_TRANSPOSED_WEIGHTS_ROWS = 1024
 
 
 @helper
@@ -91,10 +103,21 @@ def transposes_inputs(table, capacity):
             and table[0, N_IN] <= MAX_TRANSPOSED_INPUTS)
 
 
-def make_work(table, capacity, dtype, grad_size=0, track_norms=False):
-    """:class:`Work` for the network ``table`` and batches of up to ``capacity`` rows."""
+def transposes_weights(table, step_rows, dtype):
+    """Whether the first layer's forward products of a step of ``step_rows`` rows read ``W[0]ᵀ``,
+    transposed once per step: float32 steps of at least :data:`MIN_TRANSPOSED_WEIGHTS_ROWS` rows
+    whose product ``X·(W[0]ᵀ)`` OpenBLAS's small-matrix kernels take in blocks
+    (:func:`.blas.small_input_blocks`)."""
+    return (table.shape[0] > 0 and np.dtype(dtype) == np.float32 and step_rows >= MIN_TRANSPOSED_WEIGHTS_ROWS
+            and small_input_blocks(int(table[0, N_OUT]), int(table[0, N_IN])))
+
+
+def make_work(table, capacity, dtype, grad_size=0, track_norms=False, step_rows=None):
+    """:class:`Work` for the network ``table`` and batches of up to ``capacity`` rows, which are
+    pieces of steps of ``step_rows`` rows (None: ``capacity``)."""
     widths = table[:, 1]
     n_inputs_t = capacity * int(table[0, N_IN]) if transposes_inputs(table, capacity) else 0
+    transposed = transposes_weights(table, capacity if step_rows is None else step_rows, dtype)
     return Work(acts=aligned_empty(capacity * int(widths.sum()), dtype),
                 deltas=aligned_empty(capacity * int(widths[:-1].sum()), dtype),
                 grad_b=np.empty(int(widths.sum()), dtype),
@@ -102,7 +125,8 @@ def make_work(table, capacity, dtype, grad_size=0, track_norms=False):
                 norms=np.zeros(len(widths) if track_norms else 0, np.float64),
                 losses=np.empty(capacity, np.float64),
                 hits=np.empty(capacity, np.int64),
-                inputs_t=aligned_empty(n_inputs_t, dtype))
+                inputs_t=aligned_empty(n_inputs_t, dtype),
+                weights_t=aligned_empty(int(table[0, N_IN] * table[0, N_OUT]) if transposed else 0, dtype))
 
 
 @helper
@@ -149,7 +173,8 @@ NO_UNITS = np.empty(0, np.int64)
 @helper
 def _with_grad(work, grad):
     """``work`` with ``grad`` as its gradient (a piece's row of the pieces' gradients)."""
-    return Work(work.acts, work.deltas, work.grad_b, grad, work.norms, work.losses, work.hits, work.inputs_t)
+    return Work(work.acts, work.deltas, work.grad_b, grad, work.norms, work.losses, work.hits, work.inputs_t,
+                work.weights_t)
 
 
 @helper

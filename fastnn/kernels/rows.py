@@ -32,7 +32,7 @@ from numba.extending import register_jitable
 
 from ._jit import helper, kernel
 from ._scalar import like
-from .epoch import _check_order, _rows, _train_batch
+from .epoch import _check_order, _rows, _train_batch, _transpose_weights
 from .network import _share, _with_grad
 from .sync import _arrive_and_wait, _claim, _stall
 from .update import _inplace_sgd
@@ -131,6 +131,7 @@ def _rows_epoch_share(data, net, work, crew, step):
     for k in range(-(-n // data.batch_size)):
         start = k * data.batch_size
         stop = min(start + data.batch_size, n)
+        _transpose_weights(net, work)  # θ as the last step left it (the barrier below k − 1's update)
         n_pieces = _train_pieces(data, net, work, crew, step, start, stop, taken)
         taken += n_pieces + crew.n_workers
         if not _arrive_and_wait(crew.sync, crew.n_workers * (2 * k + 1)):

@@ -30,7 +30,7 @@ from .activations import _inplace_row_bias_activate
 from .backward import _backpropagate, _frobenius_norm, _inplace_activation_backward, _row_sums
 from .blas import _gemm
 from .dense import _transpose_into
-from .epoch import _check_order, _gather, _gather_rows, _hidden_forward, _layer_gradient
+from .epoch import _check_order, _gather, _gather_rows, _hidden_forward, _layer_gradient, _transpose_weights
 from .network import NO_UNITS, Net, Work, _bias, _block, _owned, _share, _weights, _with_grad
 from .optimizers import Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
 from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty, _part
@@ -304,6 +304,7 @@ def _solver_epoch(data, net, work, solver, t, team):
     for k in range(_n_batches(data)):
         start, stop = _batch_rows(data, k)
         S = _weight_sum(data, start, stop)
+        _transpose_weights(net, work)
         n_pieces = _piece_sums(data, net, work, solver.loss, team, start, stop, taken)
         taken += n_pieces + team.n_workers
         # Before the barrier: no worker changes theta until after it.
@@ -407,6 +408,7 @@ def _objective(X, Y, weights, net, work, solver):
     """The regularised mean loss over all rows, returned, and its gradient, in ``work.grad``
     (what L-BFGS minimises); ``net.theta`` is not changed."""
     fpu = flush_subnormals()
+    _transpose_weights(net, work)
     loss = _mean_loss_gradient(X, Y, weights, net, work, solver)
     restore_fpu(fpu)
     return loss
@@ -417,6 +419,7 @@ def _predict_output(X, net, work, loss, out):
     """``out = f(…)``: the output layer of every row of ``X`` (``work`` holds its rows), ``f``
     the output function of the ``loss`` code."""
     L = net.table.shape[0]
+    _transpose_weights(net, work)
     A = _hidden_forward(X, net, work)
     _gemm(False, True, 1.0, A, _weights(net.theta, net.table, L - 1), 0.0, out)
     _bias_output(out, _bias(net.theta, net.table, L - 1), loss, out)
@@ -434,6 +437,7 @@ def _rows_sums(data, net, work, loss, out):
     fpu = flush_subnormals()
     Xb, Yb, sb = _sample_rows(data, 0, m)
     S = _weight_sum(data, 0, m)
+    _transpose_weights(net, work)
     total = _summed_loss_gradient(Xb, Yb, sb, net, work, loss)[0]
     restore_fpu(fpu)
     P = net.theta.shape[0]

@@ -203,7 +203,8 @@ def _epoch_share(worker, n_workers, data, shared, share, code, step, deep):
         partials = shared.partials[k % 2]
         if share.stall_partials > 0:
             _stall(shared.sync, share.stall_partials)
-        _dense_forward(Xb, share.W0, share.b0, code, A, share.delta[:m], share.b0[:0])  # no transposed inputs
+        nothing = share.b0[:0]  # neither the inputs nor the weights are transposed
+        _dense_forward(Xb, share.W0, share.b0, code, A, share.delta[:m], nothing, nothing)
         _gemm(False, True, 1.0, A, share.W1, 0.0, partials[worker, :m])
         if not _arrive_and_wait(shared.sync, n_workers * (2 * k + 2)):
             return np.nan, -1
