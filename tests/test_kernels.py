@@ -496,13 +496,7 @@ def test_input_chunks_add_up_in_order(rng, monkeypatch):
             block = want[i:i + 32]  # a view: each chunk adds to the block left by the last
             _gemm(False, False, 2.0, A[i:i + 32, start:start + 196].copy(), B[start:start + 196].copy(),
                   0.5 if start == 0 else 1.0, block)
-    got = C0.copy()
-    _gemm(False, False, 2.0, A, B, 0.5, got)
-    np.testing.assert_array_equal(got, want)
-    monkeypatch.setattr(blas.input_chunks, "value", 0)
-    whole = C0.copy()
-    _gemm(False, False, 2.0, A, B, 0.5, whole)
-    assert not np.array_equal(whole, got)  # the chunks were taken: the sum rounds otherwise
+    assert_chunked(monkeypatch, blas.input_chunks, False, A, B, C0, want)
 
 
 def test_chunks_add_up_in_order(rng, monkeypatch):
@@ -514,12 +508,18 @@ def test_chunks_add_up_in_order(rng, monkeypatch):
     want = C0.copy()
     for start, beta in ((0, 0.5), (32, 1.0), (64, 1.0)):
         _gemm(True, False, 2.0, A[start:start + 32].copy(), B[start:start + 32].copy(), beta, want)
+    assert_chunked(monkeypatch, blas.inner_chunks, True, A, B, C0, want)
+
+
+def assert_chunked(monkeypatch, switch, trans_a, A, B, C0, want):
+    """``C0 ← 2·op(A)·B + 0.5·C0`` through ``_gemm`` is bitwise ``want`` (its chunks added in
+    turn), and not what the product gives with ``switch`` off (whole)."""
     got = C0.copy()
-    _gemm(True, False, 2.0, A, B, 0.5, got)
+    _gemm(trans_a, False, 2.0, A, B, 0.5, got)
     np.testing.assert_array_equal(got, want)
-    monkeypatch.setattr(blas.inner_chunks, "value", 0)
+    monkeypatch.setattr(switch, "value", 0)
     whole = C0.copy()
-    _gemm(True, False, 2.0, A, B, 0.5, whole)
+    _gemm(trans_a, False, 2.0, A, B, 0.5, whole)
     assert not np.array_equal(whole, got)  # the chunks were taken: the sum rounds otherwise
 
 
