@@ -458,10 +458,12 @@ def test_inner_chunk_rule(monkeypatch, trans_a, trans_b, rows, cols, k, itemsize
 ])
 def test_input_chunk_rule(monkeypatch, rows, cols, k, itemsize, want):
     """Float32 products A·B go in at most 4 near-equal chunks of their inner size where OpenBLAS's
-    small-matrix kernels then take C in 32-row blocks; only with those kernels and both switches on."""
+    small-matrix kernels then take C in 32-row blocks; only with those kernels and their switch on."""
     monkeypatch.setattr(blas.small_kernels, "value", 1)
     assert _inner_chunk(False, False, rows, cols, k, itemsize) == want
     assert _inner_chunk(False, True, rows, cols, k, itemsize) == k  # A·Bᵀ: never
+    monkeypatch.setattr(blas.inner_chunks, "value", 0)  # the other chunks' switch: not this one's
+    assert _inner_chunk(False, False, rows, cols, k, itemsize) == want
     monkeypatch.setattr(blas.input_chunks, "value", 0)
     assert _inner_chunk(False, False, rows, cols, k, itemsize) == k
     monkeypatch.setattr(blas.input_chunks, "value", 1)

@@ -286,11 +286,11 @@ def _inner_chunk(trans_a, trans_b, rows, cols, k, itemsize):
     units (``C`` 0.8 MB) they ran 1.40x and 1.30x faster over 64 and 128 rows, 0.89x as fast
     over 256 and 3,750. In float64 chunks ran 0.80-1.68x as fast, faster at 64 rows and slower
     at 3,750: not used."""
-    if _small_kernels() == 0 or _inner_chunks() == 0 or itemsize != 4 or trans_b:
+    if _small_kernels() == 0 or itemsize != 4 or trans_b:
         return k
     if not trans_a:
         return _input_chunk(rows, cols, k)
-    if (k <= INNER_CHUNK_ROWS or rows > SMALL_BLOCK_ROWS * MAX_SMALL_BLOCKS
+    if (_inner_chunks() == 0 or k <= INNER_CHUNK_ROWS or rows > SMALL_BLOCK_ROWS * MAX_SMALL_BLOCKS
             or (rows * cols * itemsize > MAX_CHUNKED_OUTPUT_BYTES
                 and k > MAX_CHUNKS_OF_LARGE_OUTPUT * INNER_CHUNK_ROWS)
             or not _small_permitted(trans_a, trans_b, min(rows, SMALL_BLOCK_ROWS), cols, INNER_CHUNK_ROWS)):
