@@ -436,13 +436,8 @@ def test_small_block_follows_openblas_rule(monkeypatch, trans_a, trans_b, rows, 
 def test_inner_chunk_rule(monkeypatch, trans_a, trans_b, rows, cols, k, itemsize, want):
     """Float32 products over the batch go in 32-row chunks where OpenBLAS's small-matrix kernels
     take C in 32-row blocks at that size; only with those kernels and the switch on."""
-    monkeypatch.setattr(blas.small_kernels, "value", 1)
-    assert _inner_chunk(trans_a, trans_b, rows, cols, k, itemsize) == want
-    monkeypatch.setattr(blas.inner_chunks, "value", 0)
-    assert _inner_chunk(trans_a, trans_b, rows, cols, k, itemsize) == k
-    monkeypatch.setattr(blas.inner_chunks, "value", 1)
-    monkeypatch.setattr(blas.small_kernels, "value", 0)
-    assert _inner_chunk(trans_a, trans_b, rows, cols, k, itemsize) == k
+    assert_chunk_switches(monkeypatch, blas.inner_chunks, blas.input_chunks,
+                          (trans_a, trans_b, rows, cols, k, itemsize), want)
 
 
 @pytest.mark.parametrize("rows, cols, k, itemsize, want", [
@@ -459,16 +454,26 @@ def test_inner_chunk_rule(monkeypatch, trans_a, trans_b, rows, cols, k, itemsize
 def test_input_chunk_rule(monkeypatch, rows, cols, k, itemsize, want):
     """Float32 products A·B go in at most 4 near-equal chunks of their inner size where OpenBLAS's
     small-matrix kernels then take C in 32-row blocks; only with those kernels and their switch on."""
-    monkeypatch.setattr(blas.small_kernels, "value", 1)
-    assert _inner_chunk(False, False, rows, cols, k, itemsize) == want
+    assert_chunk_switches(monkeypatch, blas.input_chunks, blas.inner_chunks,
+                          (False, False, rows, cols, k, itemsize), want)
     assert _inner_chunk(False, True, rows, cols, k, itemsize) == k  # A·Bᵀ: never
-    monkeypatch.setattr(blas.inner_chunks, "value", 0)  # the other chunks' switch: not this one's
-    assert _inner_chunk(False, False, rows, cols, k, itemsize) == want
-    monkeypatch.setattr(blas.input_chunks, "value", 0)
-    assert _inner_chunk(False, False, rows, cols, k, itemsize) == k
-    monkeypatch.setattr(blas.input_chunks, "value", 1)
+
+
+def assert_chunk_switches(monkeypatch, own, other, args, want):
+    """``_inner_chunk(*args)`` is ``want`` with the small kernels and both switches on, and with
+    the ``other`` chunks' switch off; all of ``k`` with its ``own`` switch off or without the small
+    kernels."""
+    k = args[4]
+    monkeypatch.setattr(blas.small_kernels, "value", 1)
+    assert _inner_chunk(*args) == want
+    monkeypatch.setattr(other, "value", 0)
+    assert _inner_chunk(*args) == want
+    monkeypatch.setattr(other, "value", 1)
+    monkeypatch.setattr(own, "value", 0)
+    assert _inner_chunk(*args) == k
+    monkeypatch.setattr(own, "value", 1)
     monkeypatch.setattr(blas.small_kernels, "value", 0)
-    assert _inner_chunk(False, False, rows, cols, k, itemsize) == k
+    assert _inner_chunk(*args) == k
 
 
 @pytest.mark.parametrize("cols, k, want", [(128, 784, True), (64, 784, True), (256, 784, False),
