@@ -15,7 +15,7 @@ from fastnn._aligned import aligned_empty
 from fastnn.kernels import blas
 from fastnn.kernels._scalar import RELU
 from fastnn.kernels.activations import _bias_activate
-from fastnn.kernels.backward import _column_sums, _inplace_activation_backward
+from fastnn.kernels.backward import _column_sums, _inplace_activation_backward, _row_sums
 from fastnn.kernels.blas import _gemm, _gemm_call, _inplace_gemm_update
 from fastnn.kernels.dense import _dense_forward, _transpose_into
 from fastnn.kernels.epoch import _gather_rows
@@ -277,6 +277,20 @@ def test_bias_grad_reference(benchmark):
 def test_bias_grad_fast(benchmark):
     out = np.empty(N_HIDDEN, np.float32)
     benchmark(_column_sums, Z, out)
+
+
+@pytest.mark.benchmark(group="bias sums")
+@pytest.mark.parametrize("rows", [32, 128])
+@pytest.mark.parametrize("way", ["NumPy", "fast"])
+def test_row_sums(benchmark, rows, way):
+    """A worker's first-layer bias gradient when the units are shared out: 64 units' rows of
+    ``dZᵀ`` summed over a batch's rows (the solver epoch's ``_row_sums``)."""
+    Dt = np.ascontiguousarray(Z[:rows, :64].T)
+    out = np.empty(64, np.float32)
+    if way == "NumPy":
+        benchmark(np.sum, Dt, axis=1, out=out)
+    else:
+        benchmark(_row_sums, Dt, out)
 
 
 @pytest.mark.benchmark(group="weight gradient + SGD update")

@@ -19,6 +19,7 @@ from .blas import _gemm
 SUM_CHUNKS = 8
 COLUMN_BLOCK = 256
 PARTIAL_SUMS = SUM_CHUNKS * COLUMN_BLOCK  # a constant, as stack_empty's size must be
+CHUNK_BOUNDS = SUM_CHUNKS + 1
 
 
 @kernel
@@ -59,12 +60,18 @@ def _row_sums(Dt, out):
     same chunks and order, so bitwise the same sums."""
     n, m = Dt.shape
     n_chunks = max(1, min(SUM_CHUNKS, m))
+    # The chunks' bounds once, not two integer divisions per chunk of every row: at a worker's
+    # 64 units × 32 rows those cost more than the additions (bench/test_bench_kernels.py, "bias sums").
+    bounds = stack_empty(CHUNK_BOUNDS, np.int64)
+    for c in range(n_chunks + 1):
+        bounds[c] = c * m // n_chunks
     for j in prange(n):
+        row = Dt[j]
         total = like(out, 0)
         for c in range(n_chunks):
             part = like(out, 0)
-            for i in range(c * m // n_chunks, (c + 1) * m // n_chunks):
-                part += Dt[j, i]
+            for i in range(bounds[c], bounds[c + 1]):
+                part += row[i]
             total = part if c == 0 else total + part
         out[j] = total
 
