@@ -207,6 +207,7 @@ class FastSolver:
         self.losses = np.zeros(self.max_pieces)
         self.squares = np.zeros(n_workers)
         self.sync = np.zeros(3, np.int64)
+        self.stall_gather = [0] * n_workers  # tests only (Team)
         self.weights = (np.empty(0, X.dtype) if problem.sample_weight is None
                         else np.ascontiguousarray(problem.sample_weight, X.dtype))
         self._gathers = {}  # by user: a worker's number, or "sums"
@@ -261,7 +262,7 @@ class FastSolver:
         from .kernels.solver import Team
 
         return Team(worker, self.n_workers, self.piece_rows, self.max_pieces, self.grads, self.losses,
-                    self.squares, self.sync)
+                    self.squares, self.sync, self.stall_gather[worker])
 
     def _solver(self, optimizer=None):
         """The kernels' :class:`~fastnn.kernels.solver.Solver`; without an optimizer, for the
@@ -282,10 +283,11 @@ class FastSolver:
         return self.work.norms / -(-self.p.X.shape[0] // self.batch_size)
 
     def _epoch_call(self, order, optimizer, worker=0):
-        from .kernels.solver import _solver_epoch, _unit_solver_epoch
+        from .kernels.solver import GATHER_SLOTS, _solver_epoch, _unit_solver_epoch
 
-        if self.share_units:  # every worker gathers whole batches
-            return _unit_solver_epoch, (self._samples(order, worker, self.rows), self.net,
+        if self.share_units:  # the workers gather into one set of buffers, a slot a batch
+            rows = GATHER_SLOTS * self.rows
+            return _unit_solver_epoch, (self._samples(order, "units", rows), self.net,
                                         self._solver(optimizer), optimizer.t, self._team(worker),
                                         self.units[worker])
         return _solver_epoch, (self._samples(order, worker), self.net, self.works[worker],

@@ -231,6 +231,26 @@ def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(mo
     assert share_units or not np.array_equal(runs[0][0], runs[3][0])
 
 
+@pytest.mark.parametrize("stalled", [0, 1])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_workers_sharing_units_read_each_batch_after_its_gather(stalled, weighted):
+    """Sharing units, each worker gathers its share of batch k + 2's rows after its update of
+    batch k; a worker that stalls (about 10 ms) before each of its gathers changes no bit of
+    the result: no worker reads a batch before every share of it is in place, nor gathers
+    into a slot another worker still reads. Batches of 16 over 50 rows: four batches, the last
+    of 2 rows (one a worker)."""
+    problem = _problem("log_loss", np.float64, weighted, np.random.default_rng(5))
+    order = np.random.default_rng(6).permutation(50)
+    runs = []
+    for stall in (0, 3_000_000):
+        theta = problem.theta.copy()
+        solver = make_solver("fast", problem._replace(theta=theta), 16, n_workers=2, share_units=True)
+        solver.stall_gather[stalled] = stall
+        optimizer = Optimizer("adam", theta, 0.01)
+        runs.append((theta, [solver.epoch(order, optimizer) for _ in range(2)]))
+    assert runs[0][0].tobytes() == runs[1][0].tobytes() and runs[0][1] == runs[1][1]
+
+
 def test_units_are_shared_only_when_every_worker_gets_one():
     """Small batches share units by default, but not without a hidden layer of a unit per
     worker; asked for explicitly there, it is an error."""

@@ -35,9 +35,11 @@ from .network import NO_UNITS, Net, Work, _bias, _block, _owned, _share, _weight
 from .optimizers import Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
 from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty, _part
 from .rows import _largest_piece, _pieces
-from .sync import _arrive_and_wait, _claim
+from .sync import _arrive_and_wait, _claim, _stall
 
 MOMENTUM, ADAM = 0, 1
+# Workers sharing units gather each batch two ahead, into one of this many slots (_unit_solver_epoch).
+GATHER_SLOTS = 2
 
 
 class Samples(NamedTuple):
@@ -91,7 +93,9 @@ class Team(NamedTuple):
     updates, and ``losses`` is not used. Either way, before the barrier that precedes its
     update, each worker writes ``Σ θ²`` over the weights it updates into ``squares[worker]``
     (float64), from which worker 0 forms the L2 term. ``sync``: the barrier's and the pieces'
-    counters (:mod:`.sync`). One worker is the serial epoch (no barrier)."""
+    counters (:mod:`.sync`). One worker is the serial epoch (no barrier). ``stall_gather`` (0
+    but in tests): sharing units, the worker spins that long before it gathers its share of
+    each batch's rows (:func:`.sync._stall`), which the barriers then publish."""
 
     worker: int
     n_workers: int
@@ -101,6 +105,7 @@ class Team(NamedTuple):
     losses: np.ndarray
     squares: np.ndarray
     sync: np.ndarray
+    stall_gather: int
 
 
 class Units(NamedTuple):
@@ -227,6 +232,36 @@ def _sample_rows(data, start, stop):
     sb = data.w_batch[:m]
     _gather(data.weights, idx, sb)
     return Xb, Yb, sb
+
+
+@helper
+def _gather_share(data, k, team):
+    """The worker's share of batch ``k``'s rows, gathered in ``data.order`` into slot ``k %``
+    :data:`GATHER_SLOTS` of the gather buffers every worker of the team reads
+    (:func:`_unit_solver_epoch`): inputs, targets and sample weights (if any)."""
+    if team.stall_gather > 0:
+        _stall(team.sync, team.stall_gather)
+    start, stop = _batch_rows(data, k)
+    lo, hi = _share(stop - start, team.worker, team.n_workers)
+    slot = (k % GATHER_SLOTS) * (data.x_batch.shape[0] // GATHER_SLOTS)
+    idx = data.order[start + lo:start + hi]
+    _gather_rows(data.X, idx, data.x_batch[slot + lo:slot + hi])
+    _gather_rows(data.Y, idx, data.y_batch[slot + lo:slot + hi])
+    if data.weights.shape[0] > 0:
+        _gather(data.weights, idx, data.w_batch[slot + lo:slot + hi])
+
+
+@helper
+def _gathered_rows(data, k):
+    """Batch ``k``'s inputs, targets and sample weights (empty: all 1): rows of the data as
+    stored, or the slot :func:`_gather_share` gathered them into."""
+    start, stop = _batch_rows(data, k)
+    if data.order.shape[0] == 0:
+        return _sample_rows(data, start, stop)
+    slot = (k % GATHER_SLOTS) * (data.x_batch.shape[0] // GATHER_SLOTS)
+    lo, hi = slot, slot + stop - start
+    sb = data.w_batch[lo:hi] if data.weights.shape[0] > 0 else data.weights
+    return data.x_batch[lo:hi], data.y_batch[lo:hi], sb
 
 
 @helper
@@ -364,33 +399,50 @@ def _unit_solver_epoch(data, net, solver, t, team, units):
     """Worker ``team.worker``'s part of one epoch of the ``solver``'s steps over ``data``, the
     first hidden layer's units shared out (:class:`Units`); returns as :func:`_solver_epoch`.
 
-    Every worker takes all rows of a batch (``data`` has gather buffers of its own for a whole
-    batch). It computes its units' rows of ``A[0]ᵀ``; after a barrier, the L2 squares of the
-    weights it updates, then the layers above the first and its units' rows of the first
-    layer's gradient (:func:`_units_loss_gradient`); after a second barrier it updates its
-    units' rows of the first layer and its share of the layers above, from its own gradient. No gradient is
-    added across workers: the two large GEMMs of the first layer are split by units, not rows."""
+    Every worker takes all rows of a batch. It computes its units' rows of ``A[0]ᵀ``; after a
+    barrier, the L2 squares of the weights it updates, then the layers above the first and its
+    units' rows of the first layer's gradient (:func:`_units_loss_gradient`); after a second
+    barrier it updates its units' rows of the first layer and its share of the layers above,
+    from its own gradient. No gradient is added across workers: the two large GEMMs of the
+    first layer are split by units, not rows.
+
+    Shuffled, the workers share the gather: ``data``'s gather buffers, the same for every
+    worker, hold :data:`GATHER_SLOTS` batches, and each worker gathers its share of batch
+    ``k + 2`` after its update of batch ``k`` (of batches 0 and 1 before a first barrier). A
+    batch's rows are last read before its second barrier, which every worker has passed before
+    anyone gathers into its slot again, and the two barriers of batch ``k + 1`` publish batch
+    ``k + 2`` before anyone reads it: no barrier of its own."""
     rows = min(data.batch_size, data.X.shape[0])
-    _check_samples(data, rows, team, net)
+    _check_samples(data, GATHER_SLOTS * rows, team, net)
+    if data.order.shape[0] > 0 and (data.y_batch.shape[0] != data.x_batch.shape[0] or (
+            data.weights.shape[0] > 0 and data.w_batch.shape[0] != data.x_batch.shape[0])):
+        raise ValueError("the gather buffers' slots do not line up")
     size = net.table[0, 1] * rows
     if (units.upper_work.losses.shape[0] < rows or units.hidden.shape[0] < size or units.acts.shape[0] < size
             or units.delta.shape[0] < size or units.bounds.shape[0] != team.n_workers + 1):
         raise ValueError("work buffers are smaller than a batch, or the units' bounds do not fit the team")
     accumulated = 0.0
+    n_batches = _n_batches(data)
+    shuffled = data.order.shape[0] > 0
     fpu = flush_subnormals()
-    for k in range(_n_batches(data)):
+    for k in range(min(GATHER_SLOTS, n_batches) if shuffled else 0):
+        _gather_share(data, k, team)
+    if not _meet(team, 0):
+        restore_fpu(fpu)
+        return np.nan, t
+    for k in range(n_batches):
         start, stop = _batch_rows(data, k)
         S = _weight_sum(data, start, stop)
-        Xb, Yb, sb = _sample_rows(data, start, stop)
+        Xb, Yb, sb = _gathered_rows(data, k)
         _units_forward(Xb, net, team, units)
-        if not _meet(team, 2 * k):
+        if not _meet(team, 2 * k + 1):
             restore_fpu(fpu)
             return np.nan, t
         # Only this worker changes the weights it owns: their squares are theta's of this step.
         team.squares[team.worker] = _l2_penalty(net.theta, net.table, team.worker, team.n_workers,
                                                 units.bounds)
         total = _units_loss_gradient(Xb, Yb, sb, net, solver.loss, team, units)
-        if not _meet(team, 2 * k + 1):
+        if not _meet(team, 2 * k + 2):
             restore_fpu(fpu)
             return np.nan, t
         _step(net.theta, team.grads[team.worker:team.worker + 1], solver, t, net.table, S, team.worker,
@@ -399,6 +451,8 @@ def _unit_solver_epoch(data, net, solver, t, team, units):
             penalty = _penalty(net.theta, solver.alpha, S, _in_order(team.squares))
             accumulated += (total / S + penalty) * (stop - start)
         t += 1
+        if shuffled and k + GATHER_SLOTS < n_batches:
+            _gather_share(data, k + GATHER_SLOTS, team)
     restore_fpu(fpu)
     return accumulated, t
 
