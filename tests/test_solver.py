@@ -68,6 +68,37 @@ def test_fast_epochs_and_objective_match_the_reference(monkeypatch, dtype, loss,
     assert t_f == t_r == 12  # 3 epochs of 4 batches
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the reference's, as NumPy's
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("rule", ["momentum", "adam"])
+@pytest.mark.parametrize("workers, share_units", [(1, None), (2, False), (2, True)])
+def test_without_l2_only_an_overflowing_sum_of_squares_makes_the_loss_nan(rule, workers, share_units):
+    """α = 0: the term (α/2) Σ‖W‖² / S is 0, unless Σ‖W‖² overflows θ's dtype: then 0 · inf,
+    NaN, as scikit-learn's. A first-layer weight of 1e30
+    (float32) on an input that is 0 in every row leaves the forward pass finite and never
+    changes (its gradient is 0): the epochs' losses and the objective are NaN from the term
+    alone, in both engines, and the other weights agree; without that weight the losses are
+    finite and agree too."""
+    problem = _problem("log_loss", np.float32, False, np.random.default_rng(7))._replace(alpha=0.0)
+    problem.X[:, 0] = 0
+    order = np.random.default_rng(8).permutation(problem.X.shape[0])
+    huge = problem.theta.copy()
+    problem.layout.weights(huge)[0][:, 0] = 1e30
+    for theta, finite in ((problem.theta, True), (huge, False)):
+        results = []
+        engines = _both_engines(problem._replace(theta=theta), rule, workers, share_units)
+        for solver, optimizer, copy in engines:
+            losses = [solver.epoch(order, optimizer) for _ in range(2)] + [solver.objective(copy)[0]]
+            results.append((copy, np.array(losses)))
+        (theta_r, losses_r), (theta_f, losses_f) = results
+        assert np.isfinite(losses_f).all() == np.isfinite(losses_r).all() == finite
+        assert finite or np.isnan(losses_f).all()
+        np.testing.assert_allclose(losses_f, losses_r, rtol=BOUND[np.float32])  # NaN where NaN
+        np.testing.assert_array_equal(theta_f == 1e30, theta == 1e30)
+        theta_r[theta_r == 1e30] = theta_f[theta_f == 1e30] = 0
+        np.testing.assert_allclose(theta_f, theta_r, rtol=0, atol=BOUND[np.float32] * np.abs(theta_r).max())
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_tracked_gradient_norms_match_the_reference(dtype):
     """track_gradients (one worker, each batch whole): after each epoch every layer's mean ‖dW‖
