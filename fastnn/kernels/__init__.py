@@ -27,7 +27,9 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   ``_rows_sums``, ``_apply_sums``: a data-parallel step's two halves
   (:mod:`fastnn.distributed`); helpers ``_summed_loss_gradient``, ``_mean_loss_gradient``,
   ``_penalty_term``, ``_penalty``, ``_in_order``, ``_step`` (a worker's share of an update,
-  the elements ``_owned`` says), ``_sample_rows``, ``_weight_sum``, ``_check_samples``,
+  the elements ``_owned`` says), ``_sample_rows``, ``_gather_into``, ``_buffered``, ``_slot``,
+  ``_gather_share`` and ``_gathered_rows`` (workers sharing units gather a batch ahead),
+  ``_weight_sum``, ``_check_samples``,
   ``_n_batches``, ``_batch_rows``, ``_meet`` (a barrier), ``_piece_sums`` (the pieces a
   worker takes), ``_units_forward``, ``_units_loss_gradient``
 - :mod:`.split` — ``_train_epoch_share``: one worker's part of an epoch whose first

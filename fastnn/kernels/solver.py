@@ -218,37 +218,47 @@ def _step(theta, grads, solver, t, table, S, worker, n_workers, units):
 def _sample_rows(data, start, stop):
     """Rows ``start…stop`` of the epoch, as stored or gathered in ``order``: inputs, targets and
     sample weights (empty: all 1)."""
-    weighted = data.weights.shape[0] > 0
     if data.order.shape[0] == 0:
-        sb = data.weights[start:stop] if weighted else data.weights
+        sb = data.weights[start:stop] if data.weights.shape[0] > 0 else data.weights
         return data.X[start:stop], data.Y[start:stop], sb
-    m = stop - start
-    idx = data.order[start:stop]
-    Xb, Yb = data.x_batch[:m], data.y_batch[:m]
-    _gather_rows(data.X, idx, Xb)
-    _gather_rows(data.Y, idx, Yb)
-    if not weighted:
-        return Xb, Yb, data.weights
-    sb = data.w_batch[:m]
-    _gather(data.weights, idx, sb)
-    return Xb, Yb, sb
+    _gather_into(data, data.order[start:stop], 0)
+    return _buffered(data, 0, stop - start)
+
+
+@helper
+def _gather_into(data, idx, lo):
+    """Rows ``idx`` of the inputs, targets and sample weights (if any), gathered into rows
+    ``lo…`` of ``data``'s gather buffers."""
+    hi = lo + idx.shape[0]
+    _gather_rows(data.X, idx, data.x_batch[lo:hi])
+    _gather_rows(data.Y, idx, data.y_batch[lo:hi])
+    if data.weights.shape[0] > 0:
+        _gather(data.weights, idx, data.w_batch[lo:hi])
+
+
+@helper
+def _buffered(data, lo, hi):
+    """Rows ``lo…hi`` of ``data``'s gather buffers: inputs, targets and sample weights (empty: all 1)."""
+    sb = data.w_batch[lo:hi] if data.weights.shape[0] > 0 else data.weights
+    return data.x_batch[lo:hi], data.y_batch[lo:hi], sb
+
+
+@helper
+def _slot(data, k):
+    """The first row of batch ``k``'s slot in gather buffers of :data:`GATHER_SLOTS` batches."""
+    return (k % GATHER_SLOTS) * (data.x_batch.shape[0] // GATHER_SLOTS)
 
 
 @helper
 def _gather_share(data, k, team):
-    """The worker's share of batch ``k``'s rows, gathered in ``data.order`` into slot ``k %``
-    :data:`GATHER_SLOTS` of the gather buffers every worker of the team reads
+    """The worker's share of batch ``k``'s rows, gathered in ``data.order`` into its slot
+    (:func:`_slot`) of the gather buffers every worker of the team reads
     (:func:`_unit_solver_epoch`): inputs, targets and sample weights (if any)."""
     if team.stall_gather > 0:
         _stall(team.sync, team.stall_gather)
     start, stop = _batch_rows(data, k)
     lo, hi = _share(stop - start, team.worker, team.n_workers)
-    slot = (k % GATHER_SLOTS) * (data.x_batch.shape[0] // GATHER_SLOTS)
-    idx = data.order[start + lo:start + hi]
-    _gather_rows(data.X, idx, data.x_batch[slot + lo:slot + hi])
-    _gather_rows(data.Y, idx, data.y_batch[slot + lo:slot + hi])
-    if data.weights.shape[0] > 0:
-        _gather(data.weights, idx, data.w_batch[slot + lo:slot + hi])
+    _gather_into(data, data.order[start + lo:start + hi], _slot(data, k) + lo)
 
 
 @helper
@@ -258,10 +268,8 @@ def _gathered_rows(data, k):
     start, stop = _batch_rows(data, k)
     if data.order.shape[0] == 0:
         return _sample_rows(data, start, stop)
-    slot = (k % GATHER_SLOTS) * (data.x_batch.shape[0] // GATHER_SLOTS)
-    lo, hi = slot, slot + stop - start
-    sb = data.w_batch[lo:hi] if data.weights.shape[0] > 0 else data.weights
-    return data.x_batch[lo:hi], data.y_batch[lo:hi], sb
+    slot = _slot(data, k)
+    return _buffered(data, slot, slot + stop - start)
 
 
 @helper
