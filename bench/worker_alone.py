@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._peers import engine_epoch, limits, synthetic  # noqa: E402
 from bench.compare import gemm_rate  # noqa: E402
 from fastnn.engine import network_of  # noqa: E402
-from fastnn.rows import MIN_ROW_SHARING_ROWS, RowsEngine  # noqa: E402
+from fastnn.rows import MIN_ROW_SHARING_ROWS, RowsEngine, pieces_of  # noqa: E402
 from fastnn.split import SplitEngine  # noqa: E402
 
 N = 60_000
@@ -37,10 +37,15 @@ def engine(share, batch):
     rows = batch >= MIN_ROW_SHARING_ROWS
     units = 64 if share and not rows else 128
     rng, X, y, weights, biases = synthetic(N, [784, units, 10])
-    if share and rows:
-        X, y, batch = X[:N // 2].copy(), y[:N // 2].copy(), batch // 2
-    cls = RowsEngine if rows else SplitEngine
-    return rng, cls(X, y, network_of(weights, biases, "relu"), batch, n_workers=1 if share else 2)
+    net = network_of(weights, biases, "relu")
+    if not rows:
+        return rng, SplitEngine(X, y, net, batch, n_workers=1 if share else 2)
+    if not share:
+        return rng, RowsEngine(X, y, net, batch, n_workers=2)
+    # Half the rows in half the batch, cut into pieces of the rows the two workers' pieces have.
+    piece_rows = pieces_of(batch, net.layout.size, X.itemsize)[0]
+    return rng, RowsEngine(X[:N // 2].copy(), y[:N // 2].copy(), net, batch // 2, n_workers=1,
+                           piece_rows=piece_rows)
 
 
 def timed_epochs(share, batch, epochs):
