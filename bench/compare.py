@@ -48,6 +48,10 @@ def flops_per_sample(sizes):
     return 2 * (2 * sum(macs) + sum(macs[1:]))
 
 
+# Variables that limit the instruction set of the kernels (Numba's target) and the peers' libraries.
+ISA_LIMITS = ("NUMBA_CPU_NAME", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA",
+              "XLA_FLAGS")
+
 GEMM_N = 2048
 GEMM = "2048³ GEMM"  # timed in every round of a table, beside the implementations
 
@@ -126,6 +130,10 @@ def print_environment(rate, bandwidth):
               f"kernel={pool.get('architecture')} threads={pool['num_threads']} ({pool['prefix']})")
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         print(f"  {var}={os.environ.get(var, '(unset)')}")
+    # Set, these run fastnn and the peers on fewer instructions than the CPU has (README, "AVX2").
+    for var in ISA_LIMITS:
+        if var in os.environ:
+            print(f"  {var}={os.environ[var]}")
     print(f"  float32 GEMM rate (2048³ np.matmul), at the start: {rate / 1e9:.0f} GFLOP/s; "
           f"copy bandwidth {bandwidth / 1e9:.1f} GB/s")
 
