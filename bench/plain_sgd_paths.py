@@ -8,10 +8,10 @@
 - "rows": the plain-SGD engine whose workers share each batch's rows
   (``fastnn.rows.RowsEngine``); ``fastnn.engine.make_engine`` (what ``bench/compare.py``
   times as "fastnn fast" for plain SGD) picks it from ``fastnn.rows.MIN_ROW_SHARING_ROWS``
-  rows up, "units" below; it cuts each batch into pieces of about ``fastnn.rows.PIECE_ROWS``
+  rows up, "units" below; it cuts each batch into pieces of ``fastnn.rows.default_piece_rows``
   rows that the workers take as they come free; ``--piece-rows`` adds it and the solver below
-  with pieces of other sizes ("pieces of 512" at batch 1024: a piece a worker, as a fixed
-  split);
+  with pieces of other sizes ("pieces of 64" at batch 1024: the pieces before 2026-11-28, 103
+  rows after the cap by bytes);
 - "solver, momentum 0": the estimators' solver epoch with momentum 0, what
   ``MLPClassifier(solver="sgd", momentum=0)`` runs, whose workers share rows above 64 per batch
   (built as ``bench/compare.py`` builds it, ``bench/_peers.py``).

@@ -153,7 +153,7 @@ def weight_gradient_in_chunks(dZ, X, G, chunk):
 @pytest.mark.parametrize("chunk", [0, 16, 32, 64], ids=["whole", "16", "32", "64"])
 def test_weight_gradients_in_chunks(benchmark, monkeypatch, one_blas_thread, dtype, rows, units, chunk):
     """One worker's first-layer weight gradient ``dZᵀ·X`` of ``units`` × 784 over ``rows`` rows (a
-    piece of a batch shared by rows: 64 rows at batch 1024, 3,750 at full batch; or the units
+    piece of a batch shared by rows: 64 rows at batch 1024 until 2026-11-28, 3,750 at full batch; or the units
     split at batch 128), aligned, in one product or in chunks of ``chunk`` rows added in turn:
     why float32 products over the batch go in 32-row chunks (fastnn.kernels.blas.INNER_CHUNK_ROWS)
     and float64 ones whole, and those of 256 units over 128 rows at most

@@ -9,20 +9,17 @@ import numpy as np
 
 from ._threads import run_workers
 from .fast import FastEngine
-from .kernels import blas
 from .kernels.network import make_work
 from .kernels.rows import Crew, _largest_piece, _pieces, _rows_epoch_share
 
 # From batches of this many rows up, fastnn.engine.make_engine shares rows rather than the
 # first hidden layer's units: bench/plain_sgd_paths.py's measurements in the README ("Threads").
 MIN_ROW_SHARING_ROWS = 512
-# A batch of m rows is cut into min(max_pieces(...), ⌈m / piece_rows(m)⌉) near-equal pieces (each
-# has a gradient buffer of θ's size): bench/plain_sgd_paths.py --piece-rows. PIECE_ROWS where
-# OpenBLAS's small-matrix kernels take a piece's products in place ...
-PIECE_ROWS = 64
-# ... and where the BLAS packs every product (AVX2 cores: OpenBLAS's Haswell kernels), pieces of up
-# to PACKED_PIECE_ROWS, two at least: packing costs less the more rows a product has.
-PACKED_PIECE_ROWS = 512
+# A batch of m rows is cut into min(max_pieces(...), ⌈m / r⌉) near-equal pieces of about
+# r = min(PIECE_ROWS, max(MIN_PIECE_ROWS, ⌈m / 2⌉)) rows (each has a gradient buffer of θ's size;
+# docs/design.md, "Engines and thread models"): bench/plain_sgd_paths.py --piece-rows.
+PIECE_ROWS = 512
+MIN_PIECE_ROWS = 64
 MAX_PIECES = 16
 # ... but fewer where the pieces' gradients would take more bytes than this (two at least): the
 # 784-256-128-10 network's best epoch at batch 1024 was 11-16% shorter in 4 pieces than in 16
@@ -38,18 +35,10 @@ def max_pieces(n_parameters, itemsize):
 
 
 def default_piece_rows(rows):
-    """Rows a piece of a batch of ``rows`` rows aims at: :data:`PIECE_ROWS` where the kernels'
-    BLAS has OpenBLAS's small-matrix kernels (:data:`.kernels.blas.small_kernels`); elsewhere,
-    where every product is packed, half the batch, from :data:`PIECE_ROWS` up to
-    :data:`PACKED_PIECE_ROWS`. With OpenBLAS's Haswell kernels on a Cascade Lake Xeon
-    (``OPENBLAS_CORETYPE=Haswell``, 2026-11-28; ``python bench/plain_sgd_paths.py``, best of 11
-    epochs), the rows engine at batch 512 / 1024 / 2048 took 275 / 267 / 248 ms an epoch in pieces
-    of 64 rows (103 and 205 at 1024 and 2048, :func:`max_pieces`), 246 / 237 / 233 in pieces of
-    256 / 512 / 512; one thread's GEMMs of a 784-128 layer ran at 62-68 GFLOP/s over 64 rows,
-    72 over 512."""
-    if blas.small_kernels.value:
-        return PIECE_ROWS
-    return max(PIECE_ROWS, min(PACKED_PIECE_ROWS, -(-rows // 2)))
+    """Rows a piece of a batch of ``rows`` rows aims at: half the batch (two pieces), but at
+    least :data:`MIN_PIECE_ROWS` (a batch of at most that many rows is one piece) and at most
+    :data:`PIECE_ROWS`."""
+    return min(PIECE_ROWS, max(MIN_PIECE_ROWS, -(-rows // 2)))
 
 
 def pieces_of(rows, n_parameters, itemsize, piece_rows=None):
@@ -72,7 +61,7 @@ class RowsEngine(FastEngine):
     piece order. BLAS runs one thread.
 
     Buffers for batches of ``b`` rows, cut into at most :func:`max_pieces` pieces (:func:`pieces_of`) of about
-    :data:`PIECE_ROWS` rows (``piece_rows``, if given, instead: tests): a gradient of the
+    :func:`default_piece_rows` rows (``piece_rows``, if given, instead: tests): a gradient of the
     parameters' size per piece, and per worker the work buffers of a piece's rows (as the serial
     engine's for that many) and, for shuffled batches, a gather buffer of as many rows.
     """

@@ -160,8 +160,8 @@ class FastSolver:
     """The solvers on the compiled kernels: an epoch is one call of
     :func:`fastnn.kernels.solver._solver_epoch`, or with ``n_workers > 1`` one call per
     worker thread (:class:`fastnn.kernels.solver.Team`), each with one-thread BLAS. The
-    workers take the pieces of every batch's rows as they come free (the cut, of
-    :data:`fastnn.rows.PIECE_ROWS` rows or more, depends on the batch's and θ's sizes alone; one
+    workers take the pieces of every batch's rows as they come free (the cut, in
+    pieces of :func:`fastnn.rows.default_piece_rows` rows, depends on the batch's and θ's sizes alone; one
     worker takes each batch whole), the pieces' gradients added in piece order: any number
     of workers above one gives the same bits, one worker other bits within the whole-run
     bound. Or, with ``share_units`` (None: batches of at most
@@ -169,7 +169,8 @@ class FastSolver:
     (:func:`fastnn.kernels.solver._unit_solver_epoch`); then each its share of the update.
     Repeated runs are bitwise equal. A batch of every row is taken as stored, whatever the
     order (:func:`fastnn.fast.full_batch_as_stored`). ``piece_rows`` other than None replaces
-    :data:`fastnn.rows.PIECE_ROWS` and its cap by bytes (benchmarks: :func:`fastnn.rows.pieces_of`)."""
+    :func:`fastnn.rows.default_piece_rows` and its cap by bytes (benchmarks:
+    :func:`fastnn.rows.pieces_of`)."""
 
     def __init__(self, problem, batch_size, track_gradients=False, n_workers=1, share_units=None,
                  piece_rows=None):

@@ -82,18 +82,6 @@ def gemm_blocks(request, monkeypatch):
 
 
 @pytest.fixture
-def piece_rows(monkeypatch):
-    """Call it with ``n``: the engines sharing rows cut batches into pieces of ``n`` rows, whether
-    or not the BLAS has the small-matrix kernels (fastnn.rows.default_piece_rows)."""
-    from fastnn import rows
-
-    def set_to(n):
-        monkeypatch.setattr(rows, "PIECE_ROWS", n)
-        monkeypatch.setattr(rows, "PACKED_PIECE_ROWS", n)
-    return set_to
-
-
-@pytest.fixture
 def made_engines(monkeypatch):
     """The fast engines (serial or split) that the test's fits create, in order."""
     from fastnn import fast

@@ -45,13 +45,13 @@ def _both_engines(problem, rule, workers, share_units=None):
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("workers, share_units", [(1, None), (2, False), (3, False), (2, True), (3, True)])
-def test_fast_epochs_and_objective_match_the_reference(piece_rows, dtype, loss, rule, weighted, workers,
+def test_fast_epochs_and_objective_match_the_reference(monkeypatch, dtype, loss, rule, weighted, workers,
                                                       share_units):
     """Three shuffled epochs of batches of 16 (the last one, 2 rows, short of 3 workers sharing
     rows), then the objective; the fast epoch serial and shared by 2 or 3 worker threads, each
     taking pieces of the rows (four a batch of 16 here, one the last) or a share of the first
     hidden layer's 7 units."""
-    piece_rows(5)
+    monkeypatch.setattr(rows, "PIECE_ROWS", 5)
     problem = _problem(loss, dtype, weighted, np.random.default_rng(0))
     order = np.random.default_rng(1).permutation(problem.X.shape[0])
     results = []
@@ -254,8 +254,8 @@ def test_subnormals_flush_inside_an_epoch_only():
 @pytest.mark.parametrize("share_units", [False, True])
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("capped", [False, True], ids=["4 pieces", "capped at 3 by bytes"])
-def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(monkeypatch, piece_rows, rule,
-                                                                               share_units, capped):
+def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(monkeypatch, rule, share_units,
+                                                                               capped):
     """A repeated run is bitwise the same; two workers are within the whole-run bound of one.
     Sharing rows, batches of 16 are cut into four pieces (of 5 rows or more here), whose
     gradients are added in piece order, so three workers give the weights of two bitwise (the
@@ -263,7 +263,7 @@ def test_shared_epochs_repeat_bitwise_and_differ_from_serial_only_in_rounding(mo
     and one worker, which takes each batch whole, rounds differently. Sharing units computes
     each gradient element once, with other GEMM shapes (these happen to round alike). Rows as
     stored too. Capped: the pieces' gradients may take the bytes of three (rows.PIECE_BYTES)."""
-    piece_rows(5)
+    monkeypatch.setattr(rows, "PIECE_ROWS", 5)
     problem = _problem("log_loss", np.float64, True, np.random.default_rng(3))
     pieces = 3 if capped else 4
     if capped:

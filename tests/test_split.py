@@ -11,7 +11,6 @@ from fastnn import fast, reference, rows, split
 from fastnn._threads import thread_limits
 from fastnn._trainer import TrainingDivergedError, train
 from fastnn.engine import make_engine
-from fastnn.kernels import blas
 from fastnn.kernels.split import _train_epoch_share
 from fastnn.layout import Layout
 from fastnn.testing import TRAINING_RTOL
@@ -274,29 +273,28 @@ def test_rows_results_do_not_depend_on_the_workers(digits, dtype, batch, piece):
     ([64, 24, 10], 8, 16),  # small: MAX_PIECES
     ([4096, 4096, 10], 4, 2),  # 67 MB a gradient: still two
 ])
-def test_pieces_are_capped_by_their_gradients_bytes(monkeypatch, sizes, itemsize, want):
-    monkeypatch.setattr(blas.small_kernels, "value", 1)
+def test_pieces_are_capped_by_their_gradients_bytes(sizes, itemsize, want):
     assert rows.max_pieces(Layout(sizes).size, itemsize) == want
-    assert rows.pieces_of(1024, Layout(sizes).size, itemsize)[1] == want  # batch 1024, pieces of 64
-    assert rows.pieces_of(1024, Layout(sizes).size, itemsize, piece_rows=64)[1] == rows.MAX_PIECES
+    assert rows.pieces_of(8192, Layout(sizes).size, itemsize)[1] == want  # 16 pieces of 512 rows, capped
+    assert rows.pieces_of(8192, Layout(sizes).size, itemsize, piece_rows=512)[1] == rows.MAX_PIECES
 
 
-@pytest.mark.parametrize("batch, small_kernels, want", [
-    (1024, 1, (64, 10, 103)),  # pieces of 64 rows, capped by bytes at 10
-    (1024, 0, (512, 2, 512)),  # every product packed: half the batch a piece
-    (2048, 0, (512, 4, 512)),  # ... at most PACKED_PIECE_ROWS
-    (100, 0, (64, 2, 64)),  # ... at least PIECE_ROWS
-    (60_000, 0, (512, 10, 6000)),  # a full batch: capped by bytes whatever the BLAS
+@pytest.mark.parametrize("batch, want", [
+    (2048, (512, 4, 512)),  # pieces of PIECE_ROWS rows
+    (1024, (512, 2, 512)),  # half the batch
+    (100, (64, 2, 64)),  # ... at least MIN_PIECE_ROWS
+    (64, (64, 1, 64)),  # one piece
+    (1, (64, 1, 1)),
+    (60_000, (512, 10, 6000)),  # a full batch: capped by the gradients' bytes
 ])
-def test_pieces_are_larger_where_every_product_is_packed(monkeypatch, batch, small_kernels, want):
-    monkeypatch.setattr(blas.small_kernels, "value", small_kernels)
+def test_pieces_have_half_a_batch_from_64_to_512_rows(batch, want):
     assert rows.pieces_of(batch, Layout([784, 128, 10]).size, 4) == want
 
 
-def test_capped_pieces_do_not_depend_on_the_workers(digits, monkeypatch, piece_rows):
+def test_capped_pieces_do_not_depend_on_the_workers(digits, monkeypatch):
     """With the cap by bytes in force (three pieces of a batch of 100, where pieces of 8 rows
     would be 13), two and three workers give the same bits, and the buffers hold three pieces."""
-    piece_rows(8)
+    monkeypatch.setattr(rows, "PIECE_ROWS", 8)
     weights, biases = reference.init_params([64, 24, 10], "kaiming", np.random.default_rng(0), np.float64)
     monkeypatch.setattr(rows, "PIECE_BYTES", 3 * Layout([64, 24, 10]).size * 8)
     X_train, _, y_train, _ = digits
