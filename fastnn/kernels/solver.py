@@ -262,10 +262,9 @@ def _gather_share(data, k, team):
 
 
 @helper
-def _gathered_rows(data, k):
-    """Batch ``k``'s inputs, targets and sample weights (empty: all 1): rows of the data as
-    stored, or the slot :func:`_gather_share` gathered them into."""
-    start, stop = _batch_rows(data, k)
+def _gathered_rows(data, k, start, stop):
+    """Batch ``k``'s inputs, targets and sample weights (empty: all 1), its rows ``start…stop``
+    of the epoch: rows of the data as stored, or the slot :func:`_gather_share` gathered them into."""
     if data.order.shape[0] == 0:
         return _sample_rows(data, start, stop)
     slot = _slot(data, k)
@@ -441,7 +440,7 @@ def _unit_solver_epoch(data, net, solver, t, team, units):
     for k in range(n_batches):
         start, stop = _batch_rows(data, k)
         S = _weight_sum(data, start, stop)
-        Xb, Yb, sb = _gathered_rows(data, k)
+        Xb, Yb, sb = _gathered_rows(data, k, start, stop)
         _units_forward(Xb, net, team, units)
         if not _meet(team, 2 * k + 1):
             restore_fpu(fpu)
