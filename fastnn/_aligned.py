@@ -21,3 +21,13 @@ def aligned_empty(shape, dtype):
     raw = np.empty(size + ALIGNMENT, np.uint8)
     start = -raw.ctypes.data % ALIGNMENT
     return raw[start:start + size].view(dtype).reshape(shape)
+
+
+def aligned_rows(n_rows, row_size, dtype):
+    """An ``n_rows`` × ``row_size`` array (or wider) whose every row starts on an
+    :data:`ALIGNMENT`-byte boundary: each row is padded to whole cache lines, the padding unused.
+    For one gradient of θ per piece of a batch: θ's size is rarely a whole number of cache lines,
+    and the first layer's weight gradient written into a row 16 or 40 bytes past one ran 8%
+    slower (OpenBLAS's AVX-512 small-matrix kernels, a 128 × 784 gradient over 64 to 512 rows)."""
+    per_line = ALIGNMENT // np.dtype(dtype).itemsize
+    return aligned_empty((n_rows, -(-row_size // per_line) * per_line), dtype)

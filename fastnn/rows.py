@@ -7,6 +7,7 @@ scheme and its two barriers per batch are described there.
 
 import numpy as np
 
+from ._aligned import aligned_rows
 from ._threads import run_workers
 from .fast import FastEngine
 from .kernels.network import make_work
@@ -73,7 +74,7 @@ class RowsEngine(FastEngine):
         self.n_workers, self.blas_threads = n_workers, 1
         piece_rows, n_pieces, self.gather_rows = pieces_of(self.rows, self.layout.size, X.dtype.itemsize,
                                                            piece_rows)
-        self.grads = np.empty((n_pieces, self.layout.size), X.dtype)
+        self.grads = aligned_rows(n_pieces, self.layout.size, X.dtype)
         self.works = [make_work(self.layout.table, self.gather_rows, X.dtype, step_rows=self.rows)
                       for _ in range(n_workers)]
         self.sync = np.zeros(3, np.int64)

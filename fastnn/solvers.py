@@ -25,7 +25,7 @@ import numpy as np
 
 from . import losses
 from . import optimizers as opt
-from ._aligned import aligned_empty
+from ._aligned import aligned_empty, aligned_rows
 
 # Worker threads share a batch's rows above this many rows, the first hidden layer's units
 # at or below it (FastSolver).
@@ -199,7 +199,7 @@ class FastSolver:
             else pieces_of(self.rows, problem.layout.size, X.dtype.itemsize, piece_rows))
         self.loss_code = LOSS_CODES[problem.loss]
         self.net = Net(problem.theta, problem.layout.table, ACTIVATION_CODES[problem.activation])
-        self.grads = np.empty((max(n_workers, self.max_pieces), problem.layout.size), X.dtype)
+        self.grads = aligned_rows(max(n_workers, self.max_pieces), problem.layout.size, X.dtype)
         # Workers sharing units work in their Units instead; worker 0's Work still holds the norms.
         self.works = [make_work(problem.layout.table, piece, X.dtype, track_norms=track_gradients,
                                 step_rows=self.rows)._replace(grad=self.grads[w])

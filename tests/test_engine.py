@@ -273,6 +273,27 @@ def test_solver_operands_start_on_cache_lines():
         assert array.ctypes.data % ALIGNMENT == 0
 
 
+@pytest.mark.parametrize("share_units", [False, True])
+def test_gradients_start_on_cache_lines(share_units):
+    """Each piece's (or worker's) gradient of θ, into which the first layer's weight-gradient GEMM
+    writes, starts on a cache line, though θ's size (101,770) is not a whole number of them: in
+    the rows engine and in the solver sharing rows or units."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((300, 784), dtype=np.float32), rng.integers(0, 10, 300)
+    layout = Layout([784, 128, 10])
+    assert layout.size * 4 % ALIGNMENT != 0
+    weights, biases = reference.init_params(layout.sizes, "kaiming", rng, np.float32)
+    engine = rows.RowsEngine(X, y, network(weights, biases), 300, n_workers=2, piece_rows=64)
+    problem = solvers.Problem(X, np.eye(10, dtype=np.float32)[y], None, "log_loss", 0.0, layout,
+                              layout.pack(weights, biases, np.float32), "relu")
+    solver = solvers.make_solver("fast", problem, 300, n_workers=2, share_units=share_units, piece_rows=64)
+    for grads in (engine.grads, solver.grads):
+        assert grads.shape[0] >= 2 and grads.shape[1] >= layout.size
+        assert on_cache_lines(grads)
+    for work in solver.works:
+        assert work.grad.ctypes.data % ALIGNMENT == 0
+
+
 @pytest.mark.parametrize("kind, n_threads, track, want", [
     ("reference", 2, False, reference.ReferenceEngine), ("fast", 1, False, fast.SerialEngine),
     ("fast", 2, True, fast.SerialEngine), ("fast", 2, False, split.SplitEngine)])

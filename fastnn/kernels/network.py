@@ -121,7 +121,7 @@ def make_work(table, capacity, dtype, grad_size=0, track_norms=False, step_rows=
     return Work(acts=aligned_empty(capacity * int(widths.sum()), dtype),
                 deltas=aligned_empty(capacity * int(widths[:-1].sum()), dtype),
                 grad_b=np.empty(int(widths.sum()), dtype),
-                grad=np.empty(grad_size, dtype),
+                grad=aligned_empty(grad_size, dtype),
                 norms=np.zeros(len(widths) if track_norms else 0, np.float64),
                 losses=np.empty(capacity, np.float64),
                 hits=np.empty(capacity, np.int64),

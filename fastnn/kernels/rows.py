@@ -41,7 +41,7 @@ from .update import _inplace_sgd
 class Crew(NamedTuple):
     """The workers that share each batch's pieces; this one is ``worker`` of ``n_workers``.
     A batch has ``min(max_pieces, ⌈m / piece_rows⌉)`` pieces; row ``p`` of ``grads`` (at least
-    ``max_pieces`` rows, θ's size wide) receives piece ``p``'s summed gradient, ``losses[p]``
+    ``max_pieces`` rows, at least θ's size wide) receives piece ``p``'s summed gradient, ``losses[p]``
     (float64) and ``hits[p]`` (int64) its summed loss and hits; ``sync``: the barrier's and the
     pieces' counters (:mod:`.sync`). Two test-only stalls (0 but in tests) make the worker spin
     that long before it writes what a barrier then lets the others read: ``stall_gradient``
@@ -93,7 +93,7 @@ def _check_crew(data, net, work, crew):
         raise ValueError("the batch size, the workers and the pieces must be at least 1")
     rows = _largest_piece(min(data.batch_size, data.X.shape[0]), crew.piece_rows, crew.max_pieces)
     if (work.losses.shape[0] < rows or crew.grads.shape[0] < crew.max_pieces
-            or crew.grads.shape[1] != net.theta.shape[0] or crew.losses.shape[0] < crew.max_pieces
+            or crew.grads.shape[1] < net.theta.shape[0] or crew.losses.shape[0] < crew.max_pieces
             or crew.hits.shape[0] < crew.max_pieces):
         raise ValueError("work buffers are smaller than a piece, or the gradients do not fit the pieces "
                          "or theta")

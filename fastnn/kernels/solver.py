@@ -86,7 +86,7 @@ class Team(NamedTuple):
     Sharing rows (:func:`_solver_epoch`), a batch of ``m`` rows is cut into ``min(max_pieces,
     ⌈m / piece_rows⌉)`` near-equal pieces (:func:`.rows._pieces`), which the workers take as
     they come free (as :mod:`.rows`): piece ``p``'s summed gradient goes into row ``p`` of
-    ``grads`` (θ's size wide), its summed loss into ``losses[p]``. After a barrier each
+    ``grads`` (at least θ's size wide), its summed loss into ``losses[p]``. After a barrier each
     worker updates its share of every layer's weights and biases from the pieces' gradients
     added in piece order; a second barrier ends the step. Sharing units
     (:func:`_unit_solver_epoch`) each worker's row of ``grads`` is whole for the parameters it
@@ -291,7 +291,7 @@ def _check_samples(data, rows, team, net):
         raise ValueError("the batch size is below 1")
     _check_order(data, rows)
     if (team.grads.shape[0] < max(team.n_workers, team.max_pieces)
-            or team.grads.shape[1] != net.theta.shape[0] or team.squares.shape[0] != team.n_workers):
+            or team.grads.shape[1] < net.theta.shape[0] or team.squares.shape[0] != team.n_workers):
         raise ValueError("the team's gradients do not fit theta")
 
 
