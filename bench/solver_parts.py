@@ -27,7 +27,7 @@ from numba import njit
 from fastnn.kernels.network import NO_UNITS, make_work
 from fastnn.kernels.optimizers import Mean, _inplace_adam, _inplace_momentum
 from fastnn.kernels.outputs import _inplace_l2_mean, _l2_penalty
-from fastnn.kernels.solver import _objective
+from fastnn.kernels.solver import _objective, _squares_bound
 from fastnn.layout import Layout
 from fastnn.solvers import Problem, make_solver
 
@@ -53,12 +53,13 @@ def _sqrt_and_divide(out, a, b, epsilon):
 def worker_share(theta, grad, m, v, mean, layout, workers, batch):
     """Each pass over one worker's share of the parameters, in µs and over the step's floor."""
     n = layout.size // workers
+    bound = _squares_bound.py_func(theta, layout.table)
     th, g, m, v, out = theta[:n], grad[:n], m[:n], v[:n], np.empty_like(theta[:n])
     step_floor = flops_per_sample(layout.sizes) * batch / gemm_rate()
     share = {
         "L2 sum": lambda: _l2_penalty(theta, layout.table, 0, workers, NO_UNITS),
-        "momentum update": lambda: _inplace_momentum(th, g, m, 1e-9, 0.9, True, mean),
-        "Adam update": lambda: _inplace_adam(th, g, m, v, 1e-9, 0.9, 0.999, 1e-8, mean),
+        "momentum update": lambda: _inplace_momentum(th, g, m, 1e-9, 0.9, True, mean, bound),
+        "Adam update": lambda: _inplace_adam(th, g, m, v, 1e-9, 0.9, 0.999, 1e-8, mean, bound),
         "square root and division alone": lambda: _sqrt_and_divide(out, m, v, theta.dtype.type(1e-8)),
     }
     print(f"one worker's share of a step of {workers} workers ({n} parameters), against the step's "
@@ -87,14 +88,15 @@ def main():
     grad = rng.standard_normal(layout.size).astype(dtype)
     m, v = np.zeros_like(theta), np.ones_like(theta)
     mean = Mean(1e-4, float(b), True)  # every parameter read as a weight: the costlier path
+    bound = _squares_bound.py_func(theta, layout.table)  # as the solver epoch's updates check θ
     parts = {
         "L2 sum": lambda: _l2_penalty(theta, layout.table, 0, 1, NO_UNITS),
         "L2 mean (a pass of its own: L-BFGS only)": lambda: _inplace_l2_mean(grad, theta, layout.table,
                                                                               1e-4, 1.0),
         "momentum update (mean read from the sum)": lambda: _inplace_momentum(theta, grad, m, 1e-9, 0.9,
-                                                                               True, mean),
+                                                                               True, mean, bound),
         "Adam update (mean read from the sum)": lambda: _inplace_adam(theta, grad, m, v, 1e-9, 0.9, 0.999,
-                                                                      1e-8, mean),
+                                                                      1e-8, mean, bound),
     }
     times = {name: microseconds(call) for name, call in parts.items()}
     whole = microseconds(lambda: _objective(X, Y, solver.weights, solver.net, work, solver._solver()))

@@ -32,6 +32,7 @@ from fastnn.kernels.blas import _gemm, _inner_chunk, _inplace_gemm_update, _smal
 from fastnn.kernels.dense import _dense_forward, _dense_softmax
 from fastnn.kernels.epoch import _gather, _gather_rows, _train_batch
 from fastnn.kernels.network import Net, make_work
+from fastnn.kernels.optimizers import Mean, _inplace_adam, _inplace_momentum
 from fastnn.kernels.outputs import _inplace_output_loss_grad, _squares_sum
 from fastnn.kernels.softmax import _bias_softmax, _inplace_softmax_cross_entropy_grad
 from fastnn.kernels.update import _inplace_sgd
@@ -664,3 +665,25 @@ def test_train_batch_gives_the_gradient_below(rng, dtype, activation, sizes, m):
     _train_batch(np.ascontiguousarray(As[1].T), y, net, make_work(layout.table, m, dtype), True,
                  dtype(0.5), got)
     assert_close(got, dZ.T, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rule", ["momentum", "adam"])
+@pytest.mark.parametrize("written, within", [(0.5, True), (-3.0, True), (-3.5, False), (4.0, False),
+                                             (np.inf, False), (np.nan, False)])
+def test_updates_tell_whether_every_value_they_write_is_within_a_bound(dtype, rule, written, within):
+    """The update kernels report whether every new value of θ is within ``±bound`` (here 3.25),
+    NaN and infinities outside: the solver epoch skips the L2 sum by it where α = 0. With a
+    gradient of ones, rate 1 and the rules' memory off, both steps are ``θ ← θ − 1``: one
+    parameter starts at ``written + 1``, the others within ``[−1, 1]``."""
+    n, bound, plain = 37, 3.25, Mean(0.0, 1.0, False)
+    theta = np.linspace(-1, 1, n).astype(dtype)
+    theta[n // 2] = dtype(written) + 1
+    grad, m, v = np.ones(n, dtype), np.zeros(n, dtype), np.zeros(n, dtype)
+    if rule == "momentum":  # μ = 0: v = −g
+        answer = _inplace_momentum(theta, grad, m, 1.0, 0.0, False, plain, bound)
+    else:  # β₁ = β₂ = 0, ε = 0: m = g, v = g²
+        answer = _inplace_adam(theta, grad, m, v, 1.0, 0.0, 0.0, 0.0, plain, bound)
+    np.testing.assert_array_equal(theta[n // 2], dtype(written))  # NaN where NaN
+    assert np.abs(np.delete(theta, n // 2)).max() <= 2
+    assert answer is within

@@ -99,6 +99,33 @@ def test_without_l2_only_an_overflowing_sum_of_squares_makes_the_loss_nan(rule, 
         np.testing.assert_allclose(theta_f, theta_r, rtol=0, atol=BOUND[np.float32] * np.abs(theta_r).max())
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the reference's, as NumPy's
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("rule", ["momentum", "adam"])
+@pytest.mark.parametrize("workers, share_units", [(1, None), (2, False), (2, True)])
+def test_without_l2_squares_that_overflow_within_an_epoch_make_its_loss_nan(rule, workers, share_units):
+    """α = 0: the fast epoch sums Σ‖W‖² only while an update may have written a weight whose
+    square could overflow. Here the squares are finite when the epoch starts (a first-layer
+    weight of 1e15 on an input that is 0 in every row, within the bound) and overflow after its
+    first step, which the rule's state (a velocity, or Adam's first moment, of 1e30 for that
+    weight) sends past 1e29: the epoch's loss is NaN, as the reference's. With a state of 0 the
+    weight stays at 1e15 and the losses are finite and agree."""
+    problem = _problem("log_loss", np.float32, False, np.random.default_rng(7))._replace(alpha=0.0)
+    problem.X[:, 0] = 0
+    problem.layout.weights(problem.theta)[0][:, 0] = 1e15
+    order = np.random.default_rng(8).permutation(problem.X.shape[0])
+    column = np.zeros_like(problem.theta)
+    problem.layout.weights(column)[0][:, 0] = 1
+    for push, finite in ((0.0, True), (1e30, False)):
+        losses = []
+        for solver, optimizer, theta in _both_engines(problem, rule, workers, share_units):
+            optimizer.state[0][column == 1] = push
+            losses.append(solver.epoch(order, optimizer))
+            assert (np.abs(theta[column == 1]) > 1e29).all() != finite
+        assert np.isfinite(losses).all() == finite and (finite or np.isnan(losses).all())
+        np.testing.assert_allclose(losses[1], losses[0], rtol=BOUND[np.float32])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_tracked_gradient_norms_match_the_reference(dtype):
     """track_gradients (one worker, each batch whole): after each epoch every layer's mean ‖dW‖

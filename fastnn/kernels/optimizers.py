@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import ieee_kernel
-from ._scalar import like
+from ._scalar import like, magnitude_bits
 from .outputs import _exact_reciprocal, _mean_element
 
 
@@ -44,25 +44,30 @@ AS_GIVEN = Mean(0.0, 1.0, False)
 
 
 @ieee_kernel
-def _inplace_momentum(theta, grad, velocity, learning_rate, momentum, nesterov, mean):
+def _inplace_momentum(theta, grad, velocity, learning_rate, momentum, nesterov, mean, bound):
     """``v ← μ v − η g``, then ``θ ← θ + v``, or with ``nesterov`` ``θ ← θ + (μ v − η g)``
     from the new ``v`` (:func:`fastnn.optimizers.momentum_step`, ``nesterov_step``); ``g``
-    is ``grad`` read through ``mean``."""
+    is ``grad`` read through ``mean``. Return whether every new value of θ is within ``±bound``
+    (:func:`_within`)."""
     eta, mu = like(velocity, learning_rate), like(velocity, momentum)
     a, S, weights = like(grad, mean.alpha), like(grad, mean.divisor), mean.weights
     inv = _exact_reciprocal(S)
+    largest = magnitude_bits(like(theta, 0))
     for k in prange(theta.shape[0]):
         g = _mean_element(grad[k], theta[k], a, S, inv, weights)
         v = mu * velocity[k] - eta * g
         velocity[k] = v
-        theta[k] += mu * v - eta * g if nesterov else v
+        new = theta[k] + (mu * v - eta * g if nesterov else v)
+        theta[k] = new
+        largest = max(largest, magnitude_bits(new))
+    return _within(largest, theta, bound)
 
 
 @ieee_kernel
-def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, mean):
+def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, mean, bound):
     """``m ← β₁ m + (1 − β₁) g``, ``v ← β₂ v + (1 − β₂) g²``, ``θ ← θ + ((−η_t) m) / (√v + ε)``
     (:func:`fastnn.optimizers.adam_step`), ``learning_rate`` being ``η_t`` and ``g`` ``grad``
-    read through ``mean``."""
+    read through ``mean``. Return whether every new value of θ is within ``±bound`` (:func:`_within`)."""
     # 1 − β is formed in float64, then cast, as NumPy casts scikit-learn's Python float.
     b1, c1 = like(m, beta_1), like(m, 1.0 - beta_1)
     b2, c2 = like(v, beta_2), like(v, 1.0 - beta_2)
@@ -71,13 +76,26 @@ def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, mea
     step = -like(m, learning_rate)
     a, S, weights = like(grad, mean.alpha), like(grad, mean.divisor), mean.weights
     inv = _exact_reciprocal(S)
+    largest = magnitude_bits(like(theta, 0))
     for k in prange(theta.shape[0]):
         g = _mean_element(grad[k], theta[k], a, S, inv, weights)
         m_k = b1 * m[k] + c1 * g
         v_k = b2 * v[k] + c2 * (g * g)
         m[k] = m_k
         v[k] = v_k
-        theta[k] += step * m_k / (np.sqrt(v_k) + eps)
+        new = theta[k] + step * m_k / (np.sqrt(v_k) + eps)
+        theta[k] = new
+        largest = max(largest, magnitude_bits(new))
+    return _within(largest, theta, bound)
+
+
+@njit(inline="always")
+def _within(largest, theta, bound):
+    """Whether ``largest``, the :func:`._scalar.magnitude_bits` of the largest value an update
+    wrote to ``theta`` (NaN the largest of all), is within ``±bound``: kept as the update writes
+    θ, so that the solver epoch knows without another pass over θ whether the squares of the
+    weights it wrote could overflow (:func:`.solver._worker_squares`)."""
+    return largest <= magnitude_bits(like(theta, bound))
 
 
 # A scalar function, inlined like those of ._scalar (a parallel build has nothing to parallelize).
