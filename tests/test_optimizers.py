@@ -211,15 +211,21 @@ def test_state_takes_the_dtype_of_the_update():
 # ----------------------------------------------------------------- (b) the kernels, bitwise
 
 
+# The size the update kernels check the values they write against: it changes only their
+# answer, which tests/test_kernels.py checks.
+BOUND = 1e18
+
+
 def kernel_step(name, theta, grad, state, rate, mean=AS_GIVEN):
     """One step of rule ``name`` by its kernel, with the hyper-parameters of :data:`HYPER`,
     reading ``grad`` through ``mean``."""
     if name == "sgd":
         _inplace_sgd(theta, grad, like(grad, rate))
     elif name == "adam":
-        _inplace_adam(theta, grad, *state, rate, HYPER["beta_1"], HYPER["beta_2"], HYPER["epsilon"], mean)
+        _inplace_adam(theta, grad, *state, rate, HYPER["beta_1"], HYPER["beta_2"], HYPER["epsilon"], mean,
+                      BOUND)
     else:
-        _inplace_momentum(theta, grad, *state, rate, HYPER["momentum"], name == "nesterov", mean)
+        _inplace_momentum(theta, grad, *state, rate, HYPER["momentum"], name == "nesterov", mean, BOUND)
 
 
 @pytest.mark.parametrize("dtypes", DTYPE_PAIRS, ids=lambda d: f"{d[0].__name__}-{d[1].__name__}")
@@ -280,15 +286,15 @@ def test_adam_learning_rate_helper_equals_the_reference(beta_1, beta_2):
 
 @njit
 def _momentum_both_ways(theta, grad, velocity, mean):
-    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, opaque(True), mean)
-    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, opaque(False), mean)
+    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, opaque(True), mean, BOUND)
+    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, opaque(False), mean, BOUND)
 
 
 def test_one_compiled_momentum_kernel_per_dtype(rng):
     """Called from Python and from compiled code, with either flag: one signature per dtype."""
     theta, grad = random_vector(rng, np.float64), random_vector(rng, np.float64)
     velocity = np.zeros_like(theta)
-    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, True, AS_GIVEN)
+    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, True, AS_GIVEN, BOUND)
     _momentum_both_ways(theta, grad, velocity, AS_GIVEN)
     float64_signatures = [s for s in _inplace_momentum.signatures
                           if s[0].dtype == s[1].dtype == types.float64]

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..layout import N_IN, N_OUT
 from ._fpu import flush_subnormals, restore_fpu
 from ._jit import helper, kernel
 from ._scalar import like
@@ -185,7 +186,7 @@ def _squares_bound(theta, table):
     largest finite value of θ's dtype: it cannot overflow, however its sum rounds."""
     n_weights = 0
     for l in range(table.shape[0]):
-        n_weights += table[l, 1] * table[l, 2]
+        n_weights += table[l, N_OUT] * table[l, N_IN]
     top = FLOAT32_MAX if theta.itemsize == 4 else FLOAT64_MAX
     return np.sqrt(top / (2.0 * max(n_weights, 1)))
 
