@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 from threadpoolctl import threadpool_limits
 from fastnn import reference
-from fastnn._aligned import aligned_empty
+from fastnn._aligned import aligned_copy, aligned_empty
 from fastnn.engine import make_engine, network_of
 from fastnn.kernels import blas
 from fastnn.kernels.network import _short_batch
@@ -46,12 +46,6 @@ def forward(X, W, out, reps):
 def update(X, dZ, W, reps):
     for _ in range(reps):
         blas._inplace_gemm_update(X, dZ, W, np.float32(-1e-9))
-
-
-def aligned(array):
-    out = aligned_empty(array.shape, array.dtype)
-    out[...] = array
-    return out
 
 
 def best(run):
@@ -73,9 +67,9 @@ with threadpool_limits(1, user_api="blas"):
     cells.append(f"{2 * 2048 ** 3 / seconds / 1e9:.0f}")
     for batch in batches:
         # On cache lines, as the engines allocate them (fastnn/_aligned.py).
-        X = aligned(rng.random((batch, N_IN), dtype=np.float32))
-        W = aligned(rng.standard_normal((UNITS, N_IN), dtype=np.float32))
-        dZ = aligned(rng.standard_normal((batch, UNITS), dtype=np.float32))
+        X = aligned_copy(rng.random((batch, N_IN), dtype=np.float32))
+        W = aligned_copy(rng.standard_normal((UNITS, N_IN), dtype=np.float32))
+        dZ = aligned_copy(rng.standard_normal((batch, UNITS), dtype=np.float32))
         reps = N // batch
         # The forward as the kernels run it: W·Xᵀ for short batches (dense.py), else X·Wᵀ.
         if _short_batch(batch, UNITS):

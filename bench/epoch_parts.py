@@ -35,7 +35,7 @@ from numba import njit
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._peers import Rule, engine_epoch, make_fast, synthetic  # noqa: E402
 from bench.compare import copy_bandwidth, flops_per_sample, gemm_rate, print_environment  # noqa: E402
-from fastnn._aligned import aligned_empty  # noqa: E402
+from fastnn._aligned import aligned_copy, aligned_empty  # noqa: E402
 from fastnn._threads import thread_limits  # noqa: E402
 from fastnn.engine import network_of  # noqa: E402
 from fastnn.kernels.blas import _gemm  # noqa: E402
@@ -76,13 +76,6 @@ def share_of_epoch(X, order, bounds, buffers, weights, transposed, gather, gemms
             piece_gemms(Xb[:m], W0, W0t, W1, A1[:m], Z2[:m], dA1[:m], dW0, dW1, transposed)
 
 
-def aligned_copy(array):
-    """``array`` as float32 on cache lines, as the engines hold their operands."""
-    out = aligned_empty(array.shape, np.float32)
-    out[...] = array
-    return out
-
-
 def worker_bounds(batch, n_pieces_cap, piece_rows):
     """Each worker's pieces of an epoch as rows ``(lo, hi)`` of the epoch's order."""
     bounds = [[] for _ in range(WORKERS)]
@@ -97,12 +90,12 @@ def worker_bounds(batch, n_pieces_cap, piece_rows):
 
 def make_parts(X, batch, weights):
     """``name -> epoch(order)`` for the parts that run on both cores, for batches of ``batch``."""
-    table = Layout(SIZES).table
-    n_parameters = sum(o * (i + 1) for i, o in zip(SIZES[:-1], SIZES[1:]))
-    piece_rows, n_pieces, largest = pieces_of(batch, n_parameters, 4)
+    layout = Layout(SIZES)
+    piece_rows, n_pieces, largest = pieces_of(batch, layout.size, 4)
     bounds = worker_bounds(batch, n_pieces, piece_rows)
-    transposed = bool(transposes_weights(table, batch, np.float32))
-    shared = tuple(aligned_copy(w) for w in (weights[0], weights[0].T, weights[1]))  # as θ and weights_t
+    transposed = bool(transposes_weights(layout.table, batch, np.float32))
+    # On cache lines, as θ and the engines' W[0]ᵀ copy are.
+    shared = tuple(aligned_copy(w, np.float32) for w in (weights[0], weights[0].T, weights[1]))
 
     def buffers():
         return tuple(aligned_empty(shape, np.float32) for shape in

@@ -50,10 +50,9 @@ def _sqrt_and_divide(out, a, b, epsilon):
         out[k] = a[k] / (np.sqrt(b[k]) + epsilon)
 
 
-def worker_share(theta, grad, m, v, mean, layout, workers, batch):
+def worker_share(theta, grad, m, v, mean, bound, layout, workers, batch):
     """Each pass over one worker's share of the parameters, in µs and over the step's floor."""
     n = layout.size // workers
-    bound = _squares_bound.py_func(theta, layout.table)
     th, g, m, v, out = theta[:n], grad[:n], m[:n], v[:n], np.empty_like(theta[:n])
     step_floor = flops_per_sample(layout.sizes) * batch / gemm_rate()
     share = {
@@ -107,7 +106,7 @@ def main():
     print(f"  forward and backward (objective less its two L2 passes): {gradient:.0f}")
     for name, t in times.items():
         print(f"  {name}: {t:.0f}")
-    worker_share(theta, grad, m, v, mean, layout, args.workers, b)
+    worker_share(theta, grad, m, v, mean, bound, layout, args.workers, b)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,13 @@ def aligned_empty(shape, dtype):
     return raw[start:start + size].view(dtype).reshape(shape)
 
 
+def aligned_copy(array, dtype=None):
+    """A copy of ``array`` (as ``dtype``, if given) whose data start on a cache line."""
+    out = aligned_empty(np.shape(array), np.asarray(array).dtype if dtype is None else dtype)
+    out[...] = array
+    return out
+
+
 def aligned_rows(n_rows, row_size, dtype):
     """An ``n_rows`` × ``row_size`` array (or wider) whose every row starts on an
     :data:`ALIGNMENT`-byte boundary: each row is padded to whole cache lines, the padding unused.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fastnn import MLPClassifier, fast, reference, rows, solvers, split
-from fastnn._aligned import ALIGNMENT, aligned_empty
+from fastnn._aligned import ALIGNMENT, aligned_copy, aligned_empty
 from fastnn.engine import make_engine
 from fastnn.layout import Layout
 from fastnn.testing import parameters
@@ -223,6 +223,15 @@ def test_aligned_empty_starts_on_a_cache_line(shape, dtype):
     assert array.size == 0 or array.ctypes.data % ALIGNMENT == 0  # an empty array has no data
     array[...] = 1  # writable, and its own memory
     assert array.sum() == array.size
+
+
+@pytest.mark.parametrize("dtype", [None, np.float32, np.dtype(np.float64)])
+def test_aligned_copy_is_an_equal_array_on_a_cache_line(dtype):
+    source = np.arange(12, dtype=np.int64).reshape(3, 4).T  # not C-ordered
+    copy = aligned_copy(source, dtype)
+    assert copy.ctypes.data % ALIGNMENT == 0 and copy.flags.c_contiguous
+    assert copy.dtype == (source.dtype if dtype is None else dtype)
+    np.testing.assert_array_equal(copy, source)
 
 
 def first_layer_operands(engine):

@@ -176,10 +176,6 @@ def _penalty(theta, alpha, S, squares):
     return (0.5 * alpha) * np.float64(like(theta, squares)) / S
 
 
-# The largest finite float32 and float64: a sum of squares past them rounds to inf.
-FLOAT32_MAX, FLOAT64_MAX = float(np.finfo(np.float32).max), float(np.finfo(np.float64).max)
-
-
 @helper
 def _squares_bound(theta, table):
     """A size within which every weight of ``table`` may be and ``Σ‖W‖²`` stays below half the
@@ -187,8 +183,7 @@ def _squares_bound(theta, table):
     n_weights = 0
     for l in range(table.shape[0]):
         n_weights += table[l, N_OUT] * table[l, N_IN]
-    top = FLOAT32_MAX if theta.itemsize == 4 else FLOAT64_MAX
-    return np.sqrt(top / (2.0 * max(n_weights, 1)))
+    return np.sqrt(np.float64(np.finfo(theta.dtype).max) / (2.0 * max(n_weights, 1)))
 
 
 @helper
