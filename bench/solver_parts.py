@@ -57,8 +57,8 @@ def worker_share(theta, grad, m, v, mean, bound, layout, workers, batch):
     step_floor = flops_per_sample(layout.sizes) * batch / gemm_rate()
     share = {
         "L2 sum": lambda: _l2_penalty(theta, layout.table, 0, workers, NO_UNITS),
-        "momentum update": lambda: _inplace_momentum(th, g, m, 1e-9, 0.9, True, mean, bound),
-        "Adam update": lambda: _inplace_adam(th, g, m, v, 1e-9, 0.9, 0.999, 1e-8, mean, bound),
+        "momentum update": lambda: _inplace_momentum(th, g, g[:0], m, 1e-9, 0.9, True, mean, bound),
+        "Adam update": lambda: _inplace_adam(th, g, g[:0], m, v, 1e-9, 0.9, 0.999, 1e-8, mean, bound),
         "square root and division alone": lambda: _sqrt_and_divide(out, m, v, theta.dtype.type(1e-8)),
     }
     print(f"one worker's share of a step of {workers} workers ({n} parameters), against the step's "
@@ -92,10 +92,10 @@ def main():
         "L2 sum": lambda: _l2_penalty(theta, layout.table, 0, 1, NO_UNITS),
         "L2 mean (a pass of its own: L-BFGS only)": lambda: _inplace_l2_mean(grad, theta, layout.table,
                                                                               1e-4, 1.0),
-        "momentum update (mean read from the sum)": lambda: _inplace_momentum(theta, grad, m, 1e-9, 0.9,
-                                                                               True, mean, bound),
-        "Adam update (mean read from the sum)": lambda: _inplace_adam(theta, grad, m, v, 1e-9, 0.9, 0.999,
-                                                                      1e-8, mean, bound),
+        "momentum update (mean read from the sum)": lambda: _inplace_momentum(
+            theta, grad, grad[:0], m, 1e-9, 0.9, True, mean, bound),
+        "Adam update (mean read from the sum)": lambda: _inplace_adam(
+            theta, grad, grad[:0], m, v, 1e-9, 0.9, 0.999, 1e-8, mean, bound),
     }
     times = {name: microseconds(call) for name, call in parts.items()}
     whole = microseconds(lambda: _objective(X, Y, solver.weights, solver.net, work, solver._solver()))

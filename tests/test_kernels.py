@@ -34,6 +34,7 @@ from fastnn.kernels.epoch import _gather, _gather_rows, _train_batch
 from fastnn.kernels.network import Net, make_work
 from fastnn.kernels.optimizers import Mean, _inplace_adam, _inplace_momentum
 from fastnn.kernels.outputs import _inplace_output_loss_grad, _squares_sum
+from fastnn.kernels.rows import _add_but_last
 from fastnn.kernels.softmax import _bias_softmax, _inplace_softmax_cross_entropy_grad
 from fastnn.kernels.update import _inplace_sgd
 
@@ -681,9 +682,30 @@ def test_updates_tell_whether_every_value_they_write_is_within_a_bound(dtype, ru
     theta[n // 2] = dtype(written) + 1
     grad, m, v = np.ones(n, dtype), np.zeros(n, dtype), np.zeros(n, dtype)
     if rule == "momentum":  # μ = 0: v = −g
-        answer = _inplace_momentum(theta, grad, m, 1.0, 0.0, False, plain, bound)
+        answer = _inplace_momentum(theta, grad, grad[:0], m, 1.0, 0.0, False, plain, bound)
     else:  # β₁ = β₂ = 0, ε = 0: m = g, v = g²
-        answer = _inplace_adam(theta, grad, m, v, 1.0, 0.0, 0.0, 0.0, plain, bound)
+        answer = _inplace_adam(theta, grad, grad[:0], m, v, 1.0, 0.0, 0.0, 0.0, plain, bound)
     np.testing.assert_array_equal(theta[n // 2], dtype(written))  # NaN where NaN
     assert np.abs(np.delete(theta, n // 2)).max() <= 2
     assert answer is within
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_pieces", [1, 2, 3, 5])
+def test_pieces_gradients_added_but_the_last_then_the_last_are_their_in_order_sum(rng, dtype, n_pieces):
+    """The epochs add the pieces' gradients into row 0 in piece order but the last, which the
+    update adds as it reads it: ``row 0 + last`` rounds to the in-order sum, bitwise; rows
+    other than row 0 and elements outside ``lo:hi`` are left alone."""
+    grads = random(rng, (n_pieces, 53), dtype) * 40
+    before = grads.copy()
+    lo, hi = 7, 41
+    total, last = _add_but_last(grads, lo, hi)
+    want = before[0, lo:hi].copy()
+    for row in before[1:, lo:hi]:
+        want += row
+    got = total + last if n_pieces > 1 else total
+    assert last.shape == ((hi - lo,) if n_pieces > 1 else (0,))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(grads[1:], before[1:])
+    np.testing.assert_array_equal(np.delete(grads[0], np.s_[lo:hi]), np.delete(before[0], np.s_[lo:hi]))
+    assert np.shares_memory(total, grads[0])

@@ -27,7 +27,7 @@ from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOpti
 from fastnn import optimizers as opt
 from fastnn.kernels._scalar import like, opaque
 from fastnn.kernels.optimizers import AS_GIVEN, Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
-from fastnn.kernels.update import _inplace_sgd
+from fastnn.kernels.update import _inplace_sgd_summed
 from fastnn.layout import Layout
 
 LAYOUT = Layout((7, 5, 3))
@@ -216,16 +216,18 @@ def test_state_takes_the_dtype_of_the_update():
 BOUND = 1e18
 
 
-def kernel_step(name, theta, grad, state, rate, mean=AS_GIVEN):
+def kernel_step(name, theta, grad, state, rate, mean=AS_GIVEN, last=None):
     """One step of rule ``name`` by its kernel, with the hyper-parameters of :data:`HYPER`,
-    reading ``grad`` through ``mean``."""
+    reading ``grad`` (``grad + last`` where ``last`` is given) through ``mean``."""
+    last = grad[:0] if last is None else last
     if name == "sgd":
-        _inplace_sgd(theta, grad, like(grad, rate))
+        assert mean == AS_GIVEN, "the plain SGD kernel reads its gradient as it is"
+        _inplace_sgd_summed(theta, grad, last, like(grad, rate))
     elif name == "adam":
-        _inplace_adam(theta, grad, *state, rate, HYPER["beta_1"], HYPER["beta_2"], HYPER["epsilon"], mean,
-                      BOUND)
+        _inplace_adam(theta, grad, last, *state, rate, HYPER["beta_1"], HYPER["beta_2"], HYPER["epsilon"],
+                      mean, BOUND)
     else:
-        _inplace_momentum(theta, grad, *state, rate, HYPER["momentum"], name == "nesterov", mean, BOUND)
+        _inplace_momentum(theta, grad, last, *state, rate, HYPER["momentum"], name == "nesterov", mean, BOUND)
 
 
 @pytest.mark.parametrize("dtypes", DTYPE_PAIRS, ids=lambda d: f"{d[0].__name__}-{d[1].__name__}")
@@ -276,6 +278,28 @@ def test_reading_a_summed_gradient_through_its_mean_is_bitwise_the_stored_mean(r
             np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtypes", DTYPE_PAIRS, ids=lambda d: f"{d[0].__name__}-{d[1].__name__}")
+@pytest.mark.parametrize("name", sorted(opt.RULES))
+def test_kernels_add_a_last_gradient_as_a_stored_sum_would(rng, dtypes, name):
+    """The solver and rows epochs leave the pieces' last gradient for the update to add as it
+    reads it: bitwise the step from the stored, rounded sum ``grad + last``, read through a
+    mean where the rule takes one (weights, ``S`` not a power of two)."""
+    theta_dtype, grad_dtype = dtypes
+    theta = random_vector(rng, theta_dtype)
+    fused = theta.copy()
+    state_dtype = opt.state_dtype(theta, np.empty(0, grad_dtype))
+    state, fused_state = (opt.init_state(name, theta.size, state_dtype) for _ in range(2))
+    mean = AS_GIVEN if name == "sgd" else Mean(0.37, 29.0, True)
+    for _ in range(N_STEPS):
+        # Same-scale parts whose sum rounds: summed in a wider dtype it would differ.
+        grad, last = random_vector(rng, grad_dtype) * 40, random_vector(rng, grad_dtype) * 40
+        kernel_step(name, theta, grad + last, state, 0.1, mean)
+        kernel_step(name, fused, grad, fused_state, 0.1, mean, last)
+        np.testing.assert_array_equal(fused, theta)
+        for got, want in zip(fused_state, state):
+            np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("beta_1, beta_2", [(0.9, 0.999), (0.8, 0.95), (0.123456789, 0.987654321)])
 def test_adam_learning_rate_helper_equals_the_reference(beta_1, beta_2):
     """Over many steps: the helper's pow must be the C library's, as Python's is."""
@@ -286,15 +310,15 @@ def test_adam_learning_rate_helper_equals_the_reference(beta_1, beta_2):
 
 @njit
 def _momentum_both_ways(theta, grad, velocity, mean):
-    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, opaque(True), mean, BOUND)
-    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, opaque(False), mean, BOUND)
+    _inplace_momentum(theta, grad, grad[:0], velocity, 0.1, 0.9, opaque(True), mean, BOUND)
+    _inplace_momentum(theta, grad, grad[:0], velocity, 0.1, 0.9, opaque(False), mean, BOUND)
 
 
 def test_one_compiled_momentum_kernel_per_dtype(rng):
     """Called from Python and from compiled code, with either flag: one signature per dtype."""
     theta, grad = random_vector(rng, np.float64), random_vector(rng, np.float64)
     velocity = np.zeros_like(theta)
-    _inplace_momentum(theta, grad, velocity, 0.1, 0.9, True, AS_GIVEN, BOUND)
+    _inplace_momentum(theta, grad, grad[:0], velocity, 0.1, 0.9, True, AS_GIVEN, BOUND)
     _momentum_both_ways(theta, grad, velocity, AS_GIVEN)
     float64_signatures = [s for s in _inplace_momentum.signatures
                           if s[0].dtype == s[1].dtype == types.float64]

@@ -38,7 +38,8 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
   (which calls ``_run_batches``)
 - :mod:`.rows` — ``_rows_epoch_share``: one worker's part of an epoch whose batches' rows
   are cut into pieces that the workers take as they come free (:class:`fastnn.rows.RowsEngine`);
-  helpers ``_train_pieces``, ``_check_crew``, ``_add_in_order`` (the pieces' gradients, added),
+  helpers ``_train_pieces``, ``_check_crew``, ``_add_but_last`` (the pieces' gradients added
+  in order but the last, which the update adds as it reads it),
   and ``_pieces``, ``_largest_piece`` (the cut; plain Python too)
 - :mod:`.dense` — ``_dense_forward`` (BLAS GEMM + bias + activation); helpers
   ``_transpose_into`` (a short batch's narrow inputs; the units epoch's first hidden
@@ -56,7 +57,8 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 - :mod:`.backward` — ``_inplace_activation_backward``, ``_column_sums``, ``_row_sums``,
   ``_frobenius_norm``; helper ``_backpropagate``
 - :mod:`.update` — ``_inplace_sgd`` (the step over flat arrays: ``apply_step`` and the
-  biases); helper ``_inplace_sgd_layer`` (a layer's step, fused into its GEMM)
+  biases), ``_inplace_sgd_summed`` (the step from two gradients' sum: the rows epoch);
+  helper ``_inplace_sgd_layer`` (a layer's step, fused into its GEMM)
 - :mod:`.optimizers` — ``_inplace_momentum`` (SGD with momentum or Nesterov's),
   ``_inplace_adam``: one pass per step over θ and the rule's state, bitwise equal to
   :mod:`fastnn.optimizers`, reading the gradient through a ``Mean`` (the solver epoch's

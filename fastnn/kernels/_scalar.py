@@ -78,6 +78,14 @@ def derivative_from_output(a, code):
     return a * (one - a)
 
 
+@njit(inline="always")
+def summed(grad, last, k):
+    """Element ``k`` of ``grad + last``, or of ``grad`` where ``last`` is empty: the last
+    addition of the pieces' gradients, made as an update reads them (the rounded sum a pass
+    of its own would store), which saves that pass over the parameters (.rows._add_but_last)."""
+    return grad[k] + last[k] if last.shape[0] > 0 else grad[k]
+
+
 @intrinsic
 def opaque(typingctx, value):
     """``value`` as a run-time value of its plain type, not a compile-time literal.

@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import ieee_kernel
-from ._scalar import like, magnitude_bits
+from ._scalar import like, magnitude_bits, summed
 from .outputs import _exact_reciprocal, _mean_element
 
 
@@ -44,17 +44,18 @@ AS_GIVEN = Mean(0.0, 1.0, False)
 
 
 @ieee_kernel
-def _inplace_momentum(theta, grad, velocity, learning_rate, momentum, nesterov, mean, bound):
+def _inplace_momentum(theta, grad, last, velocity, learning_rate, momentum, nesterov, mean, bound):
     """``v ← μ v − η g``, then ``θ ← θ + v``, or with ``nesterov`` ``θ ← θ + (μ v − η g)``
     from the new ``v`` (:func:`fastnn.optimizers.momentum_step`, ``nesterov_step``); ``g``
-    is ``grad`` read through ``mean``. Return whether every new value of θ is within ``±bound``
+    is ``grad + last`` (``grad`` where ``last`` is empty: :func:`._scalar.summed`) read
+    through ``mean``. Return whether every new value of θ is within ``±bound``
     (:func:`_within`)."""
     eta, mu = like(velocity, learning_rate), like(velocity, momentum)
     a, S, weights = like(grad, mean.alpha), like(grad, mean.divisor), mean.weights
     inv = _exact_reciprocal(S)
     largest = magnitude_bits(like(theta, 0))
     for k in prange(theta.shape[0]):
-        g = _mean_element(grad[k], theta[k], a, S, inv, weights)
+        g = _mean_element(summed(grad, last, k), theta[k], a, S, inv, weights)
         v = mu * velocity[k] - eta * g
         velocity[k] = v
         new = theta[k] + (mu * v - eta * g if nesterov else v)
@@ -64,10 +65,11 @@ def _inplace_momentum(theta, grad, velocity, learning_rate, momentum, nesterov, 
 
 
 @ieee_kernel
-def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, mean, bound):
+def _inplace_adam(theta, grad, last, m, v, learning_rate, beta_1, beta_2, epsilon, mean, bound):
     """``m ← β₁ m + (1 − β₁) g``, ``v ← β₂ v + (1 − β₂) g²``, ``θ ← θ + ((−η_t) m) / (√v + ε)``
-    (:func:`fastnn.optimizers.adam_step`), ``learning_rate`` being ``η_t`` and ``g`` ``grad``
-    read through ``mean``. Return whether every new value of θ is within ``±bound`` (:func:`_within`)."""
+    (:func:`fastnn.optimizers.adam_step`), ``learning_rate`` being ``η_t`` and ``g``
+    ``grad + last`` (as :func:`_inplace_momentum`'s) read through ``mean``. Return whether
+    every new value of θ is within ``±bound`` (:func:`_within`)."""
     # 1 − β is formed in float64, then cast, as NumPy casts scikit-learn's Python float.
     b1, c1 = like(m, beta_1), like(m, 1.0 - beta_1)
     b2, c2 = like(v, beta_2), like(v, 1.0 - beta_2)
@@ -78,7 +80,7 @@ def _inplace_adam(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, mea
     inv = _exact_reciprocal(S)
     largest = magnitude_bits(like(theta, 0))
     for k in prange(theta.shape[0]):
-        g = _mean_element(grad[k], theta[k], a, S, inv, weights)
+        g = _mean_element(summed(grad, last, k), theta[k], a, S, inv, weights)
         m_k = b1 * m[k] + c1 * g
         v_k = b2 * v[k] + c2 * (g * g)
         m[k] = m_k

@@ -35,7 +35,7 @@ from ._scalar import like
 from .epoch import _check_order, _rows, _train_batch, _transpose_weights
 from .network import _share, _with_grad
 from .sync import _arrive_and_wait, _claim, _stall
-from .update import _inplace_sgd
+from .update import _inplace_sgd_summed
 
 
 class Crew(NamedTuple):
@@ -61,14 +61,18 @@ class Crew(NamedTuple):
 
 
 @helper
-def _add_in_order(grads, lo, hi):
-    """``grads[0, lo:hi] += grads[1, lo:hi] + …``, one row after another (in piece order)."""
+def _add_but_last(grads, lo, hi):
+    """``grads[0, lo:hi] += grads[1, lo:hi] + …`` but the last row, one row after another (in
+    piece order); return row 0's ``lo:hi`` and the last row's (an empty slice if there is one
+    row), for the update to add as it reads them (:func:`._scalar.summed`): the in-order sum,
+    one pass over the parameters fewer (all of the passes at two pieces)."""
     total = grads[0, lo:hi]
-    for other in range(1, grads.shape[0]):
+    n = grads.shape[0]
+    for other in range(1, n - 1):
         part = grads[other, lo:hi]
         for k in range(total.shape[0]):
             total[k] += part[k]
-    return total
+    return total, grads[n - 1, lo:hi] if n > 1 else total[:0]
 
 
 # Plain Python too (register_jitable): the engines size their buffers with them, uncompiled.
@@ -138,8 +142,8 @@ def _rows_epoch_share(data, net, work, crew, step):
             return np.nan, -1
         if crew.stall_update > 0:
             _stall(crew.sync, crew.stall_update)
-        total = _add_in_order(crew.grads[:n_pieces], own_lo, own_hi)
-        _inplace_sgd(net.theta[own_lo:own_hi], total, like(net.theta, step / (stop - start)))
+        total, last = _add_but_last(crew.grads[:n_pieces], own_lo, own_hi)
+        _inplace_sgd_summed(net.theta[own_lo:own_hi], total, last, like(net.theta, step / (stop - start)))
         if crew.worker == 0:
             for p in range(n_pieces):
                 loss += crew.losses[p]

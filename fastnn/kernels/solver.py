@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..layout import N_IN, N_OUT
+from ..layout import BIAS_OFFSET, N_IN, N_OUT, WEIGHT_OFFSET
 from ._fpu import flush_subnormals, restore_fpu
 from ._jit import helper, kernel
 from ._scalar import like
@@ -35,7 +35,7 @@ from .epoch import _check_order, _gather, _gather_rows, _hidden_forward, _layer_
 from .network import NO_UNITS, Net, Work, _bias, _block, _owned, _share, _weights, _with_grad
 from .optimizers import Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
 from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty, _part
-from .rows import _largest_piece, _pieces
+from .rows import _add_but_last, _largest_piece, _pieces
 from .sync import _arrive_and_wait, _claim, _stall
 
 MOMENTUM, ADAM = 0, 1
@@ -210,10 +210,11 @@ def _in_order(values):
 def _step(theta, grads, solver, t, table, S, worker, n_workers, units):
     """Worker ``worker``'s share of one update of ``theta`` and the rule's state, ``t`` steps
     having been taken before, from the batch's summed gradient (no L2 term): the rows of
-    ``grads`` (the pieces' or the workers' parts) added in order into row 0, ``S`` the batch's weight sum,
-    ``units`` as :func:`_owned` takes them. Layer by layer, the rule reads the weights' and the
-    biases' regularised mean gradient through their :class:`~.optimizers.Mean`, so the mean is
-    never stored. Return whether every value it wrote is within :func:`_squares_bound`."""
+    ``grads`` (the pieces' or the workers' parts) added in order (:func:`.rows._add_but_last`,
+    the last as the rule reads it), ``S`` the batch's weight sum, ``units`` as :func:`_owned`
+    takes them. Layer by layer, the rule reads the weights' and the biases' regularised mean
+    gradient through their :class:`~.optimizers.Mean`, so the mean is never stored. Return
+    whether every value it wrote is within :func:`_squares_bound`."""
     bound = _squares_bound(theta, table)
     within = True
     rate = solver.learning_rate
@@ -223,19 +224,16 @@ def _step(theta, grads, solver, t, table, S, worker, n_workers, units):
         for weights in (True, False):
             th = _part(theta, table, l, weights)
             lo, hi = _owned(th.shape[0], table, l, weights, worker, n_workers, units)
-            g = _part(grads[0], table, l, weights)[lo:hi]
-            for other in range(1, grads.shape[0]):
-                part = _part(grads[other], table, l, weights)[lo:hi]
-                for k in range(g.shape[0]):
-                    g[k] += part[k]
+            start = table[l, WEIGHT_OFFSET] if weights else table[l, BIAS_OFFSET]
+            g, last = _add_but_last(grads, start + lo, start + hi)
             mean = Mean(solver.alpha, S, weights)
             first = _part(solver.state_a, table, l, weights)[lo:hi]
             if solver.rule == ADAM:
                 second = _part(solver.state_b, table, l, weights)[lo:hi]
-                within &= _inplace_adam(th[lo:hi], g, first, second, rate, solver.beta_1, solver.beta_2,
+                within &= _inplace_adam(th[lo:hi], g, last, first, second, rate, solver.beta_1, solver.beta_2,
                                         solver.epsilon, mean, bound)
             else:
-                within &= _inplace_momentum(th[lo:hi], g, first, rate, solver.momentum, solver.nesterov,
+                within &= _inplace_momentum(th[lo:hi], g, last, first, rate, solver.momentum, solver.nesterov,
                                             mean, bound)
     return within
 

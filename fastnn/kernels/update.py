@@ -8,16 +8,24 @@ that float32 arithmetic matches :func:`fastnn.reference.sgd_update` bitwise.
 from numba import prange
 
 from ._jit import helper, kernel
+from ._scalar import summed
 from .backward import _column_sums
 from .blas import _inplace_gemm_update
 
 
 @kernel
+def _inplace_sgd_summed(theta, grad, last, step):
+    """``theta -= step * (grad + last)`` for 1-D contiguous arrays, ``grad + last`` rounded as
+    a stored sum would be (:func:`._scalar.summed`: ``grad`` alone where ``last`` is empty)."""
+    for k in prange(theta.shape[0]):
+        theta[k] -= step * summed(grad, last, k)
+
+
+@kernel
 def _inplace_sgd(theta, grad, step):
     """``theta -= step * grad`` for contiguous arrays of the same shape."""
-    flat_theta, flat_grad = theta.reshape(-1), grad.reshape(-1)
-    for k in prange(flat_theta.shape[0]):
-        flat_theta[k] -= step * flat_grad[k]
+    flat_grad = grad.reshape(-1)
+    _inplace_sgd_summed(theta.reshape(-1), flat_grad, flat_grad[:0], step)
 
 
 @helper
