@@ -85,8 +85,8 @@ MAX_TRANSPOSED_INPUTS = 128
 # to 128 rows of 784 inputs (bench/test_bench_kernels.py, group "first-layer forward reading W or
 # Wᵀ", Cascade Lake Xeon, 2026-11-28), while the copy took 19 / 40 µs. Whole epochs of two workers
 # (bench/ab.py, 784-128-10, new/old) with the copy from 384 rows rather than 1024: at batch 384 /
-# 512 Nesterov 0.96 / 0.93, Adam 0.95 / 0.94, plain SGD 0.98 / 0.91; at 256 0.99 (Nesterov); at
-# 128 (pieces of 64 rows) 1.16, the product no faster (docs/design.md).
+# 512 Nesterov 0.96 / 0.93 (a repeat: 1.01 / 0.94), Adam 0.95 / 0.94, plain SGD 0.98 / 0.91; at 256
+# 0.99 (Nesterov); at 128 (pieces of 64 rows) 1.16, the product no faster (docs/design.md).
 MIN_TRANSPOSED_WEIGHTS_ROWS = 384
 
 
