@@ -51,8 +51,8 @@ Kernels, compiled and cached on their own (``@kernel``), and the inlined helpers
 - :mod:`.outputs` — ``_inplace_output_loss_grad`` (scikit-learn's output layers and losses:
   ``dZ`` and the per-row losses), ``_bias_output``, ``_squares_sum`` (a ``sum_kernel``:
   vector lanes), ``_inplace_l2_mean`` (the L2 term's share of the mean gradient, for the
-  objective); helpers ``_l2_penalty`` (a worker's share of ``Σ‖W‖²``), ``_weight_slice``,
-  ``_bias_slice``, ``_part``; ``_mean_element`` and ``_exact_reciprocal`` (inlined scalar
+  objective); helpers ``_l2_penalty`` (a worker's share of ``Σ‖W‖²``), ``_part_start``,
+  ``_part``; ``_mean_element`` and ``_exact_reciprocal`` (inlined scalar
   functions: one element of the regularised mean, which the update kernels share)
 - :mod:`.backward` — ``_inplace_activation_backward``, ``_column_sums``, ``_row_sums``,
   ``_frobenius_norm``; helper ``_backpropagate``

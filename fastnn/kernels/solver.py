@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..layout import BIAS_OFFSET, N_IN, N_OUT, WEIGHT_OFFSET
+from ..layout import N_IN, N_OUT
 from ._fpu import flush_subnormals, restore_fpu
 from ._jit import helper, kernel
 from ._scalar import like
@@ -34,7 +34,14 @@ from .dense import _transpose_into
 from .epoch import _check_order, _gather, _gather_rows, _hidden_forward, _layer_gradient, _transpose_weights
 from .network import NO_UNITS, Net, Work, _bias, _block, _owned, _share, _weights, _with_grad
 from .optimizers import Mean, _adam_learning_rate, _inplace_adam, _inplace_momentum
-from .outputs import _bias_output, _inplace_l2_mean, _inplace_output_loss_grad, _l2_penalty, _part
+from .outputs import (
+    _bias_output,
+    _inplace_l2_mean,
+    _inplace_output_loss_grad,
+    _l2_penalty,
+    _part,
+    _part_start,
+)
 from .rows import _add_but_last, _largest_piece, _pieces
 from .sync import _arrive_and_wait, _claim, _stall
 
@@ -224,7 +231,7 @@ def _step(theta, grads, solver, t, table, S, worker, n_workers, units):
         for weights in (True, False):
             th = _part(theta, table, l, weights)
             lo, hi = _owned(th.shape[0], table, l, weights, worker, n_workers, units)
-            start = table[l, WEIGHT_OFFSET] if weights else table[l, BIAS_OFFSET]
+            start = _part_start(table, l, weights)
             g, last = _add_but_last(grads, start + lo, start + hi)
             mean = Mean(solver.alpha, S, weights)
             first = _part(solver.state_a, table, l, weights)[lo:hi]
