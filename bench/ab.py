@@ -8,7 +8,9 @@ fits the README's benchmark model (784-128-10, ReLU, float32, 60,000 MNIST-shape
 samples; plain SGD, or with ``--rule`` SGD with Nesterov's momentum 0.9 at rate 0.01 or Adam at
 0.001, as bench/compare.py runs them) for a few epochs through the public estimator and reports its
 fastest epoch (``history_["time"]``, which times the engine's epoch alone); the table
-shows the best over rounds. ``digits`` in ``--batches`` is 200 epochs on the digits
+shows the best over rounds, then the median (and range) of each round's new / old: on a
+machine whose speed changes within minutes the best of each side can come from different
+phases, the ratio within a round from seconds apart. ``digits`` in ``--batches`` is 200 epochs on the digits
 (64-100-10, batch 32, float64, SGD with Nesterov's momentum: scikit-learn's defaults).
 Alternating keeps a slow phase of a shared machine from landing on one side only. Compile
 time is not counted: each process warms up first.
@@ -19,6 +21,8 @@ import os
 import subprocess
 import sys
 import tempfile
+
+import numpy as np
 
 CHILD = r"""
 import sys, warnings, numpy as np
@@ -79,25 +83,33 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sides = {args.old: worktree(args.old, root),
              args.new or "working tree": worktree(args.new, root) if args.new else root}
-    best = {name: None for name in sides}
+    rounds = {name: [] for name in sides}
     try:
         for _ in range(args.rounds):
             for name, path in sides.items():
-                times = epoch_ms(path, args.batches, args.rule)
-                best[name] = times if best[name] is None else list(map(min, best[name], times))
+                rounds[name].append(epoch_ms(path, args.batches, args.rule))
     finally:
         for name, path in sides.items():
             if path != root:
                 subprocess.run(["git", "-C", root, "worktree", "remove", "--force", path],
                                capture_output=True)
-    batches = args.batches.split(",")
-    print(f"{args.rule}: best of {args.rounds} rounds, ms per epoch")
+    report(rounds, args.batches.split(","), args.rule)
+
+
+def report(rounds, batches, rule):
+    """The best epoch of each side, their ratio, and the median (range) of the rounds' ratios."""
+    best = {name: np.min(times, axis=0) for name, times in rounds.items()}
+    print(f"{rule}: best of {len(next(iter(rounds.values())))} rounds, ms per epoch")
     print(f"{'revision':<16}" + "".join(f"{b if b == 'digits' else 'batch ' + b:>14}" for b in batches))
     for name, times in best.items():
         print(f"{name[:15]:<16}" + "".join(f"{t:>14.2f}" if b == "digits" else f"{t:>14.1f}"
                                           for b, t in zip(batches, times)))
     old, new = best.values()
     print(f"{'new / old':<16}" + "".join(f"{n / o:>14.2f}" for o, n in zip(old, new)))
+    old_rounds, new_rounds = (np.array(times) for times in rounds.values())
+    ratios = new_rounds / old_rounds
+    print(f"{'rounds: median':<16}" + "".join(f"{np.median(r):>14.2f}" for r in ratios.T))
+    print(f"{'  (range)':<16}" + "".join(f"{f'{r.min():.2f}..{r.max():.2f}':>14}" for r in ratios.T))
 
 
 if __name__ == "__main__":

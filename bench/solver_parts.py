@@ -55,10 +55,16 @@ def worker_share(theta, grad, m, v, mean, bound, layout, workers, batch):
     n = layout.size // workers
     th, g, m, v, out = theta[:n], grad[:n], m[:n], v[:n], np.empty_like(theta[:n])
     step_floor = flops_per_sample(layout.sizes) * batch / gemm_rate()
+    unpenalised = mean._replace(weights=False)
     share = {
         "L2 sum": lambda: _l2_penalty(theta, layout.table, 0, workers, NO_UNITS),
         "momentum update": lambda: _inplace_momentum(th, g, g[:0], m, 1e-9, 0.9, True, mean, bound),
         "Adam update": lambda: _inplace_adam(th, g, g[:0], m, v, 1e-9, 0.9, 0.999, 1e-8, mean, bound),
+        # What the solver epoch runs at alpha=0 once θ is bounded (.kernels.solver._step).
+        "momentum update, weights read as biases": lambda: _inplace_momentum(
+            th, g, g[:0], m, 1e-9, 0.9, True, unpenalised, bound),
+        "Adam update, weights read as biases": lambda: _inplace_adam(
+            th, g, g[:0], m, v, 1e-9, 0.9, 0.999, 1e-8, unpenalised, bound),
         "square root and division alone": lambda: _sqrt_and_divide(out, m, v, theta.dtype.type(1e-8)),
     }
     print(f"one worker's share of a step of {workers} workers ({n} parameters), against the step's "

@@ -126,6 +126,37 @@ def test_without_l2_squares_that_overflow_within_an_epoch_make_its_loss_nan(rule
         np.testing.assert_allclose(losses[1], losses[0], rtol=BOUND[np.float32])
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the reference's, as NumPy's
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("rule", ["momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("workers, share_units", [(1, None), (2, False), (2, True)])
+def test_without_l2_a_weight_an_update_makes_infinite_turns_nan_as_the_reference(rule, workers, share_units):
+    """α = 0: the fast epoch leaves the term α·W out of the mean gradient while every weight is
+    bounded (it is then ±0), and keeps it after an update that wrote an infinite weight, whose
+    0·inf is NaN. The rule's state (a velocity, or Adam's first moment, of -inf for the weights
+    on one input, which is positive in every row) sends those weights to ±inf at the first
+    step; tanh of ±inf is ±1 with a derivative of 0, so their gradient is 0 and the forward
+    pass finite, and only the term turns them NaN at the second step, then every parameter
+    after it, in both engines. A finite push leaves every parameter finite."""
+    problem = _problem("log_loss", np.float32, False, np.random.default_rng(7))._replace(alpha=0.0)
+    problem.X[:, 0] = 0.5
+    order = np.random.default_rng(8).permutation(problem.X.shape[0])
+    column = np.zeros_like(problem.theta)
+    problem.layout.weights(column)[0][:, 0] = 1
+    for push, finite in ((-1.0, True), (-np.inf, False)):
+        thetas = []
+        for solver, optimizer, theta in _both_engines(problem, rule, workers, share_units):
+            optimizer.state[0][column == 1] = push
+            solver.epoch(order, optimizer)
+            thetas.append(theta)
+        theta_r, theta_f = thetas
+        assert np.isfinite(theta_f).all() == np.isfinite(theta_r).all() == finite
+        assert finite or (np.isnan(theta_f).all() and np.isnan(theta_r).all())
+        if finite:
+            bound = BOUND[np.float32] * np.abs(theta_r).max()
+            np.testing.assert_allclose(theta_f, theta_r, rtol=0, atol=bound)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_tracked_gradient_norms_match_the_reference(dtype):
     """track_gradients (one worker, each batch whole): after each epoch every layer's mean ‖dW‖

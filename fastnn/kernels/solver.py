@@ -214,15 +214,23 @@ def _in_order(values):
 
 
 @helper
-def _step(theta, grads, solver, t, table, S, worker, n_workers, units):
+def _step(theta, grads, solver, t, table, S, worker, n_workers, units, bounded):
     """Worker ``worker``'s share of one update of ``theta`` and the rule's state, ``t`` steps
     having been taken before, from the batch's summed gradient (no L2 term): the rows of
     ``grads`` (the pieces' or the workers' parts) added in order (:func:`.rows._add_but_last`,
     the last as the rule reads it), ``S`` the batch's weight sum, ``units`` as :func:`_owned`
-    takes them. Layer by layer, the rule reads the weights' and the biases' regularised mean
-    gradient through their :class:`~.optimizers.Mean`, so the mean is never stored. Return
-    whether every value it wrote is within :func:`_squares_bound`."""
+    takes them, ``bounded`` whether this worker's last update (this function's return) wrote
+    every value within :func:`_squares_bound` (False: not known). Layer by layer, the rule reads
+    the weights' and the biases' regularised mean gradient through their
+    :class:`~.optimizers.Mean`, so the mean is never stored. Return whether every value it
+    wrote is within :func:`_squares_bound`."""
     bound = _squares_bound(theta, table)
+    # With α = 0 the term α·W is ±0 wherever W is finite, as every weight this worker updates
+    # is when its last update was ``bounded``: then the weights are read as the biases are,
+    # (g + α·W) / S as g / S, the same value (a zero's sign aside) in two operations an element
+    # fewer (one worker's share of 784-128-10, bench/solver_parts.py: momentum's update 0.86x
+    # as long, Adam's 0.87x). An infinite W keeps the term: 0·inf is NaN, as the reference's.
+    penalised = solver.alpha != 0 or not bounded
     within = True
     rate = solver.learning_rate
     if solver.rule == ADAM:
@@ -233,7 +241,7 @@ def _step(theta, grads, solver, t, table, S, worker, n_workers, units):
             lo, hi = _owned(th.shape[0], table, l, weights, worker, n_workers, units)
             start = _part_start(table, l, weights)
             g, last = _add_but_last(grads, start + lo, start + hi)
-            mean = Mean(solver.alpha, S, weights)
+            mean = Mean(solver.alpha, S, weights and penalised)
             first = _part(solver.state_a, table, l, weights)[lo:hi]
             if solver.rule == ADAM:
                 second = _part(solver.state_b, table, l, weights)[lo:hi]
@@ -373,7 +381,7 @@ def _solver_epoch(data, net, work, solver, t, team):
     if work.losses.shape[0] < rows or team.losses.shape[0] < team.max_pieces:
         raise ValueError("work buffers are smaller than a piece, or the losses do not fit the pieces")
     accumulated, taken = 0.0, 0
-    bounded = False  # θ as the epoch found it: its squares are summed at the first step
+    bounded = False  # θ as the epoch found it: its squares summed, α·W kept at the first step
     fpu = flush_subnormals()
     for k in range(_n_batches(data)):
         start, stop = _batch_rows(data, k)
@@ -387,7 +395,7 @@ def _solver_epoch(data, net, work, solver, t, team):
             restore_fpu(fpu)
             return np.nan, t
         bounded = _step(net.theta, team.grads[:n_pieces], solver, t, net.table, S, team.worker,
-                        team.n_workers, NO_UNITS)
+                        team.n_workers, NO_UNITS, bounded)
         if team.worker == 0:
             penalty = _penalty(net.theta, solver.alpha, S, _in_order(team.squares))
             accumulated += (_in_order(team.losses[:n_pieces]) / S + penalty) * (stop - start)
@@ -461,7 +469,7 @@ def _unit_solver_epoch(data, net, solver, t, team, units):
             or units.delta.shape[0] < size or units.bounds.shape[0] != team.n_workers + 1):
         raise ValueError("work buffers are smaller than a batch, or the units' bounds do not fit the team")
     accumulated = 0.0
-    bounded = False  # θ as the epoch found it: its squares are summed at the first step
+    bounded = False  # θ as the epoch found it: its squares summed, α·W kept at the first step
     n_batches = _n_batches(data)
     shuffled = data.order.shape[0] > 0
     fpu = flush_subnormals()
@@ -485,7 +493,7 @@ def _unit_solver_epoch(data, net, solver, t, team, units):
             restore_fpu(fpu)
             return np.nan, t
         bounded = _step(net.theta, team.grads[team.worker:team.worker + 1], solver, t, net.table, S,
-                        team.worker, team.n_workers, units.bounds)
+                        team.worker, team.n_workers, units.bounds, bounded)
         if team.worker == 0:
             penalty = _penalty(net.theta, solver.alpha, S, _in_order(team.squares))
             accumulated += (total / S + penalty) * (stop - start)
@@ -549,6 +557,6 @@ def _apply_sums(net, solver, t, sums):
     S = np.float64(sums[P + 1])
     loss = np.float64(sums[P]) / S
     loss += _penalty_term(net, solver.alpha, S)
-    _step(net.theta, grad.reshape(1, P), solver, t, net.table, S, 0, 1, NO_UNITS)
+    _step(net.theta, grad.reshape(1, P), solver, t, net.table, S, 0, 1, NO_UNITS, False)
     restore_fpu(fpu)
     return loss, t + 1
