@@ -194,12 +194,20 @@ def _squares_bound(theta, table):
 
 
 @helper
+def _l2_vanishes(alpha, bounded):
+    """Whether the L2 term of the weights a worker updates is exactly 0, in the loss and in the
+    gradient: ``α = 0`` and its last update wrote every value within :func:`_squares_bound`
+    (``bounded``), so every such weight is finite and ``Σ‖W‖²`` cannot overflow. Otherwise the
+    term is kept, so an infinite weight turns NaN (0·inf) as in the reference."""
+    return alpha == 0 and bounded
+
+
+@helper
 def _worker_squares(net, alpha, team, units, bounded):
     """``Σ θ²`` over the weights worker ``team.worker`` updates (:func:`_l2_penalty`), or 0
-    where ``α = 0`` and its last update (``bounded``) wrote no value outside
-    :func:`_squares_bound`: then the L2 term is 0 either way (:func:`_penalty`, NaN only from
-    an overflowing sum), and the pass over θ is saved (8% of an epoch at batch 32)."""
-    if alpha == 0 and bounded:
+    where :func:`_l2_vanishes`: then the L2 term is 0 either way (:func:`_penalty`), and the
+    pass over θ is saved (8% of an epoch at batch 32)."""
+    if _l2_vanishes(alpha, bounded):
         return 0.0
     return _l2_penalty(net.theta, net.table, team.worker, team.n_workers, units)
 
@@ -225,12 +233,11 @@ def _step(theta, grads, solver, t, table, S, worker, n_workers, units, bounded):
     :class:`~.optimizers.Mean`, so the mean is never stored. Return whether every value it
     wrote is within :func:`_squares_bound`."""
     bound = _squares_bound(theta, table)
-    # With α = 0 the term α·W is ±0 wherever W is finite, as every weight this worker updates
-    # is when its last update was ``bounded``: then the weights are read as the biases are,
-    # (g + α·W) / S as g / S, the same value (a zero's sign aside) in two operations an element
-    # fewer (one worker's share of 784-128-10, bench/solver_parts.py: momentum's update 0.86x
-    # as long, Adam's 0.87x). An infinite W keeps the term: 0·inf is NaN, as the reference's.
-    penalised = solver.alpha != 0 or not bounded
+    # Where the L2 term vanishes the weights are read as the biases are, (g + α·W) / S as
+    # g / S, the same value (a zero's sign aside) in two operations an element fewer (one
+    # worker's share of 784-128-10, bench/solver_parts.py: momentum's update 0.86x as long,
+    # Adam's 0.87x).
+    penalised = not _l2_vanishes(solver.alpha, bounded)
     within = True
     rate = solver.learning_rate
     if solver.rule == ADAM:
