@@ -1,4 +1,5 @@
-"""Arrays whose data start on a cache line.
+"""The arrays the engines hand the kernels: buffers whose data start on a cache line, and the
+data as read-only views.
 
 OpenBLAS's AVX-512 small-matrix kernels, which multiply without copying their operands into
 aligned buffers first, ran the forward GEMM at batch 32 in blocks (float32) 1.1-1.8x faster
@@ -7,6 +8,13 @@ large arrays start (``bench/test_bench_kernels.py``, group "first-layer GEMMs in
 the engines allocate their buffers so; the blocks themselves do not depend on alignment
 (:func:`fastnn.kernels.blas._small_block`), so results never depend on where an array starts.
 A row of 784 float32 values is 49 cache lines, so every row of such an array is aligned too.
+
+Numba compiles a kernel once for each set of argument types, and a read-only array is a type
+of its own: a fit on a read-only X (a memory map opened for reading, or what joblib hands the
+workers of a parallel search) compiled the whole solver epoch a second time, 21 s. The engines
+therefore hand the kernels the data they only read (X, Y, sample weights) always read-only
+(:func:`read_only`): one compiled epoch serves both, and a kernel that would write into the
+user's data does not compile.
 """
 
 import numpy as np
@@ -38,3 +46,10 @@ def aligned_rows(n_rows, row_size, dtype):
     slower (OpenBLAS's AVX-512 small-matrix kernels, a 128 × 784 gradient over 64 to 512 rows)."""
     per_line = ALIGNMENT // np.dtype(dtype).itemsize
     return aligned_empty((n_rows, -(-row_size // per_line) * per_line), dtype)
+
+
+def read_only(array):
+    """A view of ``array``'s data (a plain ndarray, no copy) that cannot be written."""
+    view = array.view(np.ndarray)
+    view.flags.writeable = False
+    return view

@@ -11,7 +11,7 @@ hidden layer out to worker threads.
 import numba
 import numpy as np
 
-from ._aligned import aligned_empty
+from ._aligned import aligned_empty, read_only
 from .engine import Engine, network_of
 from .kernels._scalar import ACTIVATION_CODES
 from .kernels.epoch import _predict, _run_batches
@@ -47,7 +47,7 @@ class FastEngine(Engine):
 
     def __init__(self, X, y, network, batch_size, n_threads=1, track_gradients=False):
         super().__init__(X, y, network, batch_size, n_threads, track_gradients)
-        self.X, self.y = X, np.ascontiguousarray(y, dtype=np.int64)
+        self.X, self.y = read_only(X), read_only(np.ascontiguousarray(y, dtype=np.int64))
         self.net = Net(self.theta, self.layout.table, ACTIVATION_CODES[self.activation])
         self.rows = min(batch_size, X.shape[0])  # the largest batch
         self.gather_rows = self.rows  # the rows a gather buffer holds
@@ -70,11 +70,11 @@ class FastEngine(Engine):
         raise NotImplementedError
 
     def _gradient(self, theta, rows, grad):
-        X, y = (self.X, self.y) if rows is None else (self.X[rows], self.y[rows])
+        X, y = (self.X, self.y) if rows is None else (read_only(self.X[rows]), read_only(self.y[rows]))
         m = X.shape[0]
         if self._gradient_work is None or self._gradient_work.losses.shape[0] < m:
             self._gradient_work = make_work(self.layout.table, m, self.X.dtype)
-        data = Batches(X, y, np.empty(0, np.int64), m, X[:0], y[:0])
+        data = Batches(X, y, np.empty(0, np.int64), m, self._x_batches[0, :0], self._y_batches[0, :0])
         return _run_batches(data, self.net._replace(theta=theta), self._gradient_work._replace(grad=grad),
                             False, self._step(0), self._no_delta)
 
@@ -132,7 +132,7 @@ def predict_proba(weights, biases, activation, X):
     net = network_of(weights, biases, activation)
     kernel_net = Net(net.theta, net.layout.table, ACTIVATION_CODES[activation])
     out = np.empty((X.shape[0], net.layout.sizes[-1]), X.dtype)
-    _predict(X, kernel_net, make_work(net.layout.table, X.shape[0], X.dtype), out)
+    _predict(read_only(X), kernel_net, make_work(net.layout.table, X.shape[0], X.dtype), out)
     return out
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import losses
 from . import optimizers as opt
-from ._aligned import aligned_empty, aligned_rows
+from ._aligned import aligned_empty, aligned_rows, read_only
 
 # Worker threads share a batch's rows above this many rows, the first hidden layer's units
 # at or below it (FastSolver).
@@ -182,7 +182,7 @@ class FastSolver:
         from .kernels.outputs import LOSS_CODES
         from .rows import pieces_of
 
-        self.p = problem
+        self.p = problem._replace(X=read_only(problem.X), Y=read_only(problem.Y))
         self.batch_size = batch_size
         X = problem.X
         self.rows = min(batch_size, X.shape[0])
@@ -209,8 +209,8 @@ class FastSolver:
         self.squares = np.zeros(n_workers)
         self.sync = np.zeros(3, np.int64)
         self.stall_gather = [0] * n_workers  # tests only (Team)
-        self.weights = (np.empty(0, X.dtype) if problem.sample_weight is None
-                        else np.ascontiguousarray(problem.sample_weight, X.dtype))
+        self.weights = read_only(np.empty(0, X.dtype) if problem.sample_weight is None
+                                 else np.ascontiguousarray(problem.sample_weight, X.dtype))
         self._gathers = {}  # by user: a worker's number, or "sums"
         self._full_work = None
         self._blas = ThreadpoolController() if n_workers > 1 else None
@@ -388,7 +388,7 @@ def predict_output(layout, theta, activation, loss, X):
 
     out = np.empty((X.shape[0], layout.sizes[-1]), X.dtype)
     net = Net(theta, layout.table, ACTIVATION_CODES[activation])
-    _predict_output(X, net, make_work(layout.table, X.shape[0], X.dtype), LOSS_CODES[loss], out)
+    _predict_output(read_only(X), net, make_work(layout.table, X.shape[0], X.dtype), LOSS_CODES[loss], out)
     return out
 
 

@@ -1,3 +1,6 @@
+import importlib
+import pkgutil
+from collections import Counter
 from unittest import mock
 
 import numpy as np
@@ -59,6 +62,36 @@ def placed(array, offset):
     out = raw.view(array.dtype).reshape(array.shape)
     out[...] = array
     return out
+
+
+def kernel_dispatchers():
+    """Every compiled function of fastnn.kernels, by module and name (one imported into
+    another module is listed there too)."""
+    from numba.core.dispatcher import Dispatcher
+
+    import fastnn.kernels
+
+    for info in pkgutil.iter_modules(fastnn.kernels.__path__):
+        module = importlib.import_module(f"fastnn.kernels.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, Dispatcher):
+                yield f"{info.name}.{name}", value
+
+
+def kernel_signatures():
+    """Each kernel's count of compiled (or cache-loaded) argument-type signatures in this
+    process."""
+    return {name: len(kernel.signatures) for name, kernel in kernel_dispatchers()}
+
+
+def read_only_twins():
+    """The kernels' signatures in this process that differ from another of the same kernel only
+    in which arrays are read-only: each was compiled once more than needed."""
+    twins = []
+    for name, kernel in kernel_dispatchers():
+        seen = Counter(", ".join(map(str, types)).replace("readonly ", "") for types in kernel.signatures)
+        twins += [f"{name}({signature})" for signature, count in seen.items() if count > 1]
+    return twins
 
 
 def network(weights, biases, activation="relu"):

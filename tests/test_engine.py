@@ -4,6 +4,7 @@ a gradient, the full-batch loss and gradient, choosing an engine, compile announ
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from fastnn.engine import make_engine
 from fastnn.layout import Layout
 from fastnn.testing import parameters
 
-from .conftest import ACTIVATIONS, DTYPES, flat_vector, network, on_cache_lines
+from .conftest import ACTIVATIONS, DTYPES, flat_vector, kernel_signatures, network, on_cache_lines
 
 BOUND = {np.float32: 1e-5, np.float64: 1e-12}  # the README's bounds, relative to the largest value
 SIZES = [[6, 5, 3], [6, 4, 5, 3]]
@@ -187,6 +188,33 @@ def test_split_engine_gradient_is_the_serial_one(monkeypatch, dtype, threshold, 
     serial.batch_gradient(None, grads[0])
     workers.batch_gradient(None, grads[1])
     np.testing.assert_array_equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("engine", [fast.SerialEngine, split.SplitEngine, rows.RowsEngine])
+def test_read_only_data_compiles_no_kernel_again(monkeypatch, engine):
+    """An engine hands its kernels the data read-only whatever its flag: after an epoch, a batch's
+    gradient, the mean gradient and a prediction on writeable arrays, the same on read-only
+    ones loads or compiles no kernel, and gives the same numbers."""
+    monkeypatch.setattr(split, "available_cores", lambda: 2)
+    X, y, weights, biases = problem(np.float32, SIZES[1])
+    extra = {} if engine is fast.SerialEngine else {"n_workers": 2}
+    order = np.random.default_rng(3).permutation(len(X))
+    results = []
+    for read_only in (False, True):
+        Xs, ys = X.copy(), y.copy()
+        Xs.flags.writeable = ys.flags.writeable = not read_only
+        trained = engine(Xs, ys, network(weights, biases, "relu"), 8, **extra)
+        loss = trained.epoch(order, 0.1).loss
+        grad = np.empty_like(trained.theta)
+        trained.batch_gradient(order[:5], grad)
+        mean_loss, mean_grad = trained.loss_and_gradient(trained.theta)
+        proba = fast.predict_proba(weights, biases, "relu", Xs)
+        results.append([trained.theta, np.float64(loss), grad, np.float64(mean_loss), mean_grad, proba])
+        if not read_only:
+            before = kernel_signatures()
+    assert kernel_signatures() == before
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -369,20 +397,25 @@ def test_an_interrupted_fit_keeps_the_last_finished_epoch(digits, monkeypatch, s
 FIRST_FIT = """
 import numpy as np
 from fastnn import MLPClassifier
+from tests.conftest import read_only_twins
 X = np.random.default_rng(0).random((60, 5))
-MLPClassifier(max_iter=1, verbose=True, dtype="float64").fit(X, np.arange(60) % 3)
+MLPClassifier(max_iter=1, verbose=True, dtype="float64").fit(X, np.arange(60) % 3).predict(X)
+print("read-only twins:", read_only_twins())
 """
 
 
 def test_a_cold_cache_is_announced_once(tmp_path):
     """The first fit in a new Numba cache says it compiles; a later process, loading the
-    cache, says nothing. (float64, a small net: the kernels compile for these types.)"""
+    cache, says nothing. (float64, a small net: the kernels compile for these types.) Neither
+    process compiled or loaded a kernel twice for the same types but read-only arrays (the
+    data are read-only, the buffers not: fastnn._aligned.read_only, kernels._scalar.read_only)."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     runs = [subprocess.run([sys.executable, "-c", FIRST_FIT], env=env, capture_output=True, text=True,
-                           timeout=300) for _ in range(2)]
+                           timeout=300, cwd=Path(__file__).resolve().parent.parent) for _ in range(2)]
     assert all(run.returncode == 0 for run in runs), runs[0].stderr + runs[1].stderr
     assert runs[0].stdout.count("compiling the fast engine for float64") == 1
     assert "compiling" not in runs[1].stdout
+    assert all("read-only twins: []" in run.stdout for run in runs), runs[0].stdout + runs[1].stdout
 
 
 def test_will_compile_reads_the_cache_index():

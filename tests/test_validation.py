@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from fastnn import MLPClassifier
+from fastnn import MLPClassifier, MLPRegressor
 from fastnn.testing import parameters
+
+from .conftest import kernel_signatures
 
 # One-epoch fits: scikit-learn's ConvergenceWarning is expected.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -243,6 +245,48 @@ def test_memory_layouts_give_the_same_model(tmp_path, engine, layout, shuffle):
     for got, want in zip(parameters(a), parameters(b)):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(a.predict_proba(Xl), b.predict_proba(C))
+
+
+def read_only_copy(tmp_path, name, array):
+    """``array`` as a read-only memory map of a file, as joblib hands large arrays to the
+    workers of a parallel search."""
+    np.save(tmp_path / f"{name}.npy", np.ascontiguousarray(array))
+    return np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+
+
+READ_ONLY_FITS = {
+    "sgd, serial": (MLPClassifier, dict(solver="sgd", nesterovs_momentum=True, batch_size=8, n_threads=1)),
+    "sgd, units shared": (MLPClassifier, dict(solver="sgd", batch_size=8, n_threads=2)),
+    "adam, rows shared, early stopping": (MLPClassifier, dict(batch_size=100, n_threads=2,
+                                                              early_stopping=True, validation_fraction=0.2)),
+    "lbfgs": (MLPClassifier, dict(solver="lbfgs")),
+    "regressor, two outputs": (MLPRegressor, dict(batch_size=8, n_threads=1)),
+}
+
+
+@pytest.mark.parametrize("name", READ_ONLY_FITS)
+def test_read_only_data_compiles_no_kernel_again(tmp_path, name):
+    """The kernels take the data read-only whatever its flag (a read-only array is a type of its
+    own to Numba, and a second compile of the epoch took 21 s): after a fit and a prediction on
+    writeable arrays, the same on read-only memory maps loads or compiles nothing, and gives the
+    same model."""
+    estimator, params = READ_ONLY_FITS[name]
+    X = np.random.default_rng(1).random((150, 4))  # batches of 100 rows are shared by rows
+    targets = np.c_[X[:, 0], X[:, 1] - X[:, 2]] if estimator is MLPRegressor else np.arange(150) % 3
+    weights = np.linspace(0.5, 1.5, 150)
+    models = []
+    for read_only in (False, True):
+        data = [X, targets, weights]
+        if read_only:
+            data = [read_only_copy(tmp_path, str(k), a) for k, a in enumerate(data)]
+        model = estimator(engine="fast", hidden_layer_sizes=(6,), max_iter=2, random_state=0, **params)
+        model.fit(data[0], data[1], sample_weight=data[2]).predict(data[0])
+        models.append(model)
+        if not read_only:
+            before = kernel_signatures()
+    assert kernel_signatures() == before
+    for got, want in zip(parameters(models[1]), parameters(models[0])):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_warm_start_with_another_architecture():

@@ -9,6 +9,7 @@ the same arithmetic as :mod:`fastnn.reference`.
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, lower_builtin, type_callable
 
 from ..reference import LEAKY_SLOPE
@@ -100,6 +101,24 @@ def opaque(typingctx, value):
         return context.cast(builder, args[0], signature.args[0], plain)
 
     return plain(value), codegen
+
+
+@intrinsic
+def read_only(typingctx, array):
+    """``array`` typed read-only, as C's ``const``: the same array, no copy.
+
+    A read-only array is a type of its own to Numba, so a kernel given the data (read-only,
+    ``fastnn._aligned.read_only``) in one call and a buffer in another compiles twice; an
+    operand passed through this is one type in every call (the GEMM's blocked kernel: two
+    compiles of 3-4 s each saved at a cold first fit)."""
+    if not isinstance(array, types.Array):
+        return None
+    const = array.copy(readonly=True)
+
+    def codegen(context, builder, signature, args):
+        return impl_ret_borrowed(context, builder, const, args[0])
+
+    return const(array), codegen
 
 
 @intrinsic

@@ -117,8 +117,10 @@ def _train_pieces(data, net, work, crew, step, start, stop, taken):
             _stall(crew.sync, crew.stall_gradient)
         lo, hi = _share(stop - start, p, n_pieces)
         Xb, yb = _rows(data, start + lo, start + hi)
+        # No layer below the input takes a gradient: an empty input delta, from the gather
+        # buffer, as Xb may be the read-only data.
         crew.losses[p], crew.hits[p] = _train_batch(Xb, yb, net, _with_grad(work, crew.grads[p]), False, step,
-                                                    Xb[:0])
+                                                    data.x_batch[:0])
 
 
 @kernel

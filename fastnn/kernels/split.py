@@ -149,7 +149,10 @@ def _upper_layers_step(partials, yb, worker, n_workers, share, code, step):
     hidden1 = share.hidden1[:m]
     _sum_partials(partials, hidden1)
     _bias_activate(hidden1, share.b1, code, hidden1)
-    one_batch = Batches(hidden1, yb, yb[:0], m, hidden1[:0], yb[:0])
+    # No order, no gather buffers: empty int64 arrays of the share's own, as yb may be the
+    # read-only labels and the batch's type still says its buffers can be written.
+    no_rows = share.hits[:0]
+    one_batch = Batches(hidden1, yb, no_rows, m, hidden1[:0], no_rows)
     _run_batches(one_batch, share.upper, share.upper_work, opaque(True), step, share.delta1[:m])
     lo, hi = _share(m, worker, n_workers)
     losses, hits = share.upper_work.losses, share.upper_work.hits
