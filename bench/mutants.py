@@ -422,7 +422,7 @@ MUTANTS = [
            "block_a = A[:, 0:block] if trans_a else A[0:block]",
            "every block of a blocked GEMM multiplies the first rows of A", tests=("tests/test_kernels.py",)),
     Mutant("gemm-operands-not-const", "fastnn/kernels/blas.py",
-           "alpha, read_only(A), read_only(B), beta, C)", "alpha, A, B, beta, C)",
+           "alpha, const(A), const(B), beta, C)", "alpha, A, B, beta, C)",
            "the blocked GEMM compiled again for each mix of read-only data and writeable buffers",
            tests=("tests/test_engine.py::test_a_cold_cache_is_announced_once",)),
     Mutant("solver-data-writeable", "fastnn/solvers.py",

@@ -408,7 +408,7 @@ def test_a_cold_cache_is_announced_once(tmp_path):
     """The first fit in a new Numba cache says it compiles; a later process, loading the
     cache, says nothing. (float64, a small net: the kernels compile for these types.) Neither
     process compiled or loaded a kernel twice for the same types but read-only arrays (the
-    data are read-only, the buffers not: fastnn._aligned.read_only, kernels._scalar.read_only)."""
+    data are read-only, the buffers not: fastnn._aligned.read_only, kernels._scalar.const)."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     runs = [subprocess.run([sys.executable, "-c", FIRST_FIT], env=env, capture_output=True, text=True,
                            timeout=300, cwd=Path(__file__).resolve().parent.parent) for _ in range(2)]

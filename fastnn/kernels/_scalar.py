@@ -104,7 +104,7 @@ def opaque(typingctx, value):
 
 
 @intrinsic
-def read_only(typingctx, array):
+def const(typingctx, array):
     """``array`` typed read-only, as C's ``const``: the same array, no copy.
 
     A read-only array is a type of its own to Numba, so a kernel given the data (read-only,
@@ -113,12 +113,12 @@ def read_only(typingctx, array):
     compiles of 3-4 s each saved at a cold first fit)."""
     if not isinstance(array, types.Array):
         return None
-    const = array.copy(readonly=True)
+    typed = array.copy(readonly=True)
 
     def codegen(context, builder, signature, args):
-        return impl_ret_borrowed(context, builder, const, args[0])
+        return impl_ret_borrowed(context, builder, typed, args[0])
 
-    return const(array), codegen
+    return typed(array), codegen
 
 
 @intrinsic

@@ -151,7 +151,7 @@ _sgemm = types.ExternalFunction("fastnn_sgemm", _GEMM)
 _dgemm = types.ExternalFunction("fastnn_dgemm", _GEMM)
 
 from ._jit import helper, kernel  # noqa: E402  (the symbols above must exist before any kernel loads)
-from ._scalar import opaque, read_only  # noqa: E402
+from ._scalar import const, opaque  # noqa: E402
 from ._stack import stack_empty  # noqa: E402
 
 
@@ -169,7 +169,7 @@ def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
     """``C = alpha · op(A) · op(B) + beta · C`` (:func:`_gemm_in_blocks`), the flags passed on as
     run-time values and the operands as read-only arrays, so that one compiled GEMM serves
     every combination of flags, data and buffers."""
-    _gemm_in_blocks(opaque(trans_a), opaque(trans_b), alpha, read_only(A), read_only(B), beta, C)
+    _gemm_in_blocks(opaque(trans_a), opaque(trans_b), alpha, const(A), const(B), beta, C)
 
 
 @kernel
