@@ -248,8 +248,7 @@ def test_memory_layouts_give_the_same_model(tmp_path, engine, layout, shuffle):
 
 
 def read_only_copy(tmp_path, name, array):
-    """``array`` as a read-only memory map of a file, as joblib hands large arrays to the
-    workers of a parallel search."""
+    """``array`` as a read-only memory map of a file (``np.load(path, mmap_mode="r")``)."""
     np.save(tmp_path / f"{name}.npy", np.ascontiguousarray(array))
     return np.load(tmp_path / f"{name}.npy", mmap_mode="r")
 
