@@ -246,7 +246,7 @@ class FastSolver:
         X, Y = self.p.X, self.p.Y
         if order is None:
             # Empty buffers of their own, never views of the data: the kernel writes into them
-            # (were the data read-only, so would be a view, and the kernel would not compile).
+            # (the data are read-only, so a view of them is too, and the kernel would not compile).
             order = np.empty(0, np.int64)
             gather = (np.empty((0, X.shape[1]), X.dtype), np.empty((0, Y.shape[1]), Y.dtype),
                       np.empty(0, self.weights.dtype))
