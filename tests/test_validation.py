@@ -208,14 +208,17 @@ def test_safe_conversions_match_float_input(engine, convert):
         np.testing.assert_array_equal(got, want)
 
 
+def read_only_copy(tmp_path, name, array):
+    """``array`` as a read-only memory map of a file (``np.load(path, mmap_mode="r")``)."""
+    np.save(tmp_path / f"{name}.npy", np.ascontiguousarray(array))
+    return np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+
+
 def layouts(tmp_path):
     C = np.ascontiguousarray(X, dtype=np.float32)
     read_only = C.copy()
     read_only.flags.writeable = False
-    mapped = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=C.shape)
-    mapped[:] = C
-    mapped.flush()
-    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    mapped = read_only_copy(tmp_path, "X", C)
     wide = np.zeros((40, 8), np.float32)
     wide[:, ::2] = C
     return {"fortran": np.asfortranarray(C), "strided": wide[:, ::2], "read-only": read_only,
@@ -245,12 +248,6 @@ def test_memory_layouts_give_the_same_model(tmp_path, engine, layout, shuffle):
     for got, want in zip(parameters(a), parameters(b)):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(a.predict_proba(Xl), b.predict_proba(C))
-
-
-def read_only_copy(tmp_path, name, array):
-    """``array`` as a read-only memory map of a file (``np.load(path, mmap_mode="r")``)."""
-    np.save(tmp_path / f"{name}.npy", np.ascontiguousarray(array))
-    return np.load(tmp_path / f"{name}.npy", mmap_mode="r")
 
 
 READ_ONLY_FITS = {
