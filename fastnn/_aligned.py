@@ -11,7 +11,8 @@ A row of 784 float32 values is 49 cache lines, so every row of such an array is 
 
 Numba compiles a kernel once for each set of argument types, and a read-only array is a type
 of its own: a fit on a read-only X (a memory map opened for reading, an array whose write flag
-its owner turned off) compiled the whole solver epoch a second time, 21 s. The engines
+its owner turned off) compiled the whole solver epoch a second time, 20.5 s
+(``bench/compile_time.py``, on the code before). The engines
 therefore hand the kernels the data they only read (X, Y, sample weights) always read-only
 (:func:`read_only`): one compiled epoch serves both, and a kernel that would write into the
 user's data does not compile.

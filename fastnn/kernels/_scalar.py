@@ -109,8 +109,9 @@ def const(typingctx, array):
 
     A read-only array is a type of its own to Numba, so a kernel given the data (read-only,
     ``fastnn._aligned.read_only``) in one call and a buffer in another compiles twice; an
-    operand passed through this is one type in every call (the GEMM's blocked kernel: two
-    compiles of 3-4 s each saved at a cold first fit)."""
+    operand passed through this is one type in every call (the GEMM's blocked kernel: 1
+    signature compiled instead of 3, a cold first fit 21.5 s instead of 29.6 s,
+    ``bench/compile_time.py``)."""
     if not isinstance(array, types.Array):
         return None
     typed = array.copy(readonly=True)
